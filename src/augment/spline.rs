@@ -1,0 +1,1 @@
+//! B-spline prefilter and evaluation for orders 2..=5.

@@ -1,0 +1,18 @@
+//! npyflow (crate docs written at the end)
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(unsafe_code)]
+
+mod augment;
+mod element;
+mod error;
+mod generator;
+mod layout;
+mod rng;
+
+pub use element::{OutputDtype, Real};
+pub use error::{Error, ErrorKind, Result};
+pub use augment::{affine_transform, keras_affine, Affine2, FillMode, ResampleScratch};
+pub use generator::{GeneratorOptions, ImageDataGenerator, Scratch, ShiftRange, ZoomRange};
+pub use layout::{DataFormat, ImageShape};
+pub use rng::{fresh_seed, SampleRng, Stream};
