@@ -1,0 +1,434 @@
+//! `NpyArray`: one `.npy` array (a file or an `.npz` member), memory-mapped
+//! or read with `pread`, validated at open.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use ndarray::{ArrayViewD, IxDyn};
+
+use super::cast::{cast_into, copy_native};
+use super::dtype::{Dtype, ElemType};
+use super::header::{parse_header, Header, HeaderProblem};
+use crate::{sys, Error, ErrorKind, Real, Result};
+
+/// How array bytes are fetched from storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SourceKind {
+    /// Memory-map the file (zero-copy views, page-cache telemetry). The default.
+    #[default]
+    Mmap,
+    /// Read rows with `pread` into private buffers. Slower, but safe on
+    /// filesystems where mapping is unwise (network filesystems, files that
+    /// other processes rewrite): a shrinking file gives an I/O error, never SIGBUS.
+    Read,
+}
+
+/// Options for [`NpyArray::open_with`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenOptions {
+    /// Map or read. By default, map.
+    pub source: SourceKind,
+    /// Accept Fortran-order arrays (only raw byte access is meaningful then;
+    /// the converter uses this to rewrite them in C order). By default, rejected.
+    pub allow_fortran: bool,
+}
+
+/// An element type a zero-copy view can be taken as (`bool` arrays are viewed as `u8`).
+pub trait Element: bytemuck::Pod {
+    /// The `.npy` element type this Rust type matches.
+    const ELEM: ElemType;
+}
+
+macro_rules! element {
+    ($($t:ty => $e:ident),*) => {$(impl Element for $t { const ELEM: ElemType = ElemType::$e; })*};
+}
+element!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, u64 => U64, i64 => I64,
+         half::f16 => F16, f32 => F32, f64 => F64);
+
+pub(crate) struct Inner {
+    path: PathBuf,
+    member: Option<String>,
+    file: File,
+    map: Option<Arc<Mmap>>,
+    /// Offset of the `.npy` bytes inside the file (non-zero for `.npz` members).
+    base: u64,
+    header: Header,
+    file_len: u64,
+    row_len: usize,
+    row_bytes: usize,
+}
+
+/// A memory-mapped (or `pread`) `.npy` array, validated at open.
+///
+/// Cheap to clone (shared map) and `Send + Sync`: several iterators may share
+/// one map across threads.
+///
+/// See the crate docs, "Safety of memory maps", for what must hold while a
+/// file is mapped.
+#[derive(Clone)]
+pub struct NpyArray {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NpyArray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NpyArray")
+            .field("path", &self.inner.path)
+            .field("member", &self.inner.member)
+            .field("dtype", &self.inner.header.dtype)
+            .field("shape", &self.inner.header.shape)
+            .finish()
+    }
+}
+
+impl NpyArray {
+    /// Opens a `.npy` file, memory-mapped.
+    ///
+    /// # Errors
+    /// I/O errors, and one [`ErrorKind`] per validation: bad magic, bad
+    /// header, unsupported dtype, size overflow, truncated data, misaligned
+    /// data, Fortran order.
+    pub fn open(path: impl AsRef<Path>) -> Result<NpyArray> {
+        Self::open_with(path, OpenOptions::default())
+    }
+
+    /// Opens a `.npy` file with explicit options.
+    ///
+    /// # Errors
+    /// As [`NpyArray::open`].
+    pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<NpyArray> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let map = match options.source {
+            SourceKind::Mmap => Some(Arc::new(sys::map_readonly(&file).map_err(|e| Error::io(path, e))?)),
+            SourceKind::Read => None,
+        };
+        Self::from_parts(path.to_path_buf(), None, file, map, 0, file_len, file_len, options)
+    }
+
+    /// Builds an array over `len` bytes at `base` of `file` (the whole file, or an npz member).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        path: PathBuf,
+        member: Option<String>,
+        file: File,
+        map: Option<Arc<Mmap>>,
+        base: u64,
+        len: u64,
+        file_len: u64,
+        options: OpenOptions,
+    ) -> Result<NpyArray> {
+        let header = {
+            let head: Vec<u8>;
+            let bytes: &[u8] = match &map {
+                Some(m) => {
+                    let start = base as usize;
+                    &m[start..start + len as usize]
+                }
+                None => {
+                    // Read the preamble, then as much header as it announces (bounded).
+                    let want = len.min(1 << 20) as usize;
+                    let mut buf = vec![0u8; want];
+                    let n = read_full_at(&file, &mut buf, base).map_err(|e| Error::io(&path, e))?;
+                    buf.truncate(n);
+                    head = buf;
+                    &head
+                }
+            };
+            parse_header(bytes).map_err(|p: HeaderProblem| p.at(&path))?
+        };
+        if header.fortran_order && !options.allow_fortran {
+            return Err(ErrorKind::FortranOrder { path }.into());
+        }
+        let expected = (header.data_offset as u64).saturating_add(header.data_len as u64);
+        if len < expected {
+            return Err(ErrorKind::Truncated { path, expected, found: len }.into());
+        }
+        // A stand-alone .npy written by numpy has its data 64-byte aligned; a
+        // misaligned one is malformed. Inside an .npz numpy does not align
+        // members, so there we accept any offset (rows are read byte-wise and
+        // only zero-copy `view` insists on alignment).
+        let data_start = base + header.data_offset as u64;
+        if member.is_none() && data_start % header.dtype.size() as u64 != 0 {
+            return Err(ErrorKind::Misaligned { path, offset: data_start, align: header.dtype.size() }.into());
+        }
+        let row_len = header.shape.iter().skip(1).product::<usize>();
+        let row_bytes = row_len * header.dtype.size();
+        if let Some(m) = &map {
+            // Random access only: the iterator re-advises for its order.
+            let _ = m.advise(memmap2::Advice::Random);
+        }
+        Ok(NpyArray {
+            inner: Arc::new(Inner { path, member, file, map, base, header, file_len, row_len, row_bytes }),
+        })
+    }
+
+    /// The file this array lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The `.npz` member name, for arrays inside an archive.
+    pub fn member(&self) -> Option<&str> {
+        self.inner.member.as_deref()
+    }
+
+    /// A display name: the path, plus `:member` for `.npz` members.
+    pub fn name(&self) -> String {
+        match &self.inner.member {
+            Some(m) => format!("{}:{m}", self.inner.path.display()),
+            None => self.inner.path.display().to_string(),
+        }
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &Header {
+        &self.inner.header
+    }
+
+    /// Element type and byte order.
+    pub fn dtype(&self) -> Dtype {
+        self.inner.header.dtype
+    }
+
+    /// The array's shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.inner.header.shape
+    }
+
+    /// Number of rows (samples): the first axis, or 1 for a 0-d array.
+    pub fn len(&self) -> usize {
+        self.inner.header.shape.first().copied().unwrap_or(1)
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Elements per row (product of all axes after the first).
+    pub fn row_len(&self) -> usize {
+        self.inner.row_len
+    }
+
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> usize {
+        self.inner.row_bytes
+    }
+
+    /// Offset of the first data byte in the file.
+    pub fn data_offset(&self) -> u64 {
+        self.inner.base + self.inner.header.data_offset as u64
+    }
+
+    /// Number of data bytes.
+    pub fn data_len(&self) -> usize {
+        self.inner.header.data_len
+    }
+
+    /// How the array is read.
+    pub fn source_kind(&self) -> SourceKind {
+        if self.inner.map.is_some() {
+            SourceKind::Mmap
+        } else {
+            SourceKind::Read
+        }
+    }
+
+    pub(crate) fn file(&self) -> &File {
+        &self.inner.file
+    }
+
+    pub(crate) fn map(&self) -> Option<&Mmap> {
+        self.inner.map.as_deref()
+    }
+
+    /// The data bytes straight from the map (`None` for the `pread` source).
+    pub fn data_bytes(&self) -> Option<&[u8]> {
+        let m = self.inner.map.as_ref()?;
+        let start = self.data_offset() as usize;
+        Some(&m[start..start + self.inner.header.data_len])
+    }
+
+    /// Row `i`'s bytes straight from the map (`None` for the `pread` source).
+    ///
+    /// # Panics
+    /// When `i >= len()` (a caller bug).
+    pub fn row_bytes_mapped(&self, i: usize) -> Option<&[u8]> {
+        assert!(i < self.len(), "row {i} out of range for {} rows", self.len());
+        let rb = self.inner.row_bytes;
+        self.data_bytes().map(|d| &d[i * rb..(i + 1) * rb])
+    }
+
+    /// Errors when the file shrank since it was opened (truncated or replaced
+    /// under the map). Cheap (one `fstat`); the iterator calls it before each batch.
+    ///
+    /// # Errors
+    /// [`ErrorKind::FileChanged`] or an I/O error.
+    pub fn check_unchanged(&self) -> Result<()> {
+        let now = self.inner.file.metadata().map_err(|e| Error::io(&self.inner.path, e))?.len();
+        if now < self.inner.file_len {
+            return Err(ErrorKind::FileChanged { path: self.inner.path.clone(), expected: self.inner.file_len, found: now }
+                .into());
+        }
+        Ok(())
+    }
+
+    /// Copies row `i`'s raw bytes (stored byte order) into `out`.
+    ///
+    /// # Errors
+    /// I/O errors of the `pread` source.
+    ///
+    /// # Panics
+    /// When `i >= len()` or `out.len() != row_bytes()` (caller bugs).
+    pub fn read_row_raw(&self, i: usize, out: &mut [u8]) -> Result<()> {
+        assert_eq!(out.len(), self.inner.row_bytes, "read_row_raw: buffer size");
+        match self.row_bytes_mapped(i) {
+            Some(src) => out.copy_from_slice(src),
+            None => {
+                let off = self.data_offset() + (i * self.inner.row_bytes) as u64;
+                self.inner.file.read_exact_at(out, off).map_err(|e| Error::io(&self.inner.path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies row `i` into `out` in native byte order (for typed views of y, weights, aux).
+    ///
+    /// # Errors
+    /// I/O errors of the `pread` source.
+    ///
+    /// # Panics
+    /// As [`NpyArray::read_row_raw`].
+    pub fn read_row_native(&self, i: usize, out: &mut [u8]) -> Result<()> {
+        let dtype = self.dtype();
+        match self.row_bytes_mapped(i) {
+            Some(src) => copy_native(src, dtype, out),
+            None => {
+                self.read_row_raw(i, out)?;
+                if !dtype.is_native() {
+                    out.chunks_exact_mut(dtype.size()).for_each(|c| c.reverse());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Converts row `i` (any dtype, any byte order) into `out` as `T`.
+    ///
+    /// # Errors
+    /// I/O errors of the `pread` source.
+    ///
+    /// # Panics
+    /// When `i >= len()` or `out.len() != row_len()` (caller bugs).
+    pub fn read_sample_into<T: Real>(&self, i: usize, out: &mut [T]) -> Result<()> {
+        assert_eq!(out.len(), self.inner.row_len, "read_sample_into: buffer size");
+        match self.row_bytes_mapped(i) {
+            Some(src) => cast_into(src, self.dtype(), out),
+            None => {
+                thread_local!(static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
+                BUF.with(|b| -> Result<()> {
+                    let mut b = b.borrow_mut();
+                    b.resize(self.inner.row_bytes, 0);
+                    self.read_row_raw(i, &mut b)?;
+                    cast_into(&b, self.dtype(), out);
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the whole array as `f64` (for small arrays: labels, statistics).
+    ///
+    /// # Errors
+    /// I/O errors of the `pread` source.
+    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        let mut out = vec![0f64; self.inner.header.num_elements];
+        if self.inner.row_len == 0 {
+            return Ok(out);
+        }
+        if self.shape().is_empty() {
+            let mut raw = vec![0u8; self.dtype().size()];
+            match self.data_bytes() {
+                Some(d) => raw.copy_from_slice(d),
+                None => self
+                    .inner
+                    .file
+                    .read_exact_at(&mut raw, self.data_offset())
+                    .map_err(|e| Error::io(&self.inner.path, e))?,
+            }
+            cast_into(&raw, self.dtype(), &mut out);
+            return Ok(out);
+        }
+        for (i, chunk) in out.chunks_exact_mut(self.inner.row_len).enumerate() {
+            self.read_sample_into(i, chunk)?;
+        }
+        Ok(out)
+    }
+
+    /// A zero-copy view of the whole array.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `T` is not the stored type or the
+    /// data is not native-endian or the array is read with `pread`;
+    /// [`ErrorKind::Misaligned`] when the data is not aligned for `T`
+    /// (possible for `.npz` members).
+    pub fn view<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
+        let dtype = self.dtype();
+        let ok_type = T::ELEM == dtype.elem || (T::ELEM == ElemType::U8 && dtype.elem == ElemType::Bool);
+        if !ok_type {
+            return Err(Error::invalid("T", std::any::type_name::<T>(), format!("{} holds {}", self.name(), dtype)));
+        }
+        if !dtype.is_native() {
+            return Err(Error::invalid(
+                "T",
+                std::any::type_name::<T>(),
+                format!("{} is not native-endian; read rows with read_sample_into or convert it", self.name()),
+            ));
+        }
+        let bytes = self.data_bytes().ok_or_else(|| {
+            Error::invalid("source", "read", "zero-copy views need the memory-mapped source")
+        })?;
+        let data: &[T] = bytemuck::try_cast_slice(bytes).map_err(|_| {
+            Error::from(ErrorKind::Misaligned {
+                path: self.inner.path.clone(),
+                offset: self.data_offset(),
+                align: std::mem::align_of::<T>(),
+            })
+        })?;
+        ArrayViewD::from_shape(IxDyn(self.shape()), data)
+            .map_err(|e| Error::invalid("shape", format!("{:?}", self.shape()), e.to_string()))
+    }
+
+    /// A zero-copy view of row `i` (shape = the array's shape without its first axis).
+    ///
+    /// # Errors
+    /// As [`NpyArray::view`], plus [`ErrorKind::IndexOutOfRange`].
+    pub fn sample_view<T: Element>(&self, i: usize) -> Result<ArrayViewD<'_, T>> {
+        if i >= self.len() || self.shape().is_empty() {
+            return Err(ErrorKind::IndexOutOfRange { index: i, len: self.len() }.into());
+        }
+        Ok(self.view::<T>()?.index_axis_move(ndarray::Axis(0), i))
+    }
+}
+
+/// `read_exact_at` that stops at end of file instead of failing; returns bytes read.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,24 @@
+//! `.npy` and `.npz`: header parsing over bytes, element types, the mapped
+//! array, archive members, per-sample conversion and crash-safe writers.
+
+mod array;
+mod cast;
+mod dtype;
+mod header;
+mod npz;
+mod write;
+
+pub use array::{Element, NpyArray, OpenOptions, SourceKind};
+pub use cast::{cast_into, copy_native};
+pub use dtype::{ByteOrder, Dtype, ElemType};
+pub use header::{header_bytes, Header, MAGIC};
+pub use npz::{NpzArchive, NpzMember};
+pub use write::{create_atomic, persist, temp_beside, write_npy, NpyWriter, NpzWriter};
+
+/// Parses a `.npy` header from bytes (pure; no I/O).
+///
+/// # Errors
+/// The same kinds as [`NpyArray::open`], with `path` as the name to report.
+pub fn parse_header(bytes: &[u8], path: &std::path::Path) -> crate::Result<Header> {
+    header::parse_header(bytes).map_err(|p| p.at(path))
+}

@@ -1,0 +1,132 @@
+//! The one module with `unsafe`: memory maps and the kernel calls around them
+//! (mincore, madvise, posix_fadvise, getrusage).
+//!
+//! Everything here is a thin, documented wrapper; callers elsewhere in the
+//! crate stay safe code. The crate denies `unsafe_code` everywhere else.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+use memmap2::{Mmap, MmapOptions};
+
+/// Maps `file` read-only in full.
+///
+/// The crate-level contract ("Safety of memory maps" in the crate docs) is
+/// that the file is not truncated or rewritten while mapped; npyflow checks
+/// the file's size before each batch and errors out if it shrank, which
+/// narrows but cannot close the window (another process may truncate between
+/// the check and the read).
+pub(crate) fn map_readonly(file: &File) -> io::Result<Mmap> {
+    // SAFETY: the map is read-only and private to this process's view; the
+    // only undefined behaviour memmap2 documents is concurrent modification
+    // of the file, which the crate's documented contract excludes and which
+    // `NpyArray::check_unchanged` detects for the common case (truncation).
+    unsafe { MmapOptions::new().map(file) }
+}
+
+/// The system page size.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions; it only reads a constant.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v > 0 {
+        v as usize
+    } else {
+        4096
+    }
+}
+
+/// Page-aligned sub-range `[start, end)` of a map covering bytes `offset..offset+len`.
+fn page_range(map: &Mmap, offset: usize, len: usize) -> (usize, usize) {
+    let page = page_size();
+    let start = offset / page * page;
+    let end = (offset.saturating_add(len)).min(map.len());
+    (start.min(end), end)
+}
+
+/// Residency of each page of `map[offset..offset+len]` in the page cache
+/// (one bool per page, pages counted from the page containing `offset`).
+pub(crate) fn residency(map: &Mmap, offset: usize, len: usize) -> io::Result<Vec<bool>> {
+    let (start, end) = page_range(map, offset, len);
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    let page = page_size();
+    let pages = (end - start).div_ceil(page);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: `map.as_ptr() + start` is page-aligned (maps start on a page
+    // boundary and `start` is a multiple of the page size) and the range
+    // `start..end` lies inside the live mapping, which `map` keeps alive for
+    // the duration of the call; `vec` has one byte per page of that range as
+    // mincore requires.
+    let rc = unsafe {
+        libc::mincore(map.as_ptr().add(start) as *mut libc::c_void, end - start, vec.as_mut_ptr())
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(vec.into_iter().map(|b| b & 1 == 1).collect())
+}
+
+/// Kernel read-ahead / caching hints for a file range (posix_fadvise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileAdvice {
+    /// Start reading the range into the cache now.
+    WillNeed,
+    /// Drop the range's clean pages from the cache.
+    DontNeed,
+    /// Expect sequential access (larger read-ahead).
+    Sequential,
+    /// Expect random access (no read-ahead).
+    Random,
+}
+
+/// posix_fadvise on `file[offset..offset+len]` (`len == 0` means to the end).
+pub(crate) fn fadvise(file: &File, offset: u64, len: u64, advice: FileAdvice) -> io::Result<()> {
+    let adv = match advice {
+        FileAdvice::WillNeed => libc::POSIX_FADV_WILLNEED,
+        FileAdvice::DontNeed => libc::POSIX_FADV_DONTNEED,
+        FileAdvice::Sequential => libc::POSIX_FADV_SEQUENTIAL,
+        FileAdvice::Random => libc::POSIX_FADV_RANDOM,
+    };
+    let off = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: posix_fadvise only reads its scalar arguments and the open
+    // descriptor that `file` keeps alive; it never touches our memory.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, len, adv) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Unmaps this process's pages of `map[offset..offset+len]` (MADV_DONTNEED) so
+/// that a following `fadvise(DontNeed)` can evict them from the page cache.
+/// The data stays readable: the next access faults it back in from the file.
+pub(crate) fn drop_mapped(map: &Mmap, offset: usize, len: usize) -> io::Result<()> {
+    let (start, end) = page_range(map, offset, len);
+    if start >= end {
+        return Ok(());
+    }
+    // SAFETY: the map is a read-only shared file mapping, so MADV_DONTNEED
+    // only drops our page-table entries; later reads refault the same file
+    // contents, no data is lost and no reference into the map is invalidated.
+    // The range is page-aligned at its start and inside the mapping.
+    unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) }
+}
+
+/// Major page faults of this process so far (getrusage).
+pub(crate) fn major_faults() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a complete `rusage` into the pointer we pass,
+    // which points to properly sized, writable, zero-initialised memory.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return 0;
+    }
+    // SAFETY: getrusage returned 0, so it fully initialised `usage`
+    // (and the zeroed start makes every bit pattern a valid rusage anyway).
+    let usage = unsafe { usage.assume_init() };
+    usage.ru_majflt.max(0) as u64
+}
