@@ -1,0 +1,295 @@
+//! Epoch plans: which rows, in which order. Pure arithmetic, no I/O.
+//!
+//! A plan lists subset-relative sample indices for one epoch. It is a pure
+//! function of (order, n, seed, epoch, shard), so any batch of any epoch can
+//! be recomputed — that is what makes `get(i)`, saved positions and
+//! multi-process sharding reproducible.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rng::{SampleRng, Stream};
+use crate::{Error, Result};
+
+/// The order rows are visited in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// File order (Keras with `shuffle=False`). Best for the page cache.
+    #[default]
+    Sequential,
+    /// A uniform random permutation per epoch (Keras with `shuffle=True`).
+    Shuffle,
+    /// Page-aware block shuffle (FFCV's QUASI_RANDOM idea on a plain `.npy`):
+    /// rows are cut into contiguous blocks, the block order is shuffled, and
+    /// `window` blocks at a time are pooled and their rows shuffled together.
+    /// Only `window` blocks are being read at any moment, so reads stay
+    /// mostly sequential and the working set is `window × block_rows` rows.
+    Blocks {
+        /// Rows per block (at least 1).
+        block_rows: usize,
+        /// Blocks shuffled together (at least 1).
+        window: usize,
+    },
+}
+
+impl Order {
+    /// A block order whose active window (`window` blocks) fits `budget_bytes`
+    /// for rows of `row_bytes` bytes. Blocks of at least 1 row.
+    pub fn blocks_for_budget(budget_bytes: u64, row_bytes: usize, window: usize) -> Order {
+        let window = window.max(1);
+        let rows = budget_bytes / (row_bytes.max(1) as u64) / window as u64;
+        Order::Blocks { block_rows: rows.max(1) as usize, window }
+    }
+
+    /// Keras' `shuffle` flag as an order.
+    pub fn from_shuffle(shuffle: bool) -> Order {
+        if shuffle {
+            Order::Shuffle
+        } else {
+            Order::Sequential
+        }
+    }
+
+    /// True for the orders that read the file mostly front to back.
+    pub fn is_sequential_like(&self) -> bool {
+        !matches!(self, Order::Shuffle)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Order::Blocks { block_rows, window } = *self {
+            if block_rows == 0 || window == 0 {
+                return Err(Error::invalid(
+                    "order",
+                    format!("blocks(block_rows={block_rows}, window={window})"),
+                    "block_rows and window must be at least 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One part of a dataset split across `count` workers (PyTorch's
+/// DistributedSampler use case): worker `index` gets a contiguous slice of
+/// every epoch's global plan, so shards are disjoint, together complete, and
+/// agree on the permutation without talking to each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// This worker's index, `0..count`.
+    pub index: usize,
+    /// Number of workers.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole dataset.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// A validated shard.
+    ///
+    /// # Errors
+    /// When `count == 0` or `index >= count`.
+    pub fn new(index: usize, count: usize) -> Result<Shard> {
+        if count == 0 || index >= count {
+            return Err(Error::invalid("shard", format!("({index}, {count})"), "need 0 <= index < count"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The positions `[start, end)` of the global plan (length `n`) this shard takes.
+    pub fn range(&self, n: usize) -> (usize, usize) {
+        // Balanced split: sizes differ by at most one.
+        let start = (n as u128 * self.index as u128 / self.count as u128) as usize;
+        let end = (n as u128 * (self.index as u128 + 1) / self.count as u128) as usize;
+        (start, end)
+    }
+
+    /// Number of samples in this shard for a dataset of `n`.
+    pub fn len(&self, n: usize) -> usize {
+        let (a, b) = self.range(n);
+        b - a
+    }
+
+    /// True when this shard holds nothing of a dataset of `n`.
+    pub fn is_empty(&self, n: usize) -> bool {
+        self.len(n) == 0
+    }
+}
+
+/// The global plan of `epoch`: a permutation of `0..n` (or `0..n` itself).
+pub fn global_plan(order: Order, n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    match order {
+        Order::Sequential => {}
+        Order::Shuffle => SampleRng::new(seed, Stream::Permutation, epoch, 0).shuffle(&mut idx),
+        Order::Blocks { block_rows, window } => {
+            let block_rows = block_rows.max(1);
+            let window = window.max(1);
+            let blocks = n.div_ceil(block_rows);
+            let mut block_order: Vec<usize> = (0..blocks).collect();
+            SampleRng::new(seed, Stream::Blocks, epoch, 0).shuffle(&mut block_order);
+            idx.clear();
+            for (w, group) in block_order.chunks(window).enumerate() {
+                let start = idx.len();
+                for &b in group {
+                    idx.extend(b * block_rows..((b + 1) * block_rows).min(n));
+                }
+                SampleRng::new(seed, Stream::Permutation, epoch, w as u64 + 1).shuffle(&mut idx[start..]);
+            }
+        }
+    }
+    idx
+}
+
+/// This shard's plan for `epoch`: its slice of the global plan.
+pub fn epoch_plan(order: Order, n: usize, seed: u64, epoch: u64, shard: Shard) -> Vec<usize> {
+    let mut plan = global_plan(order, n, seed, epoch);
+    let (a, b) = shard.range(n);
+    plan.truncate(b);
+    plan.drain(..a);
+    plan
+}
+
+/// Number of batches for `n` samples: `ceil(n / batch_size)`, or
+/// `floor(n / batch_size)` with `drop_last`.
+pub fn num_batches(n: usize, batch_size: usize, drop_last: bool) -> usize {
+    if batch_size == 0 {
+        return 0;
+    }
+    if drop_last {
+        n / batch_size
+    } else {
+        n.div_ceil(batch_size)
+    }
+}
+
+/// Keras' split: `split = int(n * validation_split)`; validation is
+/// `[0, split)`, training `[split, n)`. Returns `(offset, len)` of the subset.
+pub fn subset_range(n: usize, validation_split: f64, subset: Subset) -> (usize, usize) {
+    // Keras multiplies in float and truncates.
+    let split = ((n as f64) * validation_split) as usize;
+    let split = split.min(n);
+    match subset {
+        Subset::All => (0, n),
+        Subset::Validation => (0, split),
+        Subset::Training => (split, n - split),
+    }
+}
+
+/// Which part of the data an iterator covers (Keras' `subset`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subset {
+    /// Everything (Keras' `subset=None`).
+    #[default]
+    All,
+    /// The rows after the first `int(n × validation_split)`.
+    Training,
+    /// The first `int(n × validation_split)` rows.
+    Validation,
+}
+
+impl std::str::FromStr for Subset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Subset> {
+        match s {
+            "training" => Ok(Subset::Training),
+            "validation" => Ok(Subset::Validation),
+            "none" | "all" => Ok(Subset::All),
+            other => Err(Error::invalid(
+                "subset",
+                format!("{other:?}"),
+                "Invalid subset name; expected \"training\" or \"validation\"",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_permutation(v: &[usize], n: usize) -> bool {
+        let mut s = v.to_vec();
+        s.sort_unstable();
+        s == (0..n).collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn every_order_is_a_permutation() {
+        for n in [0, 1, 2, 7, 100, 1001] {
+            for order in [
+                Order::Sequential,
+                Order::Shuffle,
+                Order::Blocks { block_rows: 1, window: 1 },
+                Order::Blocks { block_rows: 16, window: 3 },
+                Order::Blocks { block_rows: 5000, window: 2 },
+            ] {
+                let p = global_plan(order, n, 42, 3);
+                assert!(is_permutation(&p, n), "{order:?} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn shuffle_depends_on_seed_and_epoch_only() {
+        let a = global_plan(Order::Shuffle, 50, 1, 0);
+        assert_eq!(a, global_plan(Order::Shuffle, 50, 1, 0));
+        assert_ne!(a, global_plan(Order::Shuffle, 50, 1, 1));
+        assert_ne!(a, global_plan(Order::Shuffle, 50, 2, 0));
+        assert_ne!(a, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn blocks_keep_the_window_local() {
+        let (block_rows, window) = (10, 2);
+        let p = global_plan(Order::Blocks { block_rows, window }, 100, 9, 0);
+        // Each run of window*block_rows positions touches exactly `window` blocks.
+        for chunk in p.chunks(block_rows * window) {
+            let mut blocks: Vec<usize> = chunk.iter().map(|i| i / block_rows).collect();
+            blocks.sort_unstable();
+            blocks.dedup();
+            assert_eq!(blocks.len(), window);
+        }
+        assert_ne!(p, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn shards_are_disjoint_complete_and_balanced() {
+        for n in [0, 1, 5, 10, 101] {
+            for count in 1..6 {
+                let mut all = Vec::new();
+                let mut sizes = Vec::new();
+                for index in 0..count {
+                    let s = Shard::new(index, count).unwrap();
+                    let p = epoch_plan(Order::Shuffle, n, 5, 2, s);
+                    sizes.push(p.len());
+                    all.extend(p);
+                }
+                assert!(is_permutation(&all, n));
+                assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
+            }
+        }
+        assert!(Shard::new(2, 2).is_err());
+        assert!(Shard::new(0, 0).is_err());
+    }
+
+    #[test]
+    fn split_follows_keras() {
+        // int(10 * 0.25) = 2
+        assert_eq!(subset_range(10, 0.25, Subset::Validation), (0, 2));
+        assert_eq!(subset_range(10, 0.25, Subset::Training), (2, 8));
+        assert_eq!(subset_range(10, 0.0, Subset::Validation), (0, 0));
+        assert_eq!(subset_range(10, 0.0, Subset::All), (0, 10));
+        // float truncation: 3 * 0.7 = 2.0999999999999996 -> 2
+        assert_eq!(subset_range(3, 0.7, Subset::Validation), (0, 2));
+    }
+
+    #[test]
+    fn batch_counts() {
+        assert_eq!(num_batches(8, 3, false), 3);
+        assert_eq!(num_batches(8, 3, true), 2);
+        assert_eq!(num_batches(0, 3, false), 0);
+        assert_eq!(num_batches(9, 3, true), 3);
+    }
+}

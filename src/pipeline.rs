@@ -1,0 +1,159 @@
+//! Batch assembly: gather rows, augment and standardise them in parallel,
+//! and (optionally) prepare the next batches in the background.
+//!
+//! Every sample's randomness comes from (seed, epoch, row), so the bytes of a
+//! batch do not depend on how many threads assemble it or how far ahead the
+//! prefetcher runs.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::batch::{typed_mut, Batch, Images};
+use crate::generator::{ImageDataGenerator, Scratch};
+use crate::npy::NpyArray;
+use crate::order::{epoch_plan, num_batches, Order, Shard};
+use crate::rng::{SampleRng, Stream};
+use crate::save::SaveConfig;
+use crate::{ImageShape, OutputDtype, Real, Result};
+
+/// Everything an iterator needs to build any batch; immutable and shared.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub x: NpyArray,
+    pub y: Option<NpyArray>,
+    pub sample_weight: Option<NpyArray>,
+    pub aux: Vec<NpyArray>,
+    pub generator: Arc<ImageDataGenerator>,
+    pub shape: ImageShape,
+    pub dims: [usize; 3],
+    /// First row of the subset in the files.
+    pub base: usize,
+    /// Rows in the subset (before sharding).
+    pub n: usize,
+    pub batch_size: usize,
+    pub drop_last: bool,
+    pub order: Order,
+    pub seed: u64,
+    pub shard: Shard,
+    pub dtype: OutputDtype,
+    pub save: Option<SaveConfig>,
+}
+
+impl Context {
+    /// Samples this iterator yields per epoch (its shard of the subset).
+    pub fn shard_len(&self) -> usize {
+        self.shard.len(self.n)
+    }
+
+    /// Batches per epoch.
+    pub fn num_batches(&self) -> usize {
+        num_batches(self.shard_len(), self.batch_size, self.drop_last)
+    }
+
+    /// The (subset-relative) sample indices of `epoch`, this shard only.
+    pub fn plan(&self, epoch: u64) -> Vec<usize> {
+        epoch_plan(self.order, self.n, self.seed, epoch, self.shard)
+    }
+
+    /// A fresh buffer for this iterator's batches.
+    pub fn new_batch(&self) -> Batch {
+        Batch::new(
+            self.dtype,
+            self.dims,
+            self.batch_size,
+            self.y.as_ref(),
+            self.sample_weight.as_ref(),
+            &self.aux,
+        )
+    }
+
+    /// Fills `batch` with batch `index` of `epoch`, whose plan is `plan`.
+    pub fn assemble(&self, epoch: u64, index: usize, plan: &[usize], batch: &mut Batch, threads: usize) -> Result<()> {
+        // A file that shrank under the map would SIGBUS on access; catch the
+        // common case (truncation before this batch) as an error instead.
+        self.x.check_unchanged()?;
+        for a in self.y.iter().chain(&self.sample_weight).chain(&self.aux) {
+            a.check_unchanged()?;
+        }
+        let start = (index * self.batch_size).min(plan.len());
+        let end = (start + self.batch_size).min(plan.len());
+        let idx = &plan[start..end];
+        batch.len = idx.len();
+        batch.epoch = epoch;
+        batch.batch_index = index;
+        batch.indices.clear();
+        batch.indices.extend_from_slice(idx);
+        match &mut batch.images {
+            Images::F32(_) => self.fill_images::<f32>(epoch, idx, batch, threads)?,
+            Images::F64(_) => self.fill_images::<f64>(epoch, idx, batch, threads)?,
+        }
+        let rows = |arr: &NpyArray, out: &mut crate::batch::Rows| -> Result<()> {
+            out.set_len(idx.len());
+            for (slot, &j) in idx.iter().enumerate() {
+                arr.read_row_native(self.base + j, out.slot_mut(slot))?;
+            }
+            Ok(())
+        };
+        if let (Some(a), Some(r)) = (&self.y, &mut batch.y) {
+            rows(a, r)?;
+        }
+        if let (Some(a), Some(r)) = (&self.sample_weight, &mut batch.sample_weight) {
+            rows(a, r)?;
+        }
+        for (a, r) in self.aux.iter().zip(&mut batch.aux) {
+            rows(a, r)?;
+        }
+        if let Some(save) = &self.save {
+            save.save_batch(batch, self.shape, self.seed)?;
+        }
+        Ok(())
+    }
+
+    fn fill_images<T: Real + ScratchSlot>(&self, epoch: u64, idx: &[usize], batch: &mut Batch, threads: usize) -> Result<()> {
+        let sl = self.shape.len();
+        let images = typed_mut::<T>(&mut batch.images).expect("batch dtype matches the context");
+        let images = &mut images[..idx.len() * sl];
+        let one = |img: &mut [T], j: usize| -> Result<()> {
+            let row = self.base + j;
+            self.x.read_sample_into(row, img)?;
+            let mut rng = SampleRng::new(self.seed, Stream::Augment, epoch, row as u64);
+            T::with_scratch(|scratch| self.generator.process_sample(img, self.shape, &mut rng, scratch))
+        };
+        if threads <= 1 || idx.len() <= 1 || sl == 0 {
+            for (img, &j) in images.chunks_exact_mut(sl.max(1)).zip(idx) {
+                one(img, j)?;
+            }
+            Ok(())
+        } else {
+            // Small images: hand rayon a few samples per task so scheduling
+            // overhead stays well below the per-sample work.
+            let min_len = (16_384 / sl.max(1)).clamp(1, 64);
+            images.par_chunks_exact_mut(sl).with_min_len(min_len).zip(idx.par_iter()).try_for_each(|(img, &j)| one(img, j))
+        }
+    }
+}
+
+/// Per-thread scratch memory, one per output type, reused for every sample
+/// that thread processes (no allocation per sample in the steady state).
+pub(crate) trait ScratchSlot: Sized {
+    fn with_scratch<R>(f: impl FnOnce(&mut Scratch<Self>) -> R) -> R;
+}
+
+thread_local! {
+    static SCRATCH_F32: RefCell<Scratch<f32>> = RefCell::new(Scratch::default());
+    static SCRATCH_F64: RefCell<Scratch<f64>> = RefCell::new(Scratch::default());
+}
+
+impl ScratchSlot for f32 {
+    fn with_scratch<R>(f: impl FnOnce(&mut Scratch<f32>) -> R) -> R {
+        SCRATCH_F32.with(|s| f(&mut s.borrow_mut()))
+    }
+}
+
+impl ScratchSlot for f64 {
+    fn with_scratch<R>(f: impl FnOnce(&mut Scratch<f64>) -> R) -> R {
+        SCRATCH_F64.with(|s| f(&mut s.borrow_mut()))
+    }
+}

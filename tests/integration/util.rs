@@ -1,0 +1,26 @@
+//! Helpers shared by the integration tests: small arrays written to a tempdir.
+
+use std::path::{Path, PathBuf};
+
+use npyflow::npy::{write_npy, ElemType};
+use npyflow::NpyArray;
+
+/// Writes `data` (native-endian `T`) as `name` in `dir` with `shape` and opens it.
+pub fn write<T: bytemuck::Pod>(dir: &Path, name: &str, elem: ElemType, shape: &[usize], data: &[T]) -> NpyArray {
+    let path: PathBuf = dir.join(name);
+    write_npy(&path, elem, shape, bytemuck::cast_slice(data)).unwrap();
+    NpyArray::open(&path).unwrap()
+}
+
+/// `n` images of `h`×`w`×`c` u8 whose first pixel encodes the sample index
+/// (low byte) and the rest a ramp, so every sample is distinguishable.
+pub fn images_u8(dir: &Path, n: usize, h: usize, w: usize, c: usize) -> NpyArray {
+    let sl = h * w * c;
+    let data: Vec<u8> = (0..n * sl).map(|k| if k % sl == 0 { (k / sl) as u8 } else { (k * 7 % 251) as u8 }).collect();
+    write(dir, "x.npy", ElemType::U8, &[n, h, w, c], &data)
+}
+
+/// Labels `0..n` as int64.
+pub fn labels(dir: &Path, name: &str, values: &[i64]) -> NpyArray {
+    write(dir, name, ElemType::I64, &[values.len()], values)
+}
