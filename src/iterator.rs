@@ -10,7 +10,7 @@ use crate::batch::Batch;
 use crate::generator::ImageDataGenerator;
 use crate::npy::NpyArray;
 use crate::order::{subset_range, Order, Shard, Subset};
-use crate::pipeline::Context;
+use crate::pipeline::{Context, Producer};
 use crate::rng::fresh_seed;
 use crate::save::{SaveConfig, SaveFormat};
 use crate::{DataFormat, Error, ErrorKind, OutputDtype, Result};
@@ -287,11 +287,13 @@ impl IteratorBuilder {
             save.prepare()?;
         }
         let threads = if self.threads == 0 { rayon::current_num_threads() } else { self.threads };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("npyflow-{i}"))
-            .build()
-            .map_err(|e| Error::invalid("threads", threads, e.to_string()))?;
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("npyflow-{i}"))
+                .build()
+                .map_err(|e| Error::invalid("threads", threads, e.to_string()))?,
+        );
         let ctx = Arc::new(Context {
             x: self.x,
             y: self.y,
@@ -319,6 +321,7 @@ impl IteratorBuilder {
             pool,
             threads,
             prefetch: self.prefetch,
+            producer: None,
             cache_budget: self.cache_budget,
         })
     }
@@ -349,10 +352,11 @@ pub struct NumpyArrayIterator {
     /// The plan of one epoch, cached: (epoch, sample indices).
     plan: Option<(u64, Vec<usize>)>,
     batch: Batch,
-    pool: rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
     threads: usize,
-    #[allow(dead_code)]
     prefetch: usize,
+    /// Background assembly of the batches after the current one.
+    producer: Option<Producer>,
     #[allow(dead_code)]
     cache_budget: Option<u64>,
 }
@@ -485,7 +489,7 @@ impl NumpyArrayIterator {
             self.position = Position { epoch: self.position.epoch + 1, batch: 0 };
         }
         let Position { epoch, batch } = self.position;
-        self.fill(epoch, batch)?;
+        self.produce(epoch, batch)?;
         self.position.batch += 1;
         Ok(&self.batch)
     }
@@ -512,7 +516,7 @@ impl NumpyArrayIterator {
             return Ok(None);
         }
         let Position { epoch, batch } = self.position;
-        self.fill(epoch, batch)?;
+        self.produce(epoch, batch)?;
         self.position.batch += 1;
         Ok(Some(&self.batch))
     }
@@ -528,6 +532,41 @@ impl NumpyArrayIterator {
         Ok(())
     }
 
+    /// Sequential production of batch `index` of `epoch`: from the prefetch
+    /// pipeline when it is running ahead on exactly this batch, else
+    /// assembled here (and the pipeline (re)started behind it).
+    fn produce(&mut self, epoch: u64, index: usize) -> Result<()> {
+        if self.prefetch == 0 {
+            return self.fill(epoch, index);
+        }
+        let len = self.len();
+        if self.producer.as_ref().map(|p| p.next) != Some((epoch, index)) {
+            // A jump (set_position, reset, on_epoch_end) or a first call:
+            // restart the producer at the requested batch.
+            self.producer = Some(Producer::start(
+                Arc::clone(&self.ctx),
+                Arc::clone(&self.pool),
+                self.threads,
+                (epoch, index),
+                self.prefetch,
+            ));
+        }
+        let producer = self.producer.as_mut().expect("started above");
+        match producer.swap(&mut self.batch, len) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => {
+                self.producer = None;
+                Err(e)
+            }
+            None => {
+                // The producer thread died (it only stops on error or drop);
+                // fall back to assembling here.
+                self.producer = None;
+                self.fill(epoch, index)
+            }
+        }
+    }
+
     fn fill(&mut self, epoch: u64, index: usize) -> Result<()> {
         if self.plan.as_ref().map(|p| p.0) != Some(epoch) {
             self.plan = Some((epoch, self.ctx.plan(epoch)));
@@ -537,5 +576,13 @@ impl NumpyArrayIterator {
         let batch = &mut self.batch;
         let threads = self.threads;
         self.pool.install(|| ctx.assemble(epoch, index, plan, batch, threads))
+    }
+}
+
+impl ImageDataGenerator {
+    /// Keras' `flow(x)`: an iterator builder over `x` with this generator,
+    /// `shuffle=True` and `batch_size=32` (Keras' `flow` defaults).
+    pub fn flow(&self, x: NpyArray) -> IteratorBuilder {
+        IteratorBuilder::new(x).generator(self.clone()).shuffle(true)
     }
 }

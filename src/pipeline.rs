@@ -157,3 +157,85 @@ impl ScratchSlot for f64 {
         SCRATCH_F64.with(|s| f(&mut s.borrow_mut()))
     }
 }
+
+/// The position after batch `pos` in an endless walk over epochs of `len` batches.
+pub(crate) fn advance(epoch: u64, batch: usize, len: usize) -> (u64, usize) {
+    if batch + 1 >= len {
+        (epoch + 1, 0)
+    } else {
+        (epoch, batch + 1)
+    }
+}
+
+/// A filled buffer (or the error that stopped it) with the batch it holds.
+type Ready = (u64, usize, Result<()>, Batch);
+
+/// A background thread that assembles the next `depth` batches while the
+/// caller works on the current one. Buffers circulate: the caller returns
+/// each lent batch, the producer refills it. `depth + 1` buffers in all, so
+/// memory stays bounded by the prefetch depth whatever the dataset size.
+pub(crate) struct Producer {
+    /// The (epoch, batch) the producer will deliver next.
+    pub next: (u64, usize),
+    ready: Option<std::sync::mpsc::Receiver<Ready>>,
+    free: Option<std::sync::mpsc::Sender<Batch>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Producer {
+    /// Starts producing from `(epoch, batch)` with `depth` buffers.
+    pub fn start(ctx: Arc<Context>, pool: Arc<rayon::ThreadPool>, threads: usize, start: (u64, usize), depth: usize) -> Producer {
+        let depth = depth.max(1);
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Ready>(depth);
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<Batch>();
+        for _ in 0..depth {
+            // Sending on a fresh channel whose receiver we hold cannot fail.
+            let _ = free_tx.send(ctx.new_batch());
+        }
+        let handle = std::thread::Builder::new()
+            .name("npyflow-prefetch".into())
+            .spawn(move || {
+                let len = ctx.num_batches();
+                let (mut epoch, mut index) = start;
+                let mut plan: Option<(u64, Vec<usize>)> = None;
+                while let Ok(mut buf) = free_rx.recv() {
+                    if plan.as_ref().map(|p| p.0) != Some(epoch) {
+                        plan = Some((epoch, ctx.plan(epoch)));
+                    }
+                    let p = &plan.as_ref().expect("plan set above").1;
+                    let result = pool.install(|| ctx.assemble(epoch, index, p, &mut buf, threads));
+                    let failed = result.is_err();
+                    if ready_tx.send((epoch, index, result, buf)).is_err() || failed {
+                        return;
+                    }
+                    (epoch, index) = advance(epoch, index, len);
+                }
+            })
+            .expect("spawning the prefetch thread");
+        Producer { next: start, ready: Some(ready_rx), free: Some(free_tx), handle: Some(handle) }
+    }
+
+    /// Swaps `lent` (the batch the caller is done with) for the next ready one.
+    /// Returns the result of assembling it. `None` if the producer died.
+    pub fn swap(&mut self, lent: &mut Batch, len: usize) -> Option<Result<()>> {
+        let (epoch, index, result, buf) = self.ready.as_ref()?.recv().ok()?;
+        debug_assert_eq!((epoch, index), self.next);
+        let old = std::mem::replace(lent, buf);
+        if let Some(free) = &self.free {
+            let _ = free.send(old);
+        }
+        self.next = advance(epoch, index, len);
+        Some(result)
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        // Closing both channels wakes the thread wherever it waits.
+        self.free.take();
+        self.ready.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -194,12 +194,19 @@ fn weights_are_kept_without_y() {
 fn one_buffer_is_reused_for_every_batch() {
     let dir = tempfile::tempdir().unwrap();
     let x = images_u8(dir.path(), 50, 4, 4, 3);
-    let mut it = NumpyArrayIterator::builder(x).batch_size(8).shuffle(true).seed(1).build().unwrap();
+    let mut it = NumpyArrayIterator::builder(x.clone()).batch_size(8).shuffle(true).seed(1).prefetch(0).build().unwrap();
     let ptr = it.next_batch().unwrap().buffer_ptr();
     for _ in 0..20 {
         assert_eq!(it.next_batch().unwrap().buffer_ptr(), ptr);
     }
     assert_eq!(it.get(3).unwrap().buffer_ptr(), ptr);
+    // With prefetch, depth + 1 buffers circulate and none is ever added.
+    let mut it = NumpyArrayIterator::builder(x).batch_size(8).shuffle(true).seed(1).prefetch(2).build().unwrap();
+    let mut ptrs = std::collections::HashSet::new();
+    for _ in 0..40 {
+        ptrs.insert(it.next_batch().unwrap().buffer_ptr() as usize);
+    }
+    assert!(ptrs.len() <= 3, "{} buffers", ptrs.len());
 }
 
 #[test]
