@@ -4,14 +4,13 @@ use serde::{Deserialize, Serialize};
 
 /// The dtype of produced image batches (Keras' `dtype`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum OutputDtype {
     /// 32-bit float (Keras' default `float32`).
     #[default]
-    #[serde(alias = "float32")]
+    #[serde(rename = "float32", alias = "f32")]
     F32,
     /// 64-bit float (`float64`).
-    #[serde(alias = "float64")]
+    #[serde(rename = "float64", alias = "f64")]
     F64,
 }
 

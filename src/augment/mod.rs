@@ -1,9 +1,20 @@
 //! Augmentation: transform parameters, the Keras affine geometry, scipy-exact
 //! resampling, channel shift, flips and brightness.
 
+mod boundary;
+mod color;
+mod flip;
 mod matrix;
+mod params;
 mod resample;
+mod resample_low;
 mod spline;
 
 pub use matrix::{keras_affine, Affine2};
 pub use resample::{affine_transform, FillMode, ResampleScratch};
+
+pub(crate) use color::check_len;
+pub use color::{apply_brightness_shift, apply_channel_shift, BrightnessMode};
+pub use flip::{flip_horizontal, flip_vertical};
+pub use params::TransformParams;
+pub(crate) use params::{ShiftRule, TransformRanges};

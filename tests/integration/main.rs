@@ -1,1 +1,13 @@
 //! The integration test binary: one module per concept.
+mod npy;
+mod generator;
+mod transform;
+mod iterator;
+mod props;
+mod util;
+mod resample;
+mod standardize;
+mod fit;
+mod cache;
+mod convert;
+mod pipeline;

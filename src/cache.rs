@@ -1,0 +1,424 @@
+//! The page cache, seen and steered for our files: residency (what vmtouch
+//! and fincore show, via `mincore`), eviction and warming, access advice
+//! matched to the iteration order, row prefetch, and a page budget that drops
+//! pages behind the reader.
+//!
+//! Everything here is advice to the kernel or a measurement: no function
+//! changes what a read returns, so a failing hint never corrupts a batch.
+//!
+//! A caveat shared with vmtouch: since Linux 5.2, `mincore` reports the page
+//! cache of a file only to processes that own the file or could open it for
+//! writing (or are privileged); for other files it reports only the pages
+//! mapped by this process, so residency reads low.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use memmap2::Advice;
+
+use crate::sys::{self, FileAdvice};
+use crate::{Error, NpyArray, Result};
+
+/// Which pages of a file range are in the page cache.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Residency {
+    /// Pages in the range.
+    pub pages: usize,
+    /// Pages of the range that are resident.
+    pub resident: usize,
+    /// The page size the map is counted in.
+    pub page_size: usize,
+    /// One entry per page, `true` when resident.
+    pub map: Vec<bool>,
+}
+
+impl Residency {
+    fn from_map(map: Vec<bool>) -> Residency {
+        let resident = map.iter().filter(|&&r| r).count();
+        Residency { pages: map.len(), resident, page_size: sys::page_size(), map }
+    }
+
+    /// Resident share of the range, `0.0..=1.0` (0 for an empty range).
+    pub fn fraction(&self) -> f64 {
+        if self.pages == 0 {
+            0.0
+        } else {
+            self.resident as f64 / self.pages as f64
+        }
+    }
+
+    /// Resident bytes (resident pages × page size).
+    pub fn resident_bytes(&self) -> u64 {
+        self.resident as u64 * self.page_size as u64
+    }
+
+    /// The resident fraction of each of `buckets` equal slices of the range,
+    /// front to back: which parts of the file are cached. Fewer entries
+    /// when the range has fewer pages than `buckets`; none when `buckets` is 0.
+    pub fn summary(&self, buckets: usize) -> Vec<f64> {
+        let buckets = buckets.min(self.pages);
+        (0..buckets)
+            .map(|b| {
+                let lo = b * self.pages / buckets;
+                let hi = (b + 1) * self.pages / buckets;
+                let slice = &self.map[lo..hi];
+                slice.iter().filter(|&&r| r).count() as f64 / slice.len().max(1) as f64
+            })
+            .collect()
+    }
+
+    /// A one-line chart of [`Residency::summary`] in vmtouch's style:
+    /// `O` fully resident, `o` partly, a space for none, e.g. `[OOOo    ]`.
+    pub fn chart(&self, buckets: usize) -> String {
+        let cells: String = self
+            .summary(buckets)
+            .into_iter()
+            .map(|f| if f >= 1.0 { 'O' } else if f > 0.0 { 'o' } else { ' ' })
+            .collect();
+        format!("[{cells}]")
+    }
+}
+
+/// Residency of an array's data region (header excluded).
+///
+/// Arrays read with `pread` have no map of their own; their file is mapped
+/// briefly for the measurement (mapping reads nothing).
+///
+/// # Errors
+/// I/O errors from mapping or `mincore`.
+pub fn residency_of(array: &NpyArray) -> Result<Residency> {
+    let offset = array.data_offset() as usize;
+    let len = array.data_len();
+    let map = match array.map() {
+        Some(m) => sys::residency(m, offset, len),
+        None => {
+            if len == 0 {
+                return Ok(Residency::from_map(Vec::new()));
+            }
+            sys::map_readonly(array.file()).and_then(|m| sys::residency(&m, offset, len))
+        }
+    };
+    map.map(Residency::from_map).map_err(|e| Error::io(array.path(), e))
+}
+
+/// Residency of a whole file (`vmtouch FILE`). An empty file has 0 pages.
+///
+/// # Errors
+/// The file cannot be opened or mapped.
+pub fn file_residency(path: impl AsRef<Path>) -> Result<Residency> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
+    if len == 0 {
+        return Ok(Residency::from_map(Vec::new()));
+    }
+    // Only mincore looks at the map, never a load, so a concurrent
+    // truncation cannot fault us here.
+    let map = sys::map_readonly(&file).map_err(|e| Error::io(path, e))?;
+    sys::residency(&map, 0, len).map(Residency::from_map).map_err(|e| Error::io(path, e))
+}
+
+/// Drops a file's clean pages from the page cache (`vmtouch -e`).
+///
+/// Dirty pages are written back first (`fdatasync`), because the kernel never
+/// evicts dirty pages: without it a freshly written file would stay cached.
+/// Pages that some process (including this one) has mapped and touched stay
+/// resident; use [`evict_array`] for arrays this process maps.
+///
+/// # Errors
+/// The file cannot be opened, synced or advised.
+pub fn evict_file(path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    evict_open(&file).map_err(|e| Error::io(path, e))
+}
+
+fn evict_open(file: &File) -> std::io::Result<()> {
+    file.sync_data()?;
+    sys::fadvise(file, 0, 0, FileAdvice::DontNeed)
+}
+
+/// Evicts the file behind `array`, first unmapping this map's pages so the
+/// kernel may drop them (other maps of the file keep theirs).
+///
+/// # Errors
+/// As [`evict_file`].
+pub fn evict_array(array: &NpyArray) -> Result<()> {
+    if let Some(m) = array.map() {
+        sys::drop_mapped(m, 0, m.len()).map_err(|e| Error::io(array.path(), e))?;
+    }
+    evict_open(array.file()).map_err(|e| Error::io(array.path(), e))
+}
+
+/// Reads a file through so it is resident (`vmtouch -t`), as far as memory
+/// allows. Plain large reads rather than `WILLNEED`, because `WILLNEED` is
+/// asynchronous and silently partial under memory pressure: when this
+/// returns, the reads have completed.
+///
+/// # Errors
+/// The file cannot be opened or read.
+pub fn warm_file(path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let _ = sys::fadvise(&file, 0, 0, FileAdvice::Sequential);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+}
+
+/// How an iteration will walk an array's rows; picks the kernel hints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessPattern {
+    /// Front to back: large read-ahead.
+    #[default]
+    Sequential,
+    /// Uniformly random rows: no read-ahead and no read-around, which would
+    /// otherwise pull ~128 KiB per faulting row and thrash a cache smaller
+    /// than the file (numpy #13172).
+    Random,
+    /// Contiguous blocks visited in random order (the page-aware block
+    /// shuffle): forward read-ahead from each fault, as each block is read
+    /// whole before it leaves the active window.
+    Blocks,
+}
+
+/// Advises the kernel for `pattern`: `madvise` on the array's map (faults)
+/// and `posix_fadvise` on its file (`pread` and the read-ahead state shared
+/// with the map).
+///
+/// The map is shared by clones of the array, so the advice applies to all
+/// of them; the last call wins.
+///
+/// # Errors
+/// The kernel rejects the advice (never for a valid open array on Linux).
+pub fn advise_for_order(array: &NpyArray, pattern: AccessPattern) -> Result<()> {
+    // Forward-only read-ahead for block orders too: MADV_NORMAL's
+    // read-around also reads *behind* a fault, re-reading pages a budget
+    // has just dropped.
+    let (map_advice, file_advice) = match pattern {
+        AccessPattern::Sequential | AccessPattern::Blocks => (Advice::Sequential, FileAdvice::Sequential),
+        AccessPattern::Random => (Advice::Random, FileAdvice::Random),
+    };
+    let io = |e| Error::io(array.path(), e);
+    if let Some(m) = array.map() {
+        m.advise(map_advice).map_err(io)?;
+    }
+    sys::fadvise(array.file(), 0, 0, file_advice).map_err(io)
+}
+
+/// Starts reading `rows` of `array` into the page cache without waiting
+/// (`POSIX_FADV_WILLNEED`). Rows are sorted and adjacent rows coalesced into
+/// one request, so a batch becomes a few large reads or many small ones in
+/// flight at once — the device's queue depth, not one faulting thread,
+/// sets the pace. Out-of-range rows are ignored.
+///
+/// # Errors
+/// The kernel rejects the advice.
+pub fn prefetch_rows(array: &NpyArray, rows: &[usize]) -> Result<()> {
+    let rb = array.row_bytes() as u64;
+    if rb == 0 || rows.is_empty() {
+        return Ok(());
+    }
+    let mut sorted: Vec<usize> = rows.iter().copied().filter(|&r| r < array.len()).collect();
+    sorted.sort_unstable();
+    let base = array.data_offset();
+    let io = |e| Error::io(array.path(), e);
+    let mut run: Option<(usize, usize)> = None;
+    for r in sorted {
+        run = match run {
+            Some((lo, hi)) if r <= hi + 1 => Some((lo, hi.max(r))),
+            Some((lo, hi)) => {
+                willneed(array, base + lo as u64 * rb, (hi - lo + 1) as u64 * rb).map_err(io)?;
+                Some((r, r))
+            }
+            None => Some((r, r)),
+        };
+    }
+    if let Some((lo, hi)) = run {
+        willneed(array, base + lo as u64 * rb, (hi - lo + 1) as u64 * rb).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn willneed(array: &NpyArray, offset: u64, len: u64) -> std::io::Result<()> {
+    sys::fadvise(array.file(), offset, len, FileAdvice::WillNeed)
+}
+
+/// One page-aligned file range read through the budget.
+struct Region {
+    array: NpyArray,
+    start: u64,
+    end: u64,
+}
+
+impl Region {
+    fn same_file(&self, array: &NpyArray) -> bool {
+        // Clones share one open file, so the descriptor identifies the array
+        // while the region's clone keeps it open.
+        self.array.file().as_raw_fd() == array.file().as_raw_fd()
+    }
+}
+
+/// Keeps the pages a reader has touched under a byte budget by dropping the
+/// oldest ones (`MADV_DONTNEED` on the map, then `POSIX_FADV_DONTNEED`):
+/// the loader's page-cache footprint stays bounded on a laptop, like FFCV's
+/// process cache but with the kernel doing the caching.
+///
+/// Call [`PageBudget::touch`] after reading each region, in reading order.
+/// Bytes are counted in whole pages, so rows sharing a page are counted
+/// twice when not adjacent in time: the footprint errs low, never high.
+///
+/// Bound: residency of the touched files stays within the budget plus the
+/// newest region plus the kernel's read-ahead window ahead of the reader
+/// (none under [`AccessPattern::Random`], which the array has by default).
+/// Pages that other processes keep mapped cannot be dropped.
+pub struct PageBudget {
+    budget: u64,
+    held: u64,
+    page: u64,
+    regions: VecDeque<Region>,
+}
+
+impl std::fmt::Debug for PageBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageBudget")
+            .field("budget", &self.budget)
+            .field("held", &self.held)
+            .field("regions", &self.regions.len())
+            .finish()
+    }
+}
+
+impl PageBudget {
+    /// A budget of `bytes` (0 drops every region as soon as a newer one is touched).
+    pub fn new(bytes: u64) -> PageBudget {
+        PageBudget { budget: bytes, held: 0, page: sys::page_size() as u64, regions: VecDeque::new() }
+    }
+
+    /// The budget in bytes.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Bytes touched and not yet dropped (whole pages).
+    pub fn resident_bytes(&self) -> u64 {
+        self.held
+    }
+
+    /// Records that `array`'s file bytes `offset..offset + len` (file
+    /// offsets, as [`NpyArray::data_offset`]) were just read, then drops the
+    /// oldest regions if the budget is exceeded. Dropping goes down to 7/8
+    /// of the budget, so the drop syscalls come in sorted, coalesced groups
+    /// rather than one pair per touch.
+    ///
+    /// # Errors
+    /// The kernel rejects the drop advice.
+    pub fn touch(&mut self, array: &NpyArray, offset: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let start = offset / self.page * self.page;
+        let end = offset.saturating_add(len).div_ceil(self.page) * self.page;
+        match self.regions.back_mut() {
+            // Sequential readers extend one region instead of queueing a row
+            // each, up to an eighth of the budget, so that dropping whole
+            // regions from the front can always get back under the budget.
+            Some(last)
+                if last.same_file(array)
+                    && start >= last.start
+                    && start <= last.end
+                    && end.max(last.end) - last.start <= (self.budget / 8).max(self.page) =>
+            {
+                self.held += end.saturating_sub(last.end);
+                last.end = last.end.max(end);
+            }
+            _ => {
+                self.held += end - start;
+                self.regions.push_back(Region { array: array.clone(), start, end });
+            }
+        }
+        if self.held > self.budget {
+            self.shrink_to(self.budget - self.budget / 8, 1)?;
+        }
+        Ok(())
+    }
+
+    /// [`PageBudget::touch`] for whole rows of `array`, in the order given.
+    ///
+    /// # Errors
+    /// As [`PageBudget::touch`].
+    pub fn touch_rows(&mut self, array: &NpyArray, rows: &[usize]) -> Result<()> {
+        let rb = array.row_bytes() as u64;
+        for &r in rows {
+            self.touch(array, array.data_offset() + r as u64 * rb, rb)?;
+        }
+        Ok(())
+    }
+
+    /// Drops every region (end of an epoch, or before a cold measurement).
+    ///
+    /// # Errors
+    /// As [`PageBudget::touch`].
+    pub fn release_all(&mut self) -> Result<()> {
+        self.shrink_to(0, 0)
+    }
+
+    /// Drops oldest regions until at most `target` bytes are held, keeping
+    /// at least `keep` newest regions.
+    fn shrink_to(&mut self, target: u64, keep: usize) -> Result<()> {
+        let mut dropped = Vec::new();
+        while self.held > target && self.regions.len() > keep {
+            if let Some(r) = self.regions.pop_front() {
+                self.held -= r.end - r.start;
+                dropped.push(r);
+            }
+        }
+        dropped.sort_by_key(|r| (r.array.file().as_raw_fd(), r.start));
+        let mut i = 0;
+        while i < dropped.len() {
+            let (start, mut end) = (dropped[i].start, dropped[i].end);
+            let mut j = i + 1;
+            while j < dropped.len() && dropped[j].same_file(&dropped[i].array) && dropped[j].start <= end {
+                end = end.max(dropped[j].end);
+                j += 1;
+            }
+            drop_range(&dropped[i].array, start, end - start).map_err(|e| Error::io(dropped[i].array.path(), e))?;
+            i = j;
+        }
+        Ok(())
+    }
+}
+
+fn drop_range(array: &NpyArray, offset: u64, len: u64) -> std::io::Result<()> {
+    if let Some(m) = array.map() {
+        sys::drop_mapped(m, offset as usize, len as usize)?;
+    }
+    sys::fadvise(array.file(), offset, len, FileAdvice::DontNeed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_and_chart_bucket_the_map() {
+        let r = Residency::from_map(vec![true, true, true, true, true, false, false, false]);
+        assert_eq!(r.resident, 5);
+        assert_eq!(r.fraction(), 5.0 / 8.0);
+        assert_eq!(r.summary(4), vec![1.0, 1.0, 0.5, 0.0]);
+        assert_eq!(r.chart(4), "[OOo ]");
+        assert_eq!(r.summary(100).len(), 8);
+        assert!(Residency::default().summary(3).is_empty());
+        assert_eq!(Residency::default().fraction(), 0.0);
+    }
+}

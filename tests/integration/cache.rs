@@ -1,0 +1,272 @@
+//! Page-cache tooling: residency, eviction, prefetch, the page budget,
+//! telemetry and the benchmark's pieces, on files written to the real disk
+//! (`CARGO_TARGET_TMPDIR`), where eviction means something.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use npyflow::bench::{self, AdviceMode, BenchConfig, BenchOrder, CacheState, Cell, MemoryMode};
+use npyflow::npy::{write_npy, ElemType};
+use npyflow::{
+    advise_for_order, evict_array, evict_file, file_residency, prefetch_rows, residency_of, warm_file, AccessPattern,
+    NpyArray, PageBudget, TelemetryRecorder,
+};
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// Writes `n` rows of `row_bytes` pseudo-random bytes as a u8 `.npy`.
+fn write_rows(dir: &Path, name: &str, n: usize, row_bytes: usize) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let data: Vec<u8> = (0..n * row_bytes)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    write_npy(&path, ElemType::U8, &[n, row_bytes], &data).unwrap();
+    path
+}
+
+/// The filesystem type holding `path` (longest mount-point prefix in /proc/self/mounts).
+fn fs_type(path: &Path) -> String {
+    let path = path.canonicalize().unwrap();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, mnt, ty) = (f.next()?, f.next()?, f.next()?);
+            path.starts_with(mnt).then(|| (mnt.len(), ty.to_string()))
+        })
+        .max()
+        .map(|(_, t)| t)
+        .unwrap_or_default()
+}
+
+/// Eviction is a no-op on memory-backed filesystems: their pages are the file.
+fn eviction_meaningless(path: &Path) -> Option<String> {
+    let ty = fs_type(path);
+    matches!(ty.as_str(), "tmpfs" | "ramfs" | "devtmpfs").then(|| format!("{} is on {ty}", path.display()))
+}
+
+fn read_all(x: &NpyArray) {
+    let mut row = vec![0u8; x.row_bytes()];
+    for i in 0..x.len() {
+        x.read_row_raw(i, &mut row).unwrap();
+    }
+}
+
+#[test]
+fn residency_rises_when_read_and_drops_after_eviction() {
+    let dir = tempdir();
+    let path = write_rows(dir.path(), "r.npy", 256, 32 << 10);
+    warm_file(&path).unwrap();
+    let warm = file_residency(&path).unwrap();
+    assert!(warm.pages >= (8 << 20) / warm.page_size, "{} pages", warm.pages);
+    assert!(warm.fraction() > 0.0);
+    if let Some(why) = eviction_meaningless(&path) {
+        eprintln!("skipping the eviction half: {why}");
+        return;
+    }
+    evict_file(&path).unwrap();
+    let cold = file_residency(&path).unwrap();
+    assert!(cold.resident < warm.resident, "evict: {} -> {} resident pages", warm.resident, cold.resident);
+
+    // Through an open map: reading faults pages in, evict_array drops them
+    // although this process maps them.
+    let x = NpyArray::open(&path).unwrap();
+    read_all(&x);
+    let read = residency_of(&x).unwrap();
+    assert_eq!(read.pages, x.data_len().div_ceil(read.page_size) + usize::from(x.data_offset() % read.page_size as u64 != 0));
+    assert!(read.fraction() > 0.9, "after reading every row: {}", read.fraction());
+    evict_array(&x).unwrap();
+    assert!(residency_of(&x).unwrap().resident < read.resident);
+}
+
+#[test]
+fn empty_file_has_no_pages() {
+    let dir = tempdir();
+    let path = dir.path().join("empty");
+    std::fs::write(&path, b"").unwrap();
+    let r = file_residency(&path).unwrap();
+    assert_eq!((r.pages, r.resident, r.fraction()), (0, 0, 0.0));
+    assert!(file_residency(dir.path().join("missing")).is_err());
+}
+
+#[test]
+fn prefetch_brings_rows_in_and_every_pattern_is_accepted() {
+    let dir = tempdir();
+    let path = write_rows(dir.path(), "p.npy", 512, 4096);
+    let x = NpyArray::open(&path).unwrap();
+    for p in [AccessPattern::Sequential, AccessPattern::Blocks, AccessPattern::Random] {
+        advise_for_order(&x, p).unwrap();
+    }
+    if let Some(why) = eviction_meaningless(&path) {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    evict_array(&x).unwrap();
+    let before = residency_of(&x).unwrap().resident;
+    // Adjacent rows coalesce into one request; out-of-range rows are ignored.
+    let rows = [300, 10, 11, 12, 13, 200, 9999];
+    prefetch_rows(&x, &rows).unwrap();
+    // WILLNEED only starts the reads; give them time to land.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut now = residency_of(&x).unwrap().resident;
+    while now < before + 6 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        now = residency_of(&x).unwrap().resident;
+    }
+    assert!(now >= before + 6, "prefetching 6 rows of one page: {before} -> {now} resident pages");
+}
+
+#[test]
+fn page_budget_keeps_residency_under_the_budget() {
+    let dir = tempdir();
+    // 16 MiB of 12 KiB rows (not page multiples, so rows share pages) under
+    // a 1 MiB budget.
+    let path = write_rows(dir.path(), "b.npy", 1365, 12 << 10);
+    let x = NpyArray::open(&path).unwrap();
+    if let Some(why) = eviction_meaningless(&path) {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let budget = 1u64 << 20;
+    // One row spans at most 4 pages.
+    let slack = 4 * 4096u64;
+    for order in [AccessPattern::Sequential, AccessPattern::Random] {
+        evict_array(&x).unwrap();
+        // The array's default advice (random: no read-around) keeps the
+        // kernel from reading more than the rows touched.
+        let rows: Vec<usize> = match order {
+            AccessPattern::Random => (0..x.len()).map(|i| i * 7919 % x.len()).collect(),
+            _ => (0..x.len()).collect(),
+        };
+        let mut pb = PageBudget::new(budget);
+        let mut row = vec![0u8; x.row_bytes()];
+        let mut worst = 0;
+        for (k, &i) in rows.iter().enumerate() {
+            x.read_row_raw(i, &mut row).unwrap();
+            pb.touch_rows(&x, &[i]).unwrap();
+            assert!(pb.resident_bytes() <= budget + slack, "{order:?}: held {}", pb.resident_bytes());
+            if k % 64 == 0 {
+                worst = worst.max(residency_of(&x).unwrap().resident_bytes());
+            }
+        }
+        worst = worst.max(residency_of(&x).unwrap().resident_bytes());
+        assert!(worst <= budget + slack, "{order:?}: residency reached {worst} bytes with a {budget}-byte budget");
+        // The file is 16x the budget, so the budget really dropped pages.
+        assert!(worst > 0);
+        pb.release_all().unwrap();
+        assert_eq!(pb.resident_bytes(), 0);
+        assert!(residency_of(&x).unwrap().resident_bytes() <= slack);
+    }
+}
+
+#[test]
+fn telemetry_sees_a_cold_epoch() {
+    let dir = tempdir();
+    let path = write_rows(dir.path(), "t.npy", 512, 16 << 10);
+    let x = NpyArray::open(&path).unwrap();
+    if let Some(why) = eviction_meaningless(&path) {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    evict_array(&x).unwrap();
+    let mut rec = TelemetryRecorder::start(&[&x]);
+    let mut row = vec![0f32; x.row_len()];
+    for batch in (0..x.len()).collect::<Vec<_>>().chunks(64) {
+        for &i in batch {
+            x.read_sample_into(i, &mut row).unwrap();
+        }
+        rec.batch(batch.len());
+    }
+    let t = rec.finish(&[&x]);
+    assert_eq!((t.samples, t.batches), (512, 8));
+    assert!(t.wall > Duration::ZERO && t.throughput > 0.0);
+    assert!(t.time_to_first_batch <= t.wall);
+    let name = x.name();
+    assert_eq!(t.residency_before[0].0, name);
+    assert!(t.residency_before[0].1 < 0.5, "before: {:?}", t.residency_before);
+    assert!(t.residency_after[0].1 > 0.9, "after: {:?}", t.residency_after);
+    let exposed = Path::new("/proc/self/io").exists();
+    if exposed {
+        assert!(t.bytes_read > 0 || t.major_faults > 0, "a cold read of 8 MiB shows no I/O: {t}");
+    } else {
+        eprintln!("no /proc/self/io: only fault counts checked");
+    }
+    assert!(t.peak_anon_bytes > 0 || !Path::new("/proc/self/status").exists());
+    let json = serde_json::to_value(&t).unwrap();
+    assert_eq!(json["samples"], 512);
+    assert!(t.to_string().contains(&name));
+}
+
+#[test]
+fn pages_per_sample_follows_the_row_geometry() {
+    let dir = tempdir();
+    let path = write_rows(dir.path(), "g.npy", 64, 3072);
+    let x = NpyArray::open(&path).unwrap();
+    // Rows of 3072 bytes repeat their page pattern every 4 rows.
+    let page = 4096u64;
+    let spans: u64 = (0..4)
+        .map(|i| {
+            let s = x.data_offset() + i * 3072;
+            (s + 3071) / page - s / page + 1
+        })
+        .sum();
+    assert_eq!(bench::pages_per_sample(&x), spans as f64 / 4.0);
+}
+
+#[test]
+fn a_bench_cell_runs_a_whole_epoch_and_reports_it() {
+    let dir = tempdir();
+    let path = dir.path().join("images.npy");
+    let (n, row) = (300, 8 * 8 * 3);
+    write_npy(&path, ElemType::U8, &[n, 8, 8, 3], &vec![7u8; n * row]).unwrap();
+    let mut config = BenchConfig::for_file(std::fs::metadata(&path).unwrap().len());
+    config.cgroup_limit = None;
+    config.block_bytes = 4096;
+    config.threads = 1;
+    let cell = Cell {
+        order: BenchOrder::Blocks,
+        cache: CacheState::Cold,
+        advice: AdviceMode::Matched,
+        memory: MemoryMode::Unlimited,
+    };
+    let r = bench::run_cell(&path, cell, &config).unwrap();
+    assert_eq!(r.samples, n as u64);
+    assert_eq!(r.epoch_fraction, 1.0);
+    assert!(r.images_per_s > 0.0 && r.skipped.is_none());
+    assert_eq!(r.label(), "blocks/cold/matched/unlimited");
+    let table = bench::table(&[r.clone()]);
+    assert!(table.lines().nth(1).unwrap().starts_with("blocks"), "{table}");
+    let csv = dir.path().join("rows.csv");
+    bench::write_csv(&[r], &csv).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert_eq!(text.lines().nth(1).unwrap().split(',').count(), text.lines().next().unwrap().split(',').count());
+    assert_eq!(config.cells().len(), 12);
+}
+
+#[test]
+fn zz_debug_cold_cell() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/npyflow-bench/images-32x32x3-682.npy");
+    evict_file(&path).unwrap();
+    eprintln!("after evict: {:?}", file_residency(&path).unwrap().fraction());
+    let x = NpyArray::open(&path).unwrap();
+    eprintln!("after open: {:?}", residency_of(&x).unwrap().fraction());
+    let rec = TelemetryRecorder::start(&[&x]);
+    read_all(&x);
+    let t = rec.finish(&[&x]);
+    eprintln!("{t}");
+    let config = BenchConfig::for_file(1 << 21);
+    for adv in [AdviceMode::Kernel, AdviceMode::Matched] {
+    let cell = Cell { order: BenchOrder::Shuffle, cache: CacheState::Cold, advice: adv, memory: MemoryMode::Unlimited };
+    eprintln!("{:?}", bench::run_cell(&path, cell, &config).unwrap());
+    }
+}
