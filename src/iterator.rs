@@ -7,6 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
+use crate::cache::{advise_for_order, residency_of, AccessPattern, PageBudget};
+use crate::telemetry::{EpochTelemetry, TelemetryRecorder};
 use crate::generator::ImageDataGenerator;
 use crate::npy::NpyArray;
 use crate::order::{subset_range, Order, Shard, Subset};
@@ -286,6 +288,25 @@ impl IteratorBuilder {
         if let Some(save) = &self.save {
             save.prepare()?;
         }
+        // Match the kernel's read-ahead to the order: none for uniform
+        // shuffles (read-around would pull ~128 KiB per faulting row and
+        // thrash a cache smaller than the file), forward for the others.
+        let pattern = match self.order {
+            Order::Sequential => AccessPattern::Sequential,
+            Order::Shuffle => AccessPattern::Random,
+            Order::Blocks { .. } => AccessPattern::Blocks,
+        };
+        advise_for_order(&self.x, pattern)?;
+        if let Some(budget) = self.cache_budget {
+            let batch_bytes = self.x.row_bytes() as u64 * self.batch_size as u64;
+            if budget < batch_bytes {
+                return Err(Error::from(ErrorKind::MemoryLimit {
+                    what: format!("one batch of {} ({} rows)", self.x.name(), self.batch_size),
+                    needed: batch_bytes,
+                    limit: budget,
+                }));
+            }
+        }
         let threads = if self.threads == 0 { rayon::current_num_threads() } else { self.threads };
         let pool = Arc::new(
             rayon::ThreadPoolBuilder::new()
@@ -311,6 +332,8 @@ impl IteratorBuilder {
             seed: self.seed.unwrap_or_else(fresh_seed),
             shard,
             save: self.save,
+            budget: self.cache_budget.map(|b| std::sync::Mutex::new(PageBudget::new(b))),
+            hints: std::sync::atomic::AtomicBool::new(true),
         });
         let batch = ctx.new_batch();
         Ok(NumpyArrayIterator {
@@ -322,7 +345,8 @@ impl IteratorBuilder {
             threads,
             prefetch: self.prefetch,
             producer: None,
-            cache_budget: self.cache_budget,
+            recorder: None,
+            telemetry: None,
         })
     }
 }
@@ -357,8 +381,10 @@ pub struct NumpyArrayIterator {
     prefetch: usize,
     /// Background assembly of the batches after the current one.
     producer: Option<Producer>,
-    #[allow(dead_code)]
-    cache_budget: Option<u64>,
+    /// Telemetry of the epoch being walked sequentially.
+    recorder: Option<TelemetryRecorder>,
+    /// Telemetry of the last epoch walked to its end.
+    telemetry: Option<EpochTelemetry>,
 }
 
 impl std::fmt::Debug for NumpyArrayIterator {
@@ -428,6 +454,13 @@ impl NumpyArrayIterator {
     /// Threads used to assemble a batch.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Telemetry of the last epoch walked to its end with `next_batch` /
+    /// `next_in_epoch` (samples, wall time, throughput, storage reads, major
+    /// faults, residency before/after, peak anonymous memory).
+    pub fn last_epoch_telemetry(&self) -> Option<&EpochTelemetry> {
+        self.telemetry.as_ref()
     }
 
     /// Where the iterator stands.
@@ -536,6 +569,37 @@ impl NumpyArrayIterator {
     /// pipeline when it is running ahead on exactly this batch, else
     /// assembled here (and the pipeline (re)started behind it).
     fn produce(&mut self, epoch: u64, index: usize) -> Result<()> {
+        if index == 0 {
+            self.begin_epoch();
+        }
+        self.produce_untimed(epoch, index)?;
+        let len = self.len();
+        if let Some(r) = &mut self.recorder {
+            r.batch(self.batch.len);
+            if index + 1 == len {
+                let recorder = self.recorder.take().expect("checked above");
+                self.telemetry = Some(recorder.finish(&self.arrays()));
+            }
+        }
+        Ok(())
+    }
+
+    fn arrays(&self) -> Vec<&NpyArray> {
+        let c = &self.ctx;
+        std::iter::once(&c.x).chain(c.y.iter()).chain(c.sample_weight.iter()).chain(c.aux.iter()).collect()
+    }
+
+    /// Starts the telemetry of an epoch and decides whether read-ahead hints
+    /// are worth their syscalls (not when the images are fully cached and no
+    /// budget is going to evict them).
+    fn begin_epoch(&mut self) {
+        let cached = self.ctx.budget.is_none() && residency_of(&self.ctx.x).map(|r| r.fraction() >= 1.0).unwrap_or(false);
+        self.ctx.hints.store(!cached, std::sync::atomic::Ordering::Relaxed);
+        let arrays = self.arrays();
+        self.recorder = Some(TelemetryRecorder::start(&arrays));
+    }
+
+    fn produce_untimed(&mut self, epoch: u64, index: usize) -> Result<()> {
         if self.prefetch == 0 {
             return self.fill(epoch, index);
         }

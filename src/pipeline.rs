@@ -6,11 +6,13 @@
 //! prefetcher runs.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
 use crate::batch::{typed_mut, Batch, Images};
+use crate::cache::{prefetch_rows, PageBudget};
 use crate::generator::{ImageDataGenerator, Scratch};
 use crate::npy::NpyArray;
 use crate::order::{epoch_plan, num_batches, Order, Shard};
@@ -39,6 +41,12 @@ pub(crate) struct Context {
     pub shard: Shard,
     pub dtype: OutputDtype,
     pub save: Option<SaveConfig>,
+    /// Drops pages behind the reader to keep the cache footprint bounded.
+    pub budget: Option<Mutex<PageBudget>>,
+    /// Whether to ask the kernel to read each batch's rows ahead
+    /// (`WILLNEED`): on for data not fully cached, off once it is, so warm
+    /// epochs pay no syscalls.
+    pub hints: AtomicBool,
 }
 
 impl Context {
@@ -80,6 +88,15 @@ impl Context {
         let start = (index * self.batch_size).min(plan.len());
         let end = (start + self.batch_size).min(plan.len());
         let idx = &plan[start..end];
+        let mut rows: Vec<usize> = Vec::new();
+        if self.hints.load(Ordering::Relaxed) || self.budget.is_some() {
+            rows = idx.iter().map(|&j| self.base + j).collect();
+            rows.sort_unstable();
+        }
+        if self.hints.load(Ordering::Relaxed) {
+            // Many reads in flight, in file order, before the gather faults on them one by one.
+            prefetch_rows(&self.x, &rows)?;
+        }
         batch.len = idx.len();
         batch.epoch = epoch;
         batch.batch_index = index;
@@ -89,7 +106,7 @@ impl Context {
             Images::F32(_) => self.fill_images::<f32>(epoch, idx, batch, threads)?,
             Images::F64(_) => self.fill_images::<f64>(epoch, idx, batch, threads)?,
         }
-        let rows = |arr: &NpyArray, out: &mut crate::batch::Rows| -> Result<()> {
+        let gather = |arr: &NpyArray, out: &mut crate::batch::Rows| -> Result<()> {
             out.set_len(idx.len());
             for (slot, &j) in idx.iter().enumerate() {
                 arr.read_row_native(self.base + j, out.slot_mut(slot))?;
@@ -97,18 +114,35 @@ impl Context {
             Ok(())
         };
         if let (Some(a), Some(r)) = (&self.y, &mut batch.y) {
-            rows(a, r)?;
+            gather(a, r)?;
         }
         if let (Some(a), Some(r)) = (&self.sample_weight, &mut batch.sample_weight) {
-            rows(a, r)?;
+            gather(a, r)?;
         }
         for (a, r) in self.aux.iter().zip(&mut batch.aux) {
-            rows(a, r)?;
+            gather(a, r)?;
         }
         if let Some(save) = &self.save {
             save.save_batch(batch, self.shape, self.seed)?;
         }
+        if let Some(budget) = &self.budget {
+            // A poisoned lock only means another thread panicked mid-update;
+            // the budget's bookkeeping is still usable.
+            let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
+            b.touch_rows(&self.x, &rows)?;
+        }
         Ok(())
+    }
+
+    /// Asks the kernel to start reading batch `index` of `plan` (lookahead).
+    pub fn hint(&self, index: usize, plan: &[usize]) -> Result<()> {
+        if !self.hints.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let start = (index * self.batch_size).min(plan.len());
+        let end = (start + self.batch_size).min(plan.len());
+        let rows: Vec<usize> = plan[start..end].iter().map(|&j| self.base + j).collect();
+        prefetch_rows(&self.x, &rows)
     }
 
     fn fill_images<T: Real + ScratchSlot>(&self, epoch: u64, idx: &[usize], batch: &mut Batch, threads: usize) -> Result<()> {
@@ -203,6 +237,9 @@ impl Producer {
                         plan = Some((epoch, ctx.plan(epoch)));
                     }
                     let p = &plan.as_ref().expect("plan set above").1;
+                    // Overlap the storage reads of the batch after this one
+                    // with this one's compute.
+                    let _ = ctx.hint(index + 1, p);
                     let result = pool.install(|| ctx.assemble(epoch, index, p, &mut buf, threads));
                     let failed = result.is_err();
                     if ready_tx.send((epoch, index, result, buf)).is_err() || failed {

@@ -11,3 +11,6 @@ mod fit;
 mod cache;
 mod convert;
 mod pipeline;
+mod hostile;
+mod changing;
+mod concurrency;

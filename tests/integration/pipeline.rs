@@ -82,3 +82,58 @@ fn restored_position_matches_an_uninterrupted_run_with_prefetch() {
     assert_eq!(g, all[4]);
     assert_eq!(c.next_batch().unwrap().image_bytes(), &all[1][..]);
 }
+
+#[test]
+fn telemetry_is_recorded_per_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = images_u8(dir.path(), 100, 8, 8, 3);
+    let mut it = NumpyArrayIterator::builder(x.clone()).batch_size(16).shuffle(true).seed(2).build().unwrap();
+    assert!(it.last_epoch_telemetry().is_none());
+    npyflow::evict_array(&x).unwrap();
+    it.for_each_in_epoch(|_| Ok(())).unwrap();
+    let t = it.last_epoch_telemetry().unwrap().clone();
+    assert_eq!(t.samples, 100);
+    assert_eq!(t.batches, 7);
+    assert!(t.throughput > 0.0 && t.wall > std::time::Duration::ZERO);
+    assert!(t.time_to_first_batch <= t.wall);
+    assert!(t.peak_anon_bytes > 0, "RssAnon is readable on Linux");
+    assert_eq!(t.residency_after.len(), 1);
+    assert!(t.residency_after[0].1 > 0.0, "the epoch read the file");
+    let json = serde_json::to_value(&t).unwrap();
+    assert!(json["throughput"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_cache_budget_smaller_than_a_batch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = images_u8(dir.path(), 10, 32, 32, 3);
+    let e = NumpyArrayIterator::builder(x).batch_size(8).cache_budget(4096).build().unwrap_err();
+    assert!(matches!(e.kind(), npyflow::ErrorKind::MemoryLimit { .. }), "{e}");
+}
+
+#[test]
+fn the_cache_budget_bounds_residency_while_iterating() {
+    // 4 MiB of images, a 512 KiB budget: mincore-measured residency of the
+    // file must stay near the budget at every batch, in every order.
+    let dir = tempfile::Builder::new().tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let x = images_u8(dir.path(), 1024, 32, 32, 4);
+    let budget = 512 * 1024u64;
+    for order in [Order::Sequential, Order::Shuffle, Order::Blocks { block_rows: 16, window: 2 }] {
+        npyflow::evict_array(&x).unwrap();
+        let before = npyflow::residency_of(&x).unwrap().resident_bytes();
+        if before > budget {
+            println!("skipped: eviction does not work on this filesystem ({before} bytes stay resident)");
+            return;
+        }
+        let mut it = NumpyArrayIterator::builder(x.clone()).batch_size(16).order(order).seed(1).prefetch(0).cache_budget(budget).build().unwrap();
+        let mut worst = 0;
+        it.for_each_in_epoch(|_| {
+            worst = worst.max(npyflow::residency_of(&x).unwrap().resident_bytes());
+            Ok(())
+        })
+        .unwrap();
+        // Slack: one batch of rows plus the kernel's read-ahead window.
+        let slack = 16 * 32 * 32 * 4 + 256 * 1024;
+        assert!(worst <= budget + slack, "{order:?}: {worst} resident bytes over a {budget} budget");
+    }
+}
