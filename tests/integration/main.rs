@@ -14,3 +14,4 @@ mod pipeline;
 mod hostile;
 mod changing;
 mod concurrency;
+mod memcap;

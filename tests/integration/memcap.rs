@@ -1,0 +1,173 @@
+//! Under a memory cgroup several times smaller than the dataset: a full
+//! epoch in every order, with augmentation and prefetch on, is not OOM-killed
+//! and delivers every sample exactly once with the file's bytes; `fit`
+//! completes too.
+//!
+//! The test re-runs itself (the same test binary, this test only) inside a
+//! cgroup-v1 memory group it creates. Without root or cgroup v1 it prints
+//! why and skips. `NPYFLOW_MEMCAP_MB` sets the dataset size (default 192 MiB
+//! under a 48 MiB cap, about a minute in CI); the large documented run is
+//! `NPYFLOW_MEMCAP_MB=4096 cargo test --release --test integration memcap -- --nocapture`
+//! (4 GiB under a 1 GiB cap).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use npyflow::npy::{ElemType, NpyWriter};
+use npyflow::{GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order, ShiftRange};
+
+const CHILD_ENV: &str = "NPYFLOW_MEMCAP_CHILD";
+const CG_ROOT: &str = "/sys/fs/cgroup/memory";
+const SIDE: usize = 32;
+const ROW: usize = SIDE * SIDE * 3;
+
+/// Row `i`'s bytes: a cheap function of (i, k), so the checksum is known without storing the file.
+fn row_byte(i: usize, k: usize) -> u8 {
+    (i.wrapping_mul(2654435761) >> 7).wrapping_add(k * 31) as u8
+}
+
+fn row_sum(bytes: impl Iterator<Item = u8>) -> u64 {
+    bytes.enumerate().fold(0u64, |acc, (k, b)| acc.wrapping_add((b as u64 + 1).wrapping_mul(k as u64 + 7)))
+}
+
+fn write_dataset(path: &Path, n: usize) {
+    let mut w = NpyWriter::create(path, npyflow::npy::Dtype::native(ElemType::U8), &[n, SIDE, SIDE, 3]).unwrap();
+    let mut buf = vec![0u8; ROW * 1024];
+    for start in (0..n).step_by(1024) {
+        let rows = (n - start).min(1024);
+        for r in 0..rows {
+            for k in 0..ROW {
+                buf[r * ROW + k] = row_byte(start + r, k);
+            }
+        }
+        w.write_bytes(&buf[..rows * ROW]).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+fn expected_checksum(n: usize) -> u64 {
+    (0..n).fold(0u64, |acc, i| acc.wrapping_add(row_sum((0..ROW).map(|k| row_byte(i, k))).wrapping_mul(i as u64 + 1)))
+}
+
+/// The work done inside the cgroup.
+fn child(path: &Path) {
+    let x = NpyArray::open(path).unwrap();
+    let n = x.len();
+    let want = expected_checksum(n);
+    let cap = std::env::var("NPYFLOW_MEMCAP_LIMIT").unwrap().parse::<u64>().unwrap();
+    let block_rows = ((cap / 8) / ROW as u64 / 4).max(1) as usize;
+    for order in [Order::Sequential, Order::Shuffle, Order::Blocks { block_rows, window: 4 }] {
+        // Plain pass: bytes of every delivered sample, weighted by its index.
+        let mut it = NumpyArrayIterator::builder(x.clone()).batch_size(256).order(order).seed(3).prefetch(4).build().unwrap();
+        let mut sum = 0u64;
+        let mut count = 0usize;
+        it.for_each_in_epoch(|b| {
+            let imgs = b.images::<f32>()?;
+            for (slot, &j) in b.indices().iter().enumerate() {
+                let s = row_sum(imgs.index_axis(ndarray::Axis(0), slot).iter().map(|&v| v as u8));
+                sum = sum.wrapping_add(s.wrapping_mul(j as u64 + 1));
+                count += 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(count, n, "{order:?}");
+        assert_eq!(sum, want, "{order:?}: delivered samples differ from the file");
+        // Augmented pass with prefetch: every index exactly once, no OOM.
+        let g = ImageDataGenerator::new(GeneratorOptions {
+            rotation_range: 20.0,
+            width_shift_range: ShiftRange::Float(0.1),
+            horizontal_flip: true,
+            rescale: Some(1.0 / 255.0),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut it = g.flow(x.clone()).batch_size(256).order(order).seed(3).prefetch(4).build().unwrap();
+        let mut seen = vec![false; n];
+        it.for_each_in_epoch(|b| {
+            for &j in b.indices() {
+                assert!(!seen[j], "sample {j} twice");
+                seen[j] = true;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(seen.iter().all(|&s| s), "{order:?}: a sample was never delivered");
+        let anon = npyflow::anon_rss_bytes();
+        println!("{order:?}: ok, anon memory {} MiB", anon >> 20);
+    }
+    let opts = GeneratorOptions { featurewise_center: true, featurewise_std_normalization: true, ..Default::default() };
+    let stats = npyflow::fit(&opts, &x, &npyflow::FitConfig::default(), None).unwrap();
+    println!("fit: ok, mean {:?}", stats.mean());
+}
+
+fn cgroup_dir() -> Result<PathBuf, String> {
+    if !Path::new(CG_ROOT).join("cgroup.procs").exists() {
+        return Err(format!("no cgroup v1 memory controller at {CG_ROOT}"));
+    }
+    let dir = Path::new(CG_ROOT).join(format!("npyflow-test-{}", std::process::id()));
+    std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e} (needs root)", dir.display()))?;
+    Ok(dir)
+}
+
+#[test]
+fn an_epoch_larger_than_the_memory_cap_delivers_every_sample() {
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        child(Path::new(&path));
+        return;
+    }
+    let mb: usize = std::env::var("NPYFLOW_MEMCAP_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(192);
+    let cap: u64 = (mb as u64 * 1024 * 1024) / 4;
+    let cg = match cgroup_dir() {
+        Ok(d) => d,
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let n = mb * 1024 * 1024 / ROW;
+    let dir = tempfile::Builder::new().prefix("memcap").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("x.npy");
+    write_dataset(&path, n);
+    npyflow::evict_file(&path).unwrap();
+    let limit_ok = std::fs::write(cg.join("memory.limit_in_bytes"), cap.to_string()).is_ok();
+    // Without swap accounting the memsw file is absent; the plain limit is enough then.
+    let _ = std::fs::write(cg.join("memory.memsw.limit_in_bytes"), cap.to_string());
+    if !limit_ok {
+        let _ = std::fs::remove_dir(&cg);
+        println!("skipped: cannot set memory.limit_in_bytes in {}", cg.display());
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec \"$0\" --exact memcap::an_epoch_larger_than_the_memory_cap_delivers_every_sample --nocapture --test-threads 1",
+        cg.display()
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&exe)
+        .env(CHILD_ENV, &path)
+        .env("NPYFLOW_MEMCAP_LIMIT", cap.to_string())
+        .output()
+        .unwrap();
+    let failcnt = std::fs::read_to_string(cg.join("memory.failcnt")).unwrap_or_default();
+    let max_usage = std::fs::read_to_string(cg.join("memory.max_usage_in_bytes")).unwrap_or_default();
+    let oom = std::fs::read_to_string(cg.join("memory.oom_control")).unwrap_or_default();
+    let _ = std::fs::remove_dir(&cg);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    println!(
+        "dataset {mb} MiB, cap {} MiB, cgroup max usage {} MiB, failcnt {}",
+        cap >> 20,
+        max_usage.trim().parse::<u64>().unwrap_or(0) >> 20,
+        failcnt.trim()
+    );
+    assert!(
+        out.status.success(),
+        "child failed ({:?}); oom_control: {oom}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("fit: ok"), "the child did not run to the end");
+}
