@@ -65,7 +65,10 @@ impl SampleSource for NpyArray {
         // An array opened with `allow_fortran` has rows that are not
         // contiguous samples; reading them as such would fit garbage.
         if self.header().fortran_order {
-            return Err(ErrorKind::FortranOrder { path: self.path().to_path_buf() }.into());
+            return Err(ErrorKind::FortranOrder {
+                path: self.path().to_path_buf(),
+            }
+            .into());
         }
         NpyArray::read_sample_into(self, index, out)
     }
@@ -108,7 +111,8 @@ pub struct FitConfig {
     /// mirrors Keras' `seed=None` passes [`fresh_seed`](crate::fresh_seed).
     pub seed: u64,
     /// Refuse ZCA when its matrices and workspace would need more bytes than
-    /// this. Default 2 GiB (enough for 64×64×3 images).
+    /// this. Default 2 GiB: enough for 48×48×3 images (32×32×3 needs about
+    /// 360 MiB, most of it the eigensolver's workspace); 64×64×3 is refused.
     pub zca_memory_limit: u64,
     /// Target size of the buffer samples are read into; at least one row is
     /// read at a time. Default 16 MiB.
@@ -117,7 +121,13 @@ pub struct FitConfig {
 
 impl Default for FitConfig {
     fn default() -> Self {
-        FitConfig { augment: false, rounds: 1, seed: 0, zca_memory_limit: 2 << 30, chunk_bytes: 16 << 20 }
+        FitConfig {
+            augment: false,
+            rounds: 1,
+            seed: 0,
+            zca_memory_limit: 2 << 30,
+            chunk_bytes: 16 << 20,
+        }
     }
 }
 
@@ -193,19 +203,36 @@ pub fn fit<S: SampleSource + ?Sized>(
 ///
 /// # Errors
 /// The argument errors of [`fit`] (not the memory limit).
-pub fn plan_fit(options: &GeneratorOptions, shape: &[usize], config: &FitConfig) -> Result<FitPlan> {
+pub fn plan_fit(
+    options: &GeneratorOptions,
+    shape: &[usize],
+    config: &FitConfig,
+) -> Result<FitPlan> {
     let (n, image) = validate_shape(options, shape)?;
     if config.augment && config.rounds == 0 {
-        return Err(Error::invalid("rounds", 0, "must be at least 1 when `augment` is on"));
+        return Err(Error::invalid(
+            "rounds",
+            0,
+            "must be at least 1 when `augment` is on",
+        ));
     }
-    let rounds = if config.augment { config.rounds as u64 } else { 1 };
+    let rounds = if config.augment {
+        config.rounds as u64
+    } else {
+        1
+    };
     let rows = (n as u64)
         .checked_mul(rounds)
         .ok_or_else(|| Error::invalid("rounds", rounds, "samples × rounds overflows"))?;
     let d = image.len();
     let row_bytes = d.saturating_mul(8);
-    let chunk_rows = (config.chunk_bytes / row_bytes).clamp(1, usize::try_from(rows).unwrap_or(usize::MAX));
-    let zca_bytes = if Steps::from_options(options).zca { zca_bytes(d).unwrap_or(u64::MAX) } else { 0 };
+    let chunk_rows =
+        (config.chunk_bytes / row_bytes).clamp(1, usize::try_from(rows).unwrap_or(usize::MAX));
+    let zca_bytes = if Steps::from_options(options).zca {
+        zca_bytes(d).unwrap_or(u64::MAX)
+    } else {
+        0
+    };
     Ok(FitPlan {
         rows,
         sample_len: d,
@@ -248,7 +275,12 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
         );
         if plan.zca_bytes > config.zca_memory_limit {
             return Err(ErrorKind::MemoryLimit {
-                what: format!("ZCA whitening of {:?} images ({} × {} matrices)", image.dims(), plan.sample_len, plan.sample_len),
+                what: format!(
+                    "ZCA whitening of {:?} images ({} × {} matrices)",
+                    image.dims(),
+                    plan.sample_len,
+                    plan.sample_len
+                ),
                 needed: plan.zca_bytes,
                 limit: config.zca_memory_limit,
             }
@@ -263,7 +295,15 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
     );
 
     let d = plan.sample_len;
-    let reader = Reader { source, n, image, dtype: options.dtype, rescale: rescale_factor(options), config, augment };
+    let reader = Reader {
+        source,
+        n,
+        image,
+        dtype: options.dtype,
+        rescale: rescale_factor(options),
+        config,
+        augment,
+    };
     let mut chunk = vec![0.0f64; plan.chunk_rows * d];
     let mut moments = vec![Moments::default(); image.channels];
     let mut gram = if steps.zca { Some(Gram::new(d)?) } else { None };
@@ -275,7 +315,10 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
         reader.fill(buf, start)?;
         // Blocks reduce in parallel; `collect` keeps their order, so the
         // sequential merge below is the same for any thread count.
-        let blocks: Vec<Vec<Moments>> = buf.par_chunks(BLOCK_ROWS * d).map(|b| block_moments(b, image)).collect();
+        let blocks: Vec<Vec<Moments>> = buf
+            .par_chunks(BLOCK_ROWS * d)
+            .map(|b| block_moments(b, image))
+            .collect();
         for block in blocks {
             for (acc, m) in moments.iter_mut().zip(block) {
                 *acc = acc.merge(m);
@@ -290,7 +333,11 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
     let mean: Vec<f64> = moments.iter().map(|m| m.mean).collect();
     let std: Vec<f64> = moments.iter().map(|m| (m.m2 / m.n).sqrt()).collect();
     if mean.iter().chain(&std).any(|v| !v.is_finite()) {
-        return Err(Error::invalid("x", "NaN or infinity", "the data produce non-finite statistics"));
+        return Err(Error::invalid(
+            "x",
+            "NaN or infinity",
+            "the data produce non-finite statistics",
+        ));
     }
     let mut stats = Statistics::for_image(image);
     if steps.featurewise_center {
@@ -315,12 +362,24 @@ fn validate_shape(options: &GeneratorOptions, shape: &[usize]) -> Result<(usize,
         ));
     };
     if n == 0 {
-        return Err(Error::invalid("x", format!("{shape:?}"), "cannot fit on zero samples"));
+        return Err(Error::invalid(
+            "x",
+            format!("{shape:?}"),
+            "cannot fit on zero samples",
+        ));
     }
     match a.checked_mul(b).and_then(|ab| ab.checked_mul(c)) {
-        Some(0) => Err(Error::invalid("x", format!("{shape:?}"), "images have no elements")),
+        Some(0) => Err(Error::invalid(
+            "x",
+            format!("{shape:?}"),
+            "images have no elements",
+        )),
         Some(_) => Ok((n, options.data_format.image_shape([a, b, c]))),
-        None => Err(Error::invalid("x", format!("{shape:?}"), "image size overflows")),
+        None => Err(Error::invalid(
+            "x",
+            format!("{shape:?}"),
+            "image size overflows",
+        )),
     }
 }
 
@@ -356,7 +415,8 @@ impl<S: SampleSource + ?Sized> Reader<'_, S> {
             }
             if self.config.augment {
                 if let Some(f) = self.augment {
-                    let mut rng = SampleRng::new(self.config.seed, Stream::Fit, round, index as u64);
+                    let mut rng =
+                        SampleRng::new(self.config.seed, Stream::Fit, round, index as u64);
                     f(row, self.image, &mut rng)?;
                     self.round_to_dtype(row);
                 }
@@ -406,9 +466,13 @@ fn block_moments(block: &[f64], image: ImageShape) -> Vec<Moments> {
     let d = image.len();
     let plane = image.height * image.width;
     let visit = |f: &mut dyn FnMut(usize, f64)| match image.format {
-        DataFormat::ChannelsLast => block.chunks_exact(c).for_each(|px| px.iter().enumerate().for_each(|(ch, &v)| f(ch, v))),
+        DataFormat::ChannelsLast => block
+            .chunks_exact(c)
+            .for_each(|px| px.iter().enumerate().for_each(|(ch, &v)| f(ch, v))),
         DataFormat::ChannelsFirst => block.chunks_exact(d).for_each(|row| {
-            row.chunks_exact(plane).enumerate().for_each(|(ch, p)| p.iter().for_each(|&v| f(ch, v)))
+            row.chunks_exact(plane)
+                .enumerate()
+                .for_each(|(ch, p)| p.iter().for_each(|&v| f(ch, v)))
         }),
     };
     let count = (block.len() / c) as f64;
@@ -420,7 +484,10 @@ fn block_moments(block: &[f64], image: ImageShape) -> Vec<Moments> {
         let dv = v - mean[ch];
         m2[ch] += dv * dv;
     });
-    mean.iter().zip(m2).map(|(&mean, m2)| Moments { n: count, mean, m2 }).collect()
+    mean.iter()
+        .zip(m2)
+        .map(|(&mean, m2)| Moments { n: count, mean, m2 })
+        .collect()
 }
 
 /// One lower-triangle tile of the Gram matrix, column-major.
@@ -460,8 +527,16 @@ fn tile_elems(d: usize) -> Option<u64> {
 fn zca_bytes(d: usize) -> Option<u64> {
     let square = (d as u64).checked_mul(d as u64)?.checked_mul(8)?;
     let vectors = (d as u64).checked_mul(8 * 3)?; // shift, column sums, eigenvalues
-    let workspace = compute_hermitian_evd_req::<f64>(d, ComputeVectors::Yes, Parallelism::None, Default::default()).ok()?;
-    let workspace = workspace.size_bytes().checked_add(workspace.align_bytes())? as u64;
+    let workspace = compute_hermitian_evd_req::<f64>(
+        d,
+        ComputeVectors::Yes,
+        Parallelism::None,
+        Default::default(),
+    )
+    .ok()?;
+    let workspace = workspace
+        .size_bytes()
+        .checked_add(workspace.align_bytes())? as u64;
     // Phases: tiles + covariance; covariance + eigenvectors + workspace;
     // eigenvectors + result. The second is always the largest.
     let assemble = tile_elems(d)?.checked_mul(8)?.checked_add(square)?;
@@ -472,11 +547,12 @@ fn zca_bytes(d: usize) -> Option<u64> {
 /// A zero-filled vector, or a [`ErrorKind::MemoryLimit`] error instead of an abort.
 fn try_zeroed(len: usize, what: &str) -> Result<Vec<f64>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| ErrorKind::MemoryLimit {
-        what: format!("{what} (the allocator refused)"),
-        needed: (len as u64).saturating_mul(8),
-        limit: 0,
-    })?;
+    v.try_reserve_exact(len)
+        .map_err(|_| ErrorKind::MemoryLimit {
+            what: format!("{what} (the allocator refused)"),
+            needed: (len as u64).saturating_mul(8),
+            limit: 0,
+        })?;
     v.resize(len, 0.0);
     Ok(v)
 }
@@ -486,10 +562,21 @@ impl Gram {
         let mut tiles = Vec::new();
         for (bi, (i0, rows)) in tile_spans(d).enumerate() {
             for (j0, cols) in tile_spans(d).take(bi + 1) {
-                tiles.push(Tile { i0, j0, rows, cols, data: try_zeroed(rows * cols, "ZCA covariance")? });
+                tiles.push(Tile {
+                    i0,
+                    j0,
+                    rows,
+                    cols,
+                    data: try_zeroed(rows * cols, "ZCA covariance")?,
+                });
             }
         }
-        Ok(Gram { d, shift: None, sum: vec![0.0; d], tiles })
+        Ok(Gram {
+            d,
+            shift: None,
+            sum: vec![0.0; d],
+            tiles,
+        })
     }
 
     /// Adds the rows of `buf` (row-major, `d` wide); shifts them in place.
@@ -498,11 +585,13 @@ impl Gram {
         let rows = buf.len() / d;
         let shift = self.shift.get_or_insert_with(|| {
             let mut m = vec![0.0; d];
-            buf.chunks_exact(d).for_each(|row| m.iter_mut().zip(row).for_each(|(m, v)| *m += v));
+            buf.chunks_exact(d)
+                .for_each(|row| m.iter_mut().zip(row).for_each(|(m, v)| *m += v));
             m.iter_mut().for_each(|m| *m /= rows as f64);
             m
         });
-        buf.par_chunks_mut(d).for_each(|row| row.iter_mut().zip(shift.iter()).for_each(|(v, k)| *v -= k));
+        buf.par_chunks_mut(d)
+            .for_each(|row| row.iter_mut().zip(shift.iter()).for_each(|(v, k)| *v -= k));
         for row in buf.chunks_exact(d) {
             self.sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
         }
@@ -550,7 +639,11 @@ impl Gram {
             }
         }
         if sigma.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid("x", "NaN or infinity", "the data produce a non-finite covariance"));
+            return Err(Error::invalid(
+                "x",
+                "NaN or infinity",
+                "the data produce a non-finite covariance",
+            ));
         }
         Ok(sigma)
     }
@@ -562,8 +655,17 @@ fn zca_matrix(sigma: Vec<f64>, d: usize, epsilon: f64) -> Result<ZcaMatrix> {
     let mut s = vec![0.0; d];
     let mut u = try_zeroed(d * d, "ZCA eigenvectors")?;
     {
-        let req = compute_hermitian_evd_req::<f64>(d, ComputeVectors::Yes, Parallelism::None, Default::default())
-            .map_err(|_| ErrorKind::MemoryLimit { what: "ZCA eigensolver workspace".into(), needed: u64::MAX, limit: 0 })?;
+        let req = compute_hermitian_evd_req::<f64>(
+            d,
+            ComputeVectors::Yes,
+            Parallelism::None,
+            Default::default(),
+        )
+        .map_err(|_| ErrorKind::MemoryLimit {
+            what: "ZCA eigensolver workspace".into(),
+            needed: u64::MAX,
+            limit: 0,
+        })?;
         let mut mem = GlobalPodBuffer::try_new(req).map_err(|_| ErrorKind::MemoryLimit {
             what: "ZCA eigensolver workspace (the allocator refused)".into(),
             needed: req.size_bytes() as u64,
@@ -596,11 +698,20 @@ fn zca_matrix(sigma: Vec<f64>, d: usize, epsilon: f64) -> Result<ZcaMatrix> {
     }
     let v = faer::mat::from_column_major_slice(&u, d, d);
     let mut pc = try_zeroed(d * d, "ZCA matrix")?;
-    pc.par_chunks_mut(TILE * d).enumerate().for_each(|(b, block)| {
-        let h = block.len() / d;
-        let dst = faer::mat::from_row_major_slice_mut(block, h, d);
-        matmul(dst, v.subrows(b * TILE, h), v.transpose(), None, 1.0, Parallelism::None);
-    });
+    pc.par_chunks_mut(TILE * d)
+        .enumerate()
+        .for_each(|(b, block)| {
+            let h = block.len() / d;
+            let dst = faer::mat::from_row_major_slice_mut(block, h, d);
+            matmul(
+                dst,
+                v.subrows(b * TILE, h),
+                v.transpose(),
+                None,
+                1.0,
+                Parallelism::None,
+            );
+        });
     drop(u);
     ZcaMatrix::from_row_major(d, pc)
 }
@@ -634,13 +745,50 @@ mod tests {
 
     #[test]
     fn plan_rejects_bad_shapes_and_refuses_huge_zca() {
-        let o = GeneratorOptions { zca_whitening: true, ..Default::default() };
+        let o = GeneratorOptions {
+            zca_whitening: true,
+            ..Default::default()
+        };
         let c = FitConfig::default();
         assert!(plan_fit(&o, &[10, 4, 4], &c).is_err());
         assert!(plan_fit(&o, &[0, 4, 4, 3], &c).is_err());
-        let aug = FitConfig { augment: true, rounds: 0, ..FitConfig::default() };
+        let aug = FitConfig {
+            augment: true,
+            rounds: 0,
+            ..FitConfig::default()
+        };
         assert!(plan_fit(&o, &[10, 4, 4, 3], &aug).is_err());
+        // The figures the `zca_memory_limit` docs quote.
+        let needed = |h| plan_fit(&o, &[10, h, h, 3], &c).unwrap().zca_bytes;
+        assert!(needed(48) <= c.zca_memory_limit && needed(64) > c.zca_memory_limit);
+        assert!(
+            (300 << 20..400 << 20).contains(&needed(32)),
+            "{}",
+            needed(32)
+        );
         let p = plan_fit(&o, &[10, 224, 224, 3], &c).unwrap();
         assert!(p.zca_bytes > 2 * 150_528u64 * 150_528 * 8);
+    }
+}
+
+impl crate::ImageDataGenerator {
+    /// Keras' `fit(x, augment, rounds, seed)`: computes the featurewise
+    /// statistics the options ask for in one streaming pass over `x` (any
+    /// size: memory does not depend on the number of samples) and stores
+    /// them on the generator. With `config.augment`, samples go through this
+    /// generator's `random_transform` first, as in Keras.
+    ///
+    /// # Errors
+    /// As [`fit`]: rank other than 4, a ZCA matrix beyond
+    /// `config.zca_memory_limit`, unreadable data.
+    pub fn fit<S: SampleSource + ?Sized>(&mut self, x: &S, config: &FitConfig) -> Result<&Statistics> {
+        use crate::pipeline::ScratchSlot;
+        let this = &*self;
+        let augment = |img: &mut [f64], shape: ImageShape, rng: &mut SampleRng| -> Result<()> {
+            f64::with_scratch(|scratch| this.random_transform(img, shape, rng, scratch))
+        };
+        let stats = fit(self.options(), x, config, Some(&augment))?;
+        self.set_statistics(Some(stats));
+        Ok(self.statistics().expect("set above"))
     }
 }

@@ -119,9 +119,21 @@ pub fn standardize_with_scratch<T: Real>(
     let steps = Steps::from_options(options);
     // Everything that can fail is checked before the image is touched, so an
     // error leaves the caller's buffer as it was.
-    let mean = if steps.featurewise_center { Some(per_channel(stats, Stat::Mean, shape)?) } else { None };
-    let std = if steps.featurewise_std { Some(per_channel(stats, Stat::Std, shape)?) } else { None };
-    let zca = if steps.zca { Some(zca_for(stats, shape)?) } else { None };
+    let mean = if steps.featurewise_center {
+        Some(per_channel(stats, Stat::Mean, shape)?)
+    } else {
+        None
+    };
+    let std = if steps.featurewise_std {
+        Some(per_channel(stats, Stat::Std, shape)?)
+    } else {
+        None
+    };
+    let zca = if steps.zca {
+        Some(zca_for(stats, shape)?)
+    } else {
+        None
+    };
 
     if let Some(r) = rescale_factor(options) {
         let r = T::from_f64_lossy(r);
@@ -140,7 +152,12 @@ pub fn standardize_with_scratch<T: Real>(
     }
     if let Some(std) = std {
         let eps = T::from_f64_lossy(STD_EPSILON);
-        per_channel_apply(image, shape, |c| T::from_f64_lossy(std[c]) + eps, |v, d| *v /= d);
+        per_channel_apply(
+            image,
+            shape,
+            |c| T::from_f64_lossy(std[c]) + eps,
+            |v, d| *v /= d,
+        );
     }
     if let Some(zca) = zca {
         apply_zca(zca, image, scratch);
@@ -175,7 +192,9 @@ fn per_channel(stats: Option<&Statistics>, which: Stat, shape: ImageShape) -> Re
 
 fn zca_for(stats: Option<&Statistics>, shape: ImageShape) -> Result<&ZcaMatrix> {
     let stats = stats.ok_or(ErrorKind::MissingStatistics { what: "zca" })?;
-    let zca = stats.zca().ok_or(ErrorKind::MissingStatistics { what: "zca" })?;
+    let zca = stats
+        .zca()
+        .ok_or(ErrorKind::MissingStatistics { what: "zca" })?;
     if zca.dim() != shape.len() {
         return Err(ErrorKind::ShapeMismatch {
             what: "ZCA matrix and the image size".into(),
@@ -189,13 +208,17 @@ fn zca_for(stats: Option<&Statistics>, shape: ImageShape) -> Result<&ZcaMatrix> 
     // (One channel is laid out identically in both formats.)
     let same_layout = match stats.image_shape() {
         Some(fitted) => {
-            (fitted.height, fitted.width, fitted.channels) == (shape.height, shape.width, shape.channels)
+            (fitted.height, fitted.width, fitted.channels)
+                == (shape.height, shape.width, shape.channels)
                 && (fitted.format == shape.format || shape.channels == 1)
         }
         None => stats.data_format() == shape.format || shape.channels == 1,
     };
     if !same_layout {
-        let fitted = stats.image_shape().map(|s| s.dims().to_vec()).unwrap_or_default();
+        let fitted = stats
+            .image_shape()
+            .map(|s| s.dims().to_vec())
+            .unwrap_or_default();
         return Err(Error::invalid(
             "data_format",
             format!("{} {:?}", shape.format.as_str(), shape.dims()),
@@ -209,7 +232,12 @@ fn zca_for(stats: Option<&Statistics>, shape: ImageShape) -> Result<&ZcaMatrix> 
 }
 
 /// Applies `op(element, constant(channel))` to every element.
-fn per_channel_apply<T: Real>(image: &mut [T], shape: ImageShape, constant: impl Fn(usize) -> T, op: impl Fn(&mut T, T)) {
+fn per_channel_apply<T: Real>(
+    image: &mut [T],
+    shape: ImageShape,
+    constant: impl Fn(usize) -> T,
+    op: impl Fn(&mut T, T),
+) {
     let c = shape.channels;
     let plane = shape.height * shape.width;
     if c == 0 || plane == 0 {
@@ -290,26 +318,56 @@ mod tests {
         });
         assert_eq!(
             s,
-            Steps { samplewise_center: true, samplewise_std: true, featurewise_center: true, featurewise_std: false, zca: true }
+            Steps {
+                samplewise_center: true,
+                samplewise_std: true,
+                featurewise_center: true,
+                featurewise_std: false,
+                zca: true
+            }
         );
-        let s = Steps::from_options(&GeneratorOptions { featurewise_std_normalization: true, ..opts() });
+        let s = Steps::from_options(&GeneratorOptions {
+            featurewise_std_normalization: true,
+            ..opts()
+        });
         assert!(s.featurewise_center && s.featurewise_std && !s.zca);
     }
 
     #[test]
     fn missing_statistics_is_an_error_and_leaves_the_image() {
-        let o = GeneratorOptions { featurewise_center: true, rescale: Some(2.0), ..opts() };
+        let o = GeneratorOptions {
+            featurewise_center: true,
+            rescale: Some(2.0),
+            ..opts()
+        };
         let mut x = [1.0f32, 2.0, 3.0];
         let e = standardize(&o, None, &mut x, ImageShape::hwc(1, 1, 3)).unwrap_err();
-        assert!(matches!(e.kind(), ErrorKind::MissingStatistics { what: "mean" }));
+        assert!(matches!(
+            e.kind(),
+            ErrorKind::MissingStatistics { what: "mean" }
+        ));
         assert_eq!(x, [1.0, 2.0, 3.0]);
-        let stats = Statistics::new(DataFormat::ChannelsLast).with_mean(vec![0.0; 3]).unwrap();
-        let o = GeneratorOptions { featurewise_std_normalization: true, ..opts() };
+        let stats = Statistics::new(DataFormat::ChannelsLast)
+            .with_mean(vec![0.0; 3])
+            .unwrap();
+        let o = GeneratorOptions {
+            featurewise_std_normalization: true,
+            ..opts()
+        };
         let e = standardize(&o, Some(&stats), &mut x, ImageShape::hwc(1, 1, 3)).unwrap_err();
-        assert!(matches!(e.kind(), ErrorKind::MissingStatistics { what: "std" }));
-        let o = GeneratorOptions { zca_whitening: true, ..opts() };
+        assert!(matches!(
+            e.kind(),
+            ErrorKind::MissingStatistics { what: "std" }
+        ));
+        let o = GeneratorOptions {
+            zca_whitening: true,
+            ..opts()
+        };
         let e = standardize(&o, Some(&stats), &mut x, ImageShape::hwc(1, 1, 3)).unwrap_err();
-        assert!(matches!(e.kind(), ErrorKind::MissingStatistics { what: "zca" }));
+        assert!(matches!(
+            e.kind(),
+            ErrorKind::MissingStatistics { what: "zca" }
+        ));
     }
 
     #[test]
@@ -319,12 +377,20 @@ mod tests {
             .unwrap()
             .with_std(vec![1.0, 4.0])
             .unwrap();
-        let o = GeneratorOptions { featurewise_std_normalization: true, ..opts() };
+        let o = GeneratorOptions {
+            featurewise_std_normalization: true,
+            ..opts()
+        };
         // (1, 2, 2) channels-last: pixels (a0, a1), (b0, b1).
         let mut cl = [3.0f64, 18.0, 5.0, 2.0];
         standardize(&o, Some(&stats), &mut cl, ImageShape::hwc(1, 2, 2)).unwrap();
         let e = 1e-6;
-        let want = [2.0 / (1.0 + e), 8.0 / (4.0 + e), 4.0 / (1.0 + e), -8.0 / (4.0 + e)];
+        let want = [
+            2.0 / (1.0 + e),
+            8.0 / (4.0 + e),
+            4.0 / (1.0 + e),
+            -8.0 / (4.0 + e),
+        ];
         assert_eq!(cl, want);
         let mut cf = [3.0f64, 5.0, 18.0, 2.0];
         standardize(&o, Some(&stats), &mut cf, ImageShape::chw(2, 1, 2)).unwrap();
@@ -333,7 +399,10 @@ mod tests {
 
     #[test]
     fn samplewise_std_uses_population_std() {
-        let o = GeneratorOptions { samplewise_std_normalization: true, ..opts() };
+        let o = GeneratorOptions {
+            samplewise_std_normalization: true,
+            ..opts()
+        };
         let mut x = [1.0f64, 3.0];
         standardize(&o, None, &mut x, ImageShape::hwc(1, 2, 1)).unwrap();
         assert_eq!(x, [-1.0 / (1.0 + 1e-6), 1.0 / (1.0 + 1e-6)]);
@@ -348,23 +417,39 @@ mod tests {
             .unwrap()
             .with_zca(m)
             .unwrap();
-        let o = GeneratorOptions { zca_whitening: true, ..opts() };
+        let o = GeneratorOptions {
+            zca_whitening: true,
+            ..opts()
+        };
         let mut x = [1.0f32, 10.0];
         standardize(&o, Some(&stats), &mut x, ImageShape::hwc(1, 1, 2)).unwrap();
         assert_eq!(x, [31.0, 42.0]);
         let e = standardize(&o, Some(&stats), &mut x, ImageShape::chw(2, 1, 1)).unwrap_err();
-        assert!(matches!(e.kind(), ErrorKind::InvalidArgument { name: "data_format", .. }));
-        let e = standardize(&o, Some(&stats), &mut [0.0f32; 3], ImageShape::hwc(1, 1, 3)).unwrap_err();
+        assert!(matches!(
+            e.kind(),
+            ErrorKind::InvalidArgument {
+                name: "data_format",
+                ..
+            }
+        ));
+        let e =
+            standardize(&o, Some(&stats), &mut [0.0f32; 3], ImageShape::hwc(1, 1, 3)).unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::ShapeMismatch { .. }));
     }
 
     #[test]
     fn rescale_is_rounded_to_the_element_type_first() {
-        let o = GeneratorOptions { rescale: Some(1.0 / 255.0), ..opts() };
+        let o = GeneratorOptions {
+            rescale: Some(1.0 / 255.0),
+            ..opts()
+        };
         let mut x = [200.0f32];
         standardize(&o, None, &mut x, ImageShape::hwc(1, 1, 1)).unwrap();
         assert_eq!(x[0], 200.0f32 * (1.0f64 / 255.0) as f32);
-        let o = GeneratorOptions { rescale: Some(0.0), ..opts() };
+        let o = GeneratorOptions {
+            rescale: Some(0.0),
+            ..opts()
+        };
         standardize(&o, None, &mut x, ImageShape::hwc(1, 1, 1)).unwrap();
         assert_eq!(x[0], 200.0f32 * (1.0f64 / 255.0) as f32);
     }

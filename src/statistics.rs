@@ -68,7 +68,11 @@ impl ZcaMatrix {
     /// # Panics
     /// When `row` or `col` is not below [`ZcaMatrix::dim`].
     pub fn get(&self, row: usize, col: usize) -> f64 {
-        assert!(row < self.dim && col < self.dim, "ZcaMatrix::get({row}, {col}) out of {}", self.dim);
+        assert!(
+            row < self.dim && col < self.dim,
+            "ZcaMatrix::get({row}, {col}) out of {}",
+            self.dim
+        );
         self.data[row * self.dim + col]
     }
 
@@ -104,13 +108,25 @@ pub struct Statistics {
 impl Statistics {
     /// Empty statistics for images laid out as `format`.
     pub fn new(format: DataFormat) -> Statistics {
-        Statistics { format, image: None, mean: None, std: None, zca: None }
+        Statistics {
+            format,
+            image: None,
+            mean: None,
+            std: None,
+            zca: None,
+        }
     }
 
     /// Empty statistics for images of `shape` (recorded so a ZCA matrix can
     /// be checked against the full image shape, not only its element count).
     pub fn for_image(shape: ImageShape) -> Statistics {
-        Statistics { format: shape.format, image: Some(shape), mean: None, std: None, zca: None }
+        Statistics {
+            format: shape.format,
+            image: Some(shape),
+            mean: None,
+            std: None,
+            zca: None,
+        }
     }
 
     /// Sets the per-channel mean.
@@ -255,20 +271,32 @@ impl Statistics {
             let a = archive.array(n)?;
             Ok((a.shape().to_vec(), a.to_vec_f64()?))
         };
-        let bad = |reason: String| -> Error { ErrorKind::Npz { path: path.to_path_buf(), reason }.into() };
+        let bad = |reason: String| -> Error {
+            ErrorKind::Npz {
+                path: path.to_path_buf(),
+                reason,
+            }
+            .into()
+        };
 
         let mean = if has(MEAN) { Some(read(MEAN)?) } else { None };
         let std = if has(STD) { Some(read(STD)?) } else { None };
         let zca = if has(ZCA) { Some(read(ZCA)?) } else { None };
         if mean.is_none() && std.is_none() && zca.is_none() {
-            return Err(bad(format!("no `{MEAN}`, `{STD}` or `{ZCA}` member: not a statistics archive")));
+            return Err(bad(format!(
+                "no `{MEAN}`, `{STD}` or `{ZCA}` member: not a statistics archive"
+            )));
         }
 
         let format = if has(DATA_FORMAT) {
             match read(DATA_FORMAT)?.1.as_slice() {
                 [c] if *c == 0.0 => DataFormat::ChannelsLast,
                 [c] if *c == 1.0 => DataFormat::ChannelsFirst,
-                other => return Err(bad(format!("`{DATA_FORMAT}` must be [0] or [1], found {other:?}"))),
+                other => {
+                    return Err(bad(format!(
+                        "`{DATA_FORMAT}` must be [0] or [1], found {other:?}"
+                    )))
+                }
             }
         } else {
             match mean.as_ref().or(std.as_ref()).map(|(s, _)| s.as_slice()) {
@@ -279,10 +307,18 @@ impl Statistics {
         let mut stats = if has(IMAGE_SHAPE) {
             let (_, dims) = read(IMAGE_SHAPE)?;
             let dims = match dims.as_slice() {
-                [a, b, c] if [a, b, c].iter().all(|v| v.fract() == 0.0 && **v >= 1.0 && **v < 1e15) => {
+                [a, b, c]
+                    if [a, b, c]
+                        .iter()
+                        .all(|v| v.fract() == 0.0 && **v >= 1.0 && **v < 1e15) =>
+                {
                     [*a as usize, *b as usize, *c as usize]
                 }
-                other => return Err(bad(format!("`{IMAGE_SHAPE}` must hold 3 positive integers, found {other:?}"))),
+                other => {
+                    return Err(bad(format!(
+                        "`{IMAGE_SHAPE}` must hold 3 positive integers, found {other:?}"
+                    )))
+                }
             };
             Statistics::for_image(format.image_shape(dims))
         } else {
@@ -295,7 +331,9 @@ impl Statistics {
             if ok {
                 Ok(v)
             } else {
-                Err(bad(format!("`{name}` must have shape (C,), (1, 1, C) or (C, 1, 1); found {shape:?}")))
+                Err(bad(format!(
+                    "`{name}` must have shape (C,), (1, 1, C) or (C, 1, 1); found {shape:?}"
+                )))
             }
         };
         if let Some(m) = mean {
@@ -307,7 +345,11 @@ impl Statistics {
         if let Some((shape, v)) = zca {
             match shape.as_slice() {
                 [a, b] if a == b => stats = stats.with_zca(ZcaMatrix::from_row_major(*a, v)?)?,
-                _ => return Err(bad(format!("`{ZCA}` must be a square matrix, found shape {shape:?}"))),
+                _ => {
+                    return Err(bad(format!(
+                        "`{ZCA}` must be a square matrix, found shape {shape:?}"
+                    )))
+                }
             }
         }
         Ok(stats)
@@ -328,7 +370,11 @@ impl Statistics {
 
 fn check_finite(name: &'static str, values: &[f64]) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {
-        Some(i) => Err(Error::invalid(name, values[i], format!("entry {i} is not finite"))),
+        Some(i) => Err(Error::invalid(
+            name,
+            values[i],
+            format!("entry {i} is not finite"),
+        )),
         None => Ok(()),
     }
 }
@@ -339,20 +385,34 @@ mod tests {
 
     #[test]
     fn broadcast_shape_follows_layout() {
-        let cl = Statistics::for_image(ImageShape::hwc(4, 5, 3)).with_mean(vec![1.0, 2.0, 3.0]).unwrap();
+        let cl = Statistics::for_image(ImageShape::hwc(4, 5, 3))
+            .with_mean(vec![1.0, 2.0, 3.0])
+            .unwrap();
         assert_eq!(cl.broadcast_shape(), Some([1, 1, 3]));
         let cf = Statistics::for_image(ImageShape::chw(3, 4, 5));
         assert_eq!(cf.broadcast_shape(), Some([3, 1, 1]));
-        assert_eq!(Statistics::new(DataFormat::ChannelsLast).broadcast_shape(), None);
+        assert_eq!(
+            Statistics::new(DataFormat::ChannelsLast).broadcast_shape(),
+            None
+        );
     }
 
     #[test]
     fn setters_check_shapes_and_values() {
         let s = Statistics::for_image(ImageShape::hwc(2, 2, 3));
-        assert!(matches!(s.clone().with_mean(vec![0.0; 2]).unwrap_err().kind(), ErrorKind::ShapeMismatch { .. }));
-        assert!(matches!(s.clone().with_std(vec![f64::NAN; 3]).unwrap_err().kind(), ErrorKind::InvalidArgument { .. }));
+        assert!(matches!(
+            s.clone().with_mean(vec![0.0; 2]).unwrap_err().kind(),
+            ErrorKind::ShapeMismatch { .. }
+        ));
+        assert!(matches!(
+            s.clone().with_std(vec![f64::NAN; 3]).unwrap_err().kind(),
+            ErrorKind::InvalidArgument { .. }
+        ));
         let z = ZcaMatrix::from_row_major(4, vec![0.0; 16]).unwrap();
-        assert!(matches!(s.with_zca(z).unwrap_err().kind(), ErrorKind::ShapeMismatch { .. }));
+        assert!(matches!(
+            s.with_zca(z).unwrap_err().kind(),
+            ErrorKind::ShapeMismatch { .. }
+        ));
         assert!(ZcaMatrix::from_row_major(3, vec![0.0; 8]).is_err());
     }
 
@@ -383,6 +443,9 @@ mod tests {
         let mut w = NpzWriter::create(&path).unwrap();
         w.add_f64("x", &[2], &[1.0, 2.0]).unwrap();
         w.finish().unwrap();
-        assert!(matches!(Statistics::load(&path).unwrap_err().kind(), ErrorKind::Npz { .. }));
+        assert!(matches!(
+            Statistics::load(&path).unwrap_err().kind(),
+            ErrorKind::Npz { .. }
+        ));
     }
 }

@@ -275,3 +275,33 @@ fn channels_first_batches_keep_the_stored_layout() {
     let mut it = NumpyArrayIterator::builder(x).data_format(npyflow::DataFormat::ChannelsFirst).build().unwrap();
     assert_eq!(it.next_batch().unwrap().shape(), [3, 3, 5, 6]);
 }
+
+#[test]
+fn featurewise_needs_statistics_and_fit_provides_them() {
+    // Deliberate fix 3: no statistics is an error, not a warning.
+    let dir = tempfile::tempdir().unwrap();
+    let x = images_u8(dir.path(), 16, 5, 4, 3);
+    let opts = GeneratorOptions {
+        featurewise_center: true,
+        featurewise_std_normalization: true,
+        rescale: Some(1.0 / 255.0),
+        dtype: OutputDtype::F64,
+        ..Default::default()
+    };
+    let mut g = ImageDataGenerator::new(opts).unwrap();
+    let mut it = g.flow(x.clone()).batch_size(16).build().unwrap();
+    let e = it.next_batch().unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::MissingStatistics { .. }), "{e}");
+    // keras-behaviour §5.3 item 11: after fit, a whole-dataset batch has mean 0 and std 1 per channel.
+    g.fit(&x, &npyflow::FitConfig::default()).unwrap();
+    let mut it = g.flow(x).batch_size(16).build().unwrap();
+    let b = it.next_batch().unwrap();
+    let imgs = b.images::<f64>().unwrap();
+    for c in 0..3 {
+        let v: Vec<f64> = imgs.index_axis(ndarray::Axis(3), c).iter().copied().collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let std = (v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+        assert!(mean.abs() < 1e-6, "channel {c} mean {mean}");
+        assert!((1.0 - std).abs() < 1e-5, "channel {c} std {std}");
+    }
+}

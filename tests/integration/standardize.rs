@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use npyflow::{
-    standardize, standardize_with_scratch, DataFormat, ErrorKind, GeneratorOptions, ImageShape, NpzArchive, Real,
-    Statistics, ZcaMatrix,
+    standardize, standardize_with_scratch, DataFormat, ErrorKind, GeneratorOptions, ImageShape,
+    NpzArchive, Real, Statistics, ZcaMatrix,
 };
 use serde_json::Value;
 
@@ -20,7 +20,9 @@ pub(crate) fn manifest() -> Value {
 
 /// A member of a fixture archive as `(shape, f64 values)`.
 pub(crate) fn member(archive: &NpzArchive, name: &str) -> (Vec<usize>, Vec<f64>) {
-    let a = archive.array(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let a = archive
+        .array(name)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     (a.shape().to_vec(), a.to_vec_f64().unwrap())
 }
 
@@ -28,7 +30,10 @@ pub(crate) fn member(archive: &NpzArchive, name: &str) -> (Vec<usize>, Vec<f64>)
 /// relative for large ones.
 pub(crate) fn max_scaled_error(got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());
-    got.iter().zip(want).map(|(g, w)| (g - w).abs() / w.abs().max(1.0)).fold(0.0, f64::max)
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
+        .fold(0.0, f64::max)
 }
 
 fn image_shape(case: &Value) -> ImageShape {
@@ -40,7 +45,12 @@ fn image_shape(case: &Value) -> ImageShape {
 }
 
 /// Runs `standardize` in `T` on `x` (already rounded to `T`).
-fn run<T: Real>(options: &GeneratorOptions, stats: &Statistics, x: &[f64], shape: ImageShape) -> Vec<f64> {
+fn run<T: Real>(
+    options: &GeneratorOptions,
+    stats: &Statistics,
+    x: &[f64],
+    shape: ImageShape,
+) -> Vec<f64> {
     let mut image: Vec<T> = x.iter().map(|&v| T::from_f64_lossy(v)).collect();
     let mut scratch = Vec::new();
     standardize_with_scratch(options, Some(stats), &mut image, shape, &mut scratch).unwrap();
@@ -76,14 +86,21 @@ fn standardize_matches_keras() {
             .with_zca(ZcaMatrix::from_row_major(pc_shape[0], round(pc)).unwrap())
             .unwrap();
         let want = member(&archive, &format!("out_{name}")).1;
-        let got = if f32_case { run::<f32>(&options, &stats, &x, shape) } else { run::<f64>(&options, &stats, &x, shape) };
+        let got = if f32_case {
+            run::<f32>(&options, &stats, &x, shape)
+        } else {
+            run::<f64>(&options, &stats, &x, shape)
+        };
         let err = max_scaled_error(&got, &want);
         report.push(format!("{name}: {err:.2e}"));
         assert!(err <= 1e-4, "{name}: max scaled error {err:.3e}");
         worst = worst.max(err);
     }
     assert_eq!(report.len(), 32);
-    eprintln!("standardize vs Keras, max |a-b|/max(1,|b|): worst {worst:.2e}\n  {}", report.join("\n  "));
+    eprintln!(
+        "standardize vs Keras, max |a-b|/max(1,|b|): worst {worst:.2e}\n  {}",
+        report.join("\n  ")
+    );
 }
 
 #[test]
@@ -94,7 +111,11 @@ fn standardize_without_scratch_agrees_and_leaves_input_on_error() {
         .unwrap()
         .with_zca(ZcaMatrix::from_row_major(4, (0..16).map(|i| (i % 5) as f64).collect()).unwrap())
         .unwrap();
-    let options = GeneratorOptions { zca_whitening: true, rescale: Some(0.5), ..Default::default() };
+    let options = GeneratorOptions {
+        zca_whitening: true,
+        rescale: Some(0.5),
+        ..Default::default()
+    };
     let mut a = [1.0f64, 2.0, 3.0, 4.0];
     let mut b = a;
     standardize(&options, Some(&stats), &mut a, shape).unwrap();
@@ -103,7 +124,10 @@ fn standardize_without_scratch_agrees_and_leaves_input_on_error() {
 
     let mut c = [1.0f32, 2.0, 3.0, 4.0];
     let e = standardize(&options, None, &mut c, shape).unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::MissingStatistics { .. }), "{e}");
+    assert!(
+        matches!(e.kind(), ErrorKind::MissingStatistics { .. }),
+        "{e}"
+    );
     assert_eq!(c, [1.0, 2.0, 3.0, 4.0]);
     let e = standardize(&options, Some(&stats), &mut c[..3], shape).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::ShapeMismatch { .. }), "{e}");
@@ -117,8 +141,14 @@ fn statistics_load_keras_saved_archive() {
     assert_eq!(stats.broadcast_shape(), Some([3, 1, 1]));
     assert!(stats.zca().is_none() && stats.image_shape().is_none());
     let expected = NpzArchive::open(fixture_dir().join("fit_expected.npz")).unwrap();
-    assert_eq!(stats.mean().unwrap(), member(&expected, "mean_std_x3_cf_raw_float32").1.as_slice());
-    assert_eq!(stats.std().unwrap(), member(&expected, "std_std_x3_cf_raw_float32").1.as_slice());
+    assert_eq!(
+        stats.mean().unwrap(),
+        member(&expected, "mean_std_x3_cf_raw_float32").1.as_slice()
+    );
+    assert_eq!(
+        stats.std().unwrap(),
+        member(&expected, "std_std_x3_cf_raw_float32").1.as_slice()
+    );
 }
 
 #[test]
@@ -133,7 +163,10 @@ fn statistics_save_is_readable_with_keras_names() {
     stats.save(&path).unwrap();
     let archive = NpzArchive::open(&path).unwrap();
     assert_eq!(member(&archive, "mean"), (vec![1, 1, 1], vec![0.25]));
-    assert_eq!(member(&archive, "principal_components"), (vec![2, 2], vec![1.0, 0.5, 0.5, 2.0]));
+    assert_eq!(
+        member(&archive, "principal_components"),
+        (vec![2, 2], vec![1.0, 0.5, 0.5, 2.0])
+    );
     assert!(archive.array("std").is_err());
     assert_eq!(Statistics::load(&path).unwrap(), stats);
     // No partial file is left behind, whatever the writer's temporary name.
