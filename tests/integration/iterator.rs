@@ -305,3 +305,32 @@ fn featurewise_needs_statistics_and_fit_provides_them() {
         assert!((1.0 - std).abs() < 1e-5, "channel {c} std {std}");
     }
 }
+
+#[test]
+fn save_to_dir_writes_every_final_image_and_checks_the_folder_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = images_u8(dir.path(), 5, 6, 4, 3);
+    let out = dir.path().join("saved");
+    for format in [npyflow::SaveFormat::Png, npyflow::SaveFormat::Jpeg, npyflow::SaveFormat::Bmp, npyflow::SaveFormat::Tiff] {
+        let mut it = NumpyArrayIterator::builder(x.clone()).batch_size(2).save_to_dir(&out, "pre", format).seed(1).build().unwrap();
+        it.for_each_in_epoch(|_| Ok(())).unwrap();
+        let ext = format.extension();
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(ext))
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 5, "{names:?}");
+        for n in &names {
+            assert!(n.starts_with("pre_") && n.len() == format!("pre_0_0000.{ext}").len(), "{n}");
+            let img = image::open(out.join(n)).unwrap();
+            assert_eq!((img.width(), img.height()), (4, 6));
+        }
+    }
+    // An unwritable destination fails at build time, before any batch.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let e = NumpyArrayIterator::builder(x).save_to_dir(&file, "", npyflow::SaveFormat::Png).build().unwrap_err();
+    assert!(e.to_string().contains("not-a-dir"), "{e}");
+}

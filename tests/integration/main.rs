@@ -15,3 +15,4 @@ mod hostile;
 mod changing;
 mod concurrency;
 mod memcap;
+mod flow;
