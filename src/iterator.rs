@@ -276,6 +276,13 @@ impl IteratorBuilder {
         let s = self.x.shape();
         let dims = [s[1], s[2], s[3]];
         let shape = data_format.image_shape(dims);
+        if shape.is_empty() {
+            return Err(Error::invalid(
+                "x",
+                format!("shape {:?}", self.x.shape()),
+                format!("{}: images have no pixels (height, width and channels must be at least 1)", self.x.name()),
+            ));
+        }
         if !matches!(shape.channels, 1 | 3 | 4) {
             log::warn!(
                 "{}: {} channels on axis {} ({}); expected 1, 3 or 4",

@@ -67,10 +67,12 @@ impl Context {
 
     /// A fresh buffer for this iterator's batches.
     pub fn new_batch(&self) -> Batch {
+        // No batch holds more than the epoch's samples, so an absurd
+        // batch_size costs no more memory than the data itself.
         Batch::new(
             self.dtype,
             self.dims,
-            self.batch_size,
+            self.batch_size.min(self.shard_len()),
             self.y.as_ref(),
             self.sample_weight.as_ref(),
             &self.aux,

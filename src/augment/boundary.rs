@@ -206,7 +206,11 @@ pub(crate) fn axis_taps(
             return false;
         }
     }
-    let centre = if order & 1 == 1 { floor(cc) } else { floor(cc + 0.5) };
+    let centre = if order & 1 == 1 {
+        floor(cc)
+    } else {
+        floor(cc + 0.5)
+    };
     // `as` saturates, and the saturating adds below keep absurd coordinates
     // (nearest / grid-constant are not folded) from overflowing.
     let start = (centre as i64).saturating_sub((order / 2) as i64);
@@ -219,7 +223,11 @@ pub(crate) fn axis_taps(
             taps.idx[l] = if out { 0 } else { i as usize };
         } else {
             taps.outside[l] = false;
-            taps.idx[l] = if (0..len).contains(&i) { i as usize } else { map_tap(i, n, mode) };
+            taps.idx[l] = if (0..len).contains(&i) {
+                i as usize
+            } else {
+                map_tap(i, n, mode)
+            };
         }
     }
     if order > 0 {
@@ -300,7 +308,10 @@ mod tests {
                 for order in 0..=MAX_ORDER {
                     let mut t = AxisTaps::default();
                     assert!(axis_taps(x, 1, 0, order, mode, &mut t));
-                    assert!(t.idx[..=order].iter().all(|&i| i == 0), "{mode:?} {x} {order}");
+                    assert!(
+                        t.idx[..=order].iter().all(|&i| i == 0),
+                        "{mode:?} {x} {order}"
+                    );
                 }
             }
         }
@@ -309,7 +320,15 @@ mod tests {
     #[test]
     fn absurd_coordinates_stay_in_bounds() {
         for mode in ALL {
-            for x in [f64::NAN, f64::INFINITY, -f64::INFINITY, 1e300, -1e300, 9.2e18, -9.2e18] {
+            for x in [
+                f64::NAN,
+                f64::INFINITY,
+                -f64::INFINITY,
+                1e300,
+                -1e300,
+                9.2e18,
+                -9.2e18,
+            ] {
                 for n in [1, 2, 7] {
                     for order in 0..=MAX_ORDER {
                         let mut t = AxisTaps::default();

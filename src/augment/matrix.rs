@@ -20,7 +20,10 @@ pub struct Affine2 {
 
 impl Affine2 {
     /// The identity mapping: every output pixel reads the same input pixel.
-    pub const IDENTITY: Affine2 = Affine2 { a: [[1.0, 0.0], [0.0, 1.0]], offset: [0.0, 0.0] };
+    pub const IDENTITY: Affine2 = Affine2 {
+        a: [[1.0, 0.0], [0.0, 1.0]],
+        offset: [0.0, 0.0],
+    };
 
     /// The input coordinate `(row, col)` sampled for output pixel `(row, col)`,
     /// summed in scipy's order (`offset + row·a[k][0] + col·a[k][1]`, left to
@@ -108,7 +111,10 @@ pub fn keras_affine(
     let offset = [[1.0, 0.0, ox], [0.0, 1.0, oy], [0.0, 0.0, 1.0]];
     let reset = [[1.0, 0.0, -ox], [0.0, 1.0, -oy], [0.0, 0.0, 1.0]];
     let f = mul(&mul(&offset, &m), &reset);
-    Some(Affine2 { a: [[f[0][0], f[0][1]], [f[1][0], f[1][1]]], offset: [f[0][2], f[1][2]] })
+    Some(Affine2 {
+        a: [[f[0][0], f[0][1]], [f[1][0], f[1][1]]],
+        offset: [f[0][2], f[1][2]],
+    })
 }
 
 #[cfg(test)]
@@ -143,7 +149,10 @@ mod tests {
         // keras-behaviour §4.2: on 5×9 a 180° rotation maps (2,4) → (4,6).
         let m = keras_affine(180.0, 0.0, 0.0, 0.0, 1.0, 1.0, 5, 9).unwrap();
         let [r, c] = m.apply(4.0, 6.0);
-        assert!((r - 2.0).abs() < 1e-12 && (c - 4.0).abs() < 1e-12, "{r} {c}");
+        assert!(
+            (r - 2.0).abs() < 1e-12 && (c - 4.0).abs() < 1e-12,
+            "{r} {c}"
+        );
     }
 
     #[test]
@@ -155,11 +164,12 @@ mod tests {
             [th.cos(), -th.sin() * sh.cos() - th.cos() * sh.sin()],
             [th.sin(), th.cos() * sh.cos() - th.sin() * sh.sin()],
         ];
-        let want = [[rs[0][0] * 1.2, rs[0][1] * 0.8], [rs[1][0] * 1.2, rs[1][1] * 0.8]];
-        for k in 0..2 {
-            for j in 0..2 {
-                assert!((m.a[k][j] - want[k][j]).abs() < 1e-12);
-            }
+        let want = [
+            [rs[0][0] * 1.2, rs[0][1] * 0.8],
+            [rs[1][0] * 1.2, rs[1][1] * 0.8],
+        ];
+        for (got, want) in m.a.iter().flatten().zip(want.iter().flatten()) {
+            assert!((got - want).abs() < 1e-12, "{:?} vs {want}", m.a);
         }
         // The pivot o = (5.5, 5.5) is a fixed point once the shift is removed:
         // in = o + R·(S·Z·(out - o) + t).

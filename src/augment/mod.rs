@@ -8,6 +8,7 @@ mod matrix;
 mod params;
 mod resample;
 mod resample_low;
+mod resample_spline;
 mod spline;
 
 pub use matrix::{keras_affine, Affine2};

@@ -5,12 +5,12 @@
 //! channel in the same pass, for channels-last and channels-first buffers
 //! alike (through the layout's strides).
 //!
-//! Orders 0 and 1 read the input directly. Output pixels whose whole
-//! neighbourhood lies inside the image take a fast path without boundary
-//! logic; the others go through scipy's full folding rules
-//! ([`super::boundary`]). Orders 2..=5 first turn each channel into B-spline
-//! coefficients ([`super::spline`]) kept in [`ResampleScratch`], then
-//! evaluate them with the same folding rules.
+//! This file holds the public surface and [`general_pixel`], scipy's rules in
+//! full for any order. The kernels live beside it: orders 0 and 1 in
+//! `resample_low` (fast paths for pixels whose footprint is inside the image
+//! and for the nearest / constant borders), orders 2..=5 in `resample_spline`
+//! (B-spline prefilter from `spline`, kept in [`ResampleScratch`], then
+//! evaluation). Boundary folding is in `boundary`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::boundary::{axis_taps, AxisTaps, MAX_ORDER};
 use super::spline;
-use super::{resample_low, Affine2};
+use super::{resample_low, resample_spline, Affine2};
 use crate::{ImageShape, Real};
 
 /// scipy's boundary modes (Keras' `fill_mode`): how values are read beyond
@@ -95,24 +95,26 @@ impl FromStr for FillMode {
     /// [`crate::ErrorKind::InvalidArgument`] naming `fill_mode` for any other
     /// string (Keras would only fail later, at transform time).
     fn from_str(s: &str) -> crate::Result<FillMode> {
-        FillMode::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
-            crate::Error::invalid(
+        FillMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                crate::Error::invalid(
                 "fill_mode",
                 format!("{s:?}"),
                 "expected one of \"constant\", \"nearest\", \"reflect\", \"wrap\", \"mirror\", \
                  \"grid-wrap\", \"grid-mirror\", \"grid-constant\"",
             )
-        })
+            })
     }
 }
 
 /// Reusable buffers for [`affine_transform`]: the B-spline coefficients of
-/// orders 2..=5 and one filter line. Keep one per worker thread; after the
-/// first image of a given size no call allocates.
+/// orders 2..=5 and the row plan of order 1. Keep one per worker thread;
+/// after the first image of a given size no call allocates.
 #[derive(Debug, Default)]
 pub struct ResampleScratch {
-    coeffs: Vec<f64>,
-    line: Vec<f64>,
+    prefilter: spline::PrefilterScratch,
     plan: resample_low::RowPlan,
 }
 
@@ -126,9 +128,10 @@ pub struct ResampleScratch {
 /// This is `scipy.ndimage.affine_transform(channel, m.a, m.offset, order=order,
 /// mode=mode, cval=cval)` on each 2-D channel (scipy 1.17.1, the backend of
 /// Keras' `apply_affine_transform`), computed in f64 and rounded to `T` at the
-/// end. Coordinates are summed in scipy's order, so orders 0 and 1 match it to
-/// the last bit (up to the sign of zero) and orders 2..=5 to rounding.
-/// A non-finite coordinate yields `cval`.
+/// end. Every step follows scipy's operation order (coordinates, boundary
+/// folding, prefilter, weights, sums), so results agree with scipy to the last
+/// bit on the conformance fixtures, up to the sign of zero. A non-finite
+/// coordinate yields `cval`.
 ///
 /// # Panics
 ///
@@ -162,35 +165,69 @@ pub fn affine_transform<T: Real>(
     scratch: &mut ResampleScratch,
 ) {
     let order = usize::from(order);
-    assert!(order <= MAX_ORDER, "affine_transform: interpolation order {order} is not in 0..=5");
-    assert_eq!(input.len(), shape.len(), "affine_transform: input length does not match {shape:?}");
-    assert_eq!(output.len(), shape.len(), "affine_transform: output length does not match {shape:?}");
+    assert!(
+        order <= MAX_ORDER,
+        "affine_transform: interpolation order {order} is not in 0..=5"
+    );
+    assert_eq!(
+        input.len(),
+        shape.len(),
+        "affine_transform: input length does not match {shape:?}"
+    );
+    assert_eq!(
+        output.len(),
+        shape.len(),
+        "affine_transform: output length does not match {shape:?}"
+    );
     if shape.is_empty() {
         return;
     }
     if order <= 1 {
-        resample_low::low_order(input, output, shape, m, order, mode, cval, &mut scratch.plan);
+        resample_low::low_order(
+            input,
+            output,
+            shape,
+            m,
+            order,
+            mode,
+            cval,
+            &mut scratch.plan,
+        );
     } else {
-        spline_order(input, output, shape, m, order, mode, cval, scratch);
+        resample_spline::spline_order(
+            input,
+            output,
+            shape,
+            m,
+            order,
+            mode,
+            cval,
+            &mut scratch.prefilter,
+        );
     }
 }
 
-/// A 2-D multi-channel array being read: the input itself (orders 0/1) or its
-/// padded B-spline coefficients (orders 2..=5).
+/// A 2-D multi-channel array being read by [`general_pixel`].
 pub(crate) struct Source<'a, S> {
+    /// The elements.
     pub data: &'a [S],
+    /// Rows, padding included.
     pub rows: usize,
+    /// Columns, padding included.
     pub cols: usize,
     /// Samples of pre-padding on each side (coordinates shift by it).
     pub pad: usize,
     /// Element strides of a row, a column and a channel.
     pub strides: (usize, usize, usize),
+    /// Channels per pixel.
     pub channels: usize,
 }
 
-/// One output pixel through scipy's full rules: fold the coordinates, place
-/// and fold the taps, sum `(value · w_row) · w_col` over the footprint in
-/// scipy's order, for every channel.
+/// One output pixel through scipy's full rules, for any order: fold the
+/// coordinates, place and fold the taps, sum `(value · w_row) · w_col` over
+/// the footprint in scipy's order, for every channel. The kernels use it
+/// where no fast path applies (grid-constant borders); the tests use it as
+/// the reference the fast paths must reproduce bit for bit.
 #[inline]
 #[allow(clippy::too_many_arguments)] // hot inner helper; a struct would only rename them
 pub(crate) fn general_pixel<S: Real, T: Real>(
@@ -216,62 +253,22 @@ pub(crate) fn general_pixel<S: Real, T: Real>(
     }
     let (sr, sc, sch) = src.strides;
     let k = order + 1;
-    let mut roff = [0usize; MAX_ORDER + 1];
-    let mut coff = [0usize; MAX_ORDER + 1];
-    for l in 0..k {
-        roff[l] = tr.idx[l] * sr;
-        coff[l] = tc.idx[l] * sc;
-    }
+    let rows = || tr.idx[..k].iter().zip(&tr.outside[..k]).zip(&tr.w[..k]);
+    let cols = || tc.idx[..k].iter().zip(&tc.outside[..k]).zip(&tc.w[..k]);
     for ch in 0..src.channels {
         let chb = ch * sch;
         let mut t = 0.0;
-        for a in 0..k {
-            for b in 0..k {
-                let v = if tr.outside[a] || tc.outside[b] {
+        for ((&ia, &oa), &wa) in rows() {
+            for ((&ib, &ob), &wb) in cols() {
+                let v = if oa || ob {
                     cval
                 } else {
-                    src.data[roff[a] + coff[b] + chb].to_f64_lossless()
+                    src.data[ia * sr + ib * sc + chb].to_f64_lossless()
                 };
-                t += if order > 0 { v * tr.w[a] * tc.w[b] } else { v };
+                t += if order > 0 { v * wa * wb } else { v };
             }
         }
         output[obase + ch * osch] = T::from_f64_lossy(t);
-    }
-}
-
-/// Orders 2..=5: prefilter every channel into the scratch, then evaluate.
-#[allow(clippy::too_many_arguments)]
-fn spline_order<T: Real>(
-    input: &[T],
-    output: &mut [T],
-    shape: ImageShape,
-    m: &Affine2,
-    order: usize,
-    mode: FillMode,
-    cval: f64,
-    scratch: &mut ResampleScratch,
-) {
-    let geo = spline::prefilter(input, shape, order, mode, cval, &mut scratch.coeffs, &mut scratch.line);
-    let nc = shape.channels;
-    let src = Source {
-        data: &scratch.coeffs[..],
-        rows: geo.height,
-        cols: geo.width,
-        pad: geo.pad,
-        strides: (geo.width * nc, nc, 1),
-        channels: nc,
-    };
-    let (sr, sc, sch) = shape.strides();
-    for r in 0..shape.height {
-        let rf = r as f64;
-        let y0 = m.offset[0] + rf * m.a[0][0];
-        let x0 = m.offset[1] + rf * m.a[1][0];
-        let mut cf = 0.0;
-        for col in 0..shape.width {
-            let coord = [y0 + cf * m.a[0][1], x0 + cf * m.a[1][1]];
-            cf += 1.0;
-            general_pixel(&src, coord, order, mode, cval, output, r * sr + col * sc, sch);
-        }
     }
 }
 
@@ -281,7 +278,9 @@ mod tests {
     use crate::keras_affine;
 
     fn image(shape: ImageShape) -> Vec<f64> {
-        (0..shape.len()).map(|i| ((i * 37 + 11) % 101) as f64 * 2.5 - 3.0).collect()
+        (0..shape.len())
+            .map(|i| ((i * 37 + 11) % 101) as f64 * 2.5 - 3.0)
+            .collect()
     }
 
     #[test]
@@ -311,7 +310,16 @@ mod tests {
             for mode in FillMode::ALL {
                 for order in 0..=5u8 {
                     let mut out = vec![f64::NAN; input.len()];
-                    affine_transform(&input, &mut out, shape, &Affine2::IDENTITY, order, mode, -9.0, &mut scratch);
+                    affine_transform(
+                        &input,
+                        &mut out,
+                        shape,
+                        &Affine2::IDENTITY,
+                        order,
+                        mode,
+                        -9.0,
+                        &mut scratch,
+                    );
                     // scipy's reflect prefilter is inexact on short lines (its
                     // own identity transform is off by ~0.1 at order 5 on 4
                     // samples, ~0.7 on 3, of 0..250); reproduced on purpose and checked
@@ -338,7 +346,16 @@ mod tests {
         let mut out = vec![f32::NAN; 27];
         let m = keras_affine(45.0, 0.0, 0.0, 0.0, 1.0, 1.0, 3, 3).unwrap();
         let mut scratch = ResampleScratch::default();
-        affine_transform(&input, &mut out, shape, &m, 1, FillMode::Constant, 0.0, &mut scratch);
+        affine_transform(
+            &input,
+            &mut out,
+            shape,
+            &m,
+            1,
+            FillMode::Constant,
+            0.0,
+            &mut scratch,
+        );
         let want = [[0., 0., 1.], [0., 1., 1.], [0., 0., 1.]];
         for ch in 0..3 {
             for r in 0..3 {
@@ -351,30 +368,58 @@ mod tests {
 
     #[test]
     fn layouts_give_the_same_pixels() {
-        let (h, w, nc) = (6, 9, 3);
-        let last = ImageShape::hwc(h, w, nc);
-        let first = ImageShape::chw(nc, h, w);
-        let data = image(last);
-        let mut planar = vec![0.0; data.len()];
-        for r in 0..h {
-            for c in 0..w {
-                for ch in 0..nc {
-                    planar[first.index(r, c, ch)] = data[last.index(r, c, ch)];
-                }
-            }
-        }
+        // Every channel count takes its own kernel (packed 1/3/4, planes of 3,
+        // strided otherwise); all must agree with the channels-last result.
+        let (h, w) = (6, 9);
         let m = keras_affine(17.0, 0.7, -1.2, 8.0, 1.1, 0.9, h, w).unwrap();
         let mut scratch = ResampleScratch::default();
-        for mode in FillMode::ALL {
-            for order in 0..=5u8 {
-                let mut a = vec![0.0; data.len()];
-                let mut b = vec![0.0; data.len()];
-                affine_transform(&data, &mut a, last, &m, order, mode, 5.0, &mut scratch);
-                affine_transform(&planar, &mut b, first, &m, order, mode, 5.0, &mut scratch);
-                for r in 0..h {
-                    for c in 0..w {
-                        for ch in 0..nc {
-                            assert_eq!(a[last.index(r, c, ch)], b[first.index(r, c, ch)]);
+        for nc in 1..=5 {
+            let last = ImageShape::hwc(h, w, nc);
+            let first = ImageShape::chw(nc, h, w);
+            let data = image(last);
+            let mut planar = vec![0.0; data.len()];
+            for r in 0..h {
+                for c in 0..w {
+                    for ch in 0..nc {
+                        planar[first.index(r, c, ch)] = data[last.index(r, c, ch)];
+                    }
+                }
+            }
+            for mode in FillMode::ALL {
+                for order in 0..=5u8 {
+                    let mut a = vec![0.0; data.len()];
+                    let mut b = vec![0.0; data.len()];
+                    affine_transform(&data, &mut a, last, &m, order, mode, 5.0, &mut scratch);
+                    affine_transform(&planar, &mut b, first, &m, order, mode, 5.0, &mut scratch);
+                    // Each channel alone, as Keras calls scipy.
+                    let mut single = vec![0.0; h * w];
+                    let one = ImageShape::hwc(h, w, 1);
+                    for ch in 0..nc {
+                        let plane: Vec<f64> = (0..h * w).map(|i| data[i * nc + ch]).collect();
+                        affine_transform(
+                            &plane,
+                            &mut single,
+                            one,
+                            &m,
+                            order,
+                            mode,
+                            5.0,
+                            &mut scratch,
+                        );
+                        for r in 0..h {
+                            for c in 0..w {
+                                let want = single[r * w + c];
+                                assert_eq!(
+                                    a[last.index(r, c, ch)].to_bits(),
+                                    want.to_bits(),
+                                    "{nc} {mode} {order}"
+                                );
+                                assert_eq!(
+                                    b[first.index(r, c, ch)].to_bits(),
+                                    want.to_bits(),
+                                    "{nc} {mode} {order}"
+                                );
+                            }
                         }
                     }
                 }
@@ -388,7 +433,10 @@ mod tests {
         let input = image(shape);
         let mut scratch = ResampleScratch::default();
         for bad in [f64::NAN, f64::INFINITY, 1e300] {
-            let m = Affine2 { a: [[bad, 0.0], [0.0, 1.0]], offset: [0.0, bad] };
+            let m = Affine2 {
+                a: [[bad, 0.0], [0.0, 1.0]],
+                offset: [0.0, bad],
+            };
             for mode in FillMode::ALL {
                 for order in 0..=5u8 {
                     let mut out = vec![0.0; input.len()];
@@ -402,24 +450,59 @@ mod tests {
     }
 
     #[test]
-    fn bilinear_fast_path_agrees_with_the_general_rules() {
-        // Same pixels through the fast path and through general_pixel.
-        let shape = ImageShape::hwc(7, 8, 2);
-        let input = image(shape);
-        let m = keras_affine(23.0, 0.3, 0.1, 5.0, 0.8, 0.7, 7, 8).unwrap();
-        let (sr, sc, sch) = shape.strides();
-        let src = Source { data: &input[..], rows: 7, cols: 8, pad: 0, strides: (sr, sc, sch), channels: 2 };
-        for order in 0..=1u8 {
-            let mut fast = vec![0.0; input.len()];
-            affine_transform(&input, &mut fast, shape, &m, order, FillMode::Reflect, 0.0, &mut ResampleScratch::default());
-            let mut slow = vec![0.0; input.len()];
-            for r in 0..7 {
-                for c in 0..8 {
-                    let coord = m.apply(r as f64, c as f64);
-                    general_pixel(&src, coord, usize::from(order), FillMode::Reflect, 0.0, &mut slow, r * sr + c * sc, sch);
+    fn fast_paths_agree_with_the_general_rules() {
+        // Zoomed out and shifted so that every pixel class occurs: inside,
+        // border, beyond the border, and exactly on the last row / column.
+        let m = Affine2 {
+            a: [[1.4, 0.3], [-0.2, 1.3]],
+            offset: [-2.5, -1.0],
+        };
+        let edge = Affine2 {
+            a: [[1.0, 0.0], [0.0, 1.0]],
+            offset: [0.0, 0.5],
+        };
+        let mut scratch = ResampleScratch::default();
+        for shape in [
+            ImageShape::hwc(7, 8, 3),
+            ImageShape::chw(3, 7, 8),
+            ImageShape::hwc(7, 8, 2),
+        ] {
+            let input = image(shape);
+            let (sr, sc, sch) = shape.strides();
+            let src = Source {
+                data: &input[..],
+                rows: 7,
+                cols: 8,
+                pad: 0,
+                strides: (sr, sc, sch),
+                channels: shape.channels,
+            };
+            for m in [m, edge] {
+                for mode in FillMode::ALL {
+                    for order in 0..=1u8 {
+                        let mut fast = vec![0.0; input.len()];
+                        affine_transform(
+                            &input,
+                            &mut fast,
+                            shape,
+                            &m,
+                            order,
+                            mode,
+                            3.5,
+                            &mut scratch,
+                        );
+                        let mut slow = vec![0.0; input.len()];
+                        for r in 0..7 {
+                            for c in 0..8 {
+                                let coord = m.apply(r as f64, c as f64);
+                                let (o, dst) = (usize::from(order), r * sr + c * sc);
+                                general_pixel(&src, coord, o, mode, 3.5, &mut slow, dst, sch);
+                            }
+                        }
+                        assert_eq!(fast, slow, "{shape:?} {mode} order {order}");
+                    }
                 }
             }
-            assert_eq!(fast, slow, "order {order}");
         }
     }
 }

@@ -27,7 +27,15 @@ trait Channels: Copy {
 
     /// Writes at `dst` the bilinear blend of the four pixels at `r[a] + c[b]`
     /// with weights `w = [w_row0, w_row1, w_col0, w_col1]`.
-    fn blend<T: Real>(self, input: &[T], output: &mut [T], r: [usize; 2], c: [usize; 2], w: [f64; 4], dst: usize);
+    fn blend<T: Real>(
+        self,
+        input: &[T],
+        output: &mut [T],
+        r: [usize; 2],
+        c: [usize; 2],
+        w: [f64; 4],
+        dst: usize,
+    );
 }
 
 /// scipy's bilinear sum for one channel, in its order.
@@ -60,7 +68,15 @@ impl<const C: usize> Channels for Packed<C> {
     }
 
     #[inline(always)]
-    fn blend<T: Real>(self, input: &[T], output: &mut [T], r: [usize; 2], c: [usize; 2], w: [f64; 4], dst: usize) {
+    fn blend<T: Real>(
+        self,
+        input: &[T],
+        output: &mut [T],
+        r: [usize; 2],
+        c: [usize; 2],
+        w: [f64; 4],
+        dst: usize,
+    ) {
         let p00 = Self::pixel(input, r[0] + c[0]);
         let p01 = Self::pixel(input, r[0] + c[1]);
         let p10 = Self::pixel(input, r[1] + c[0]);
@@ -97,11 +113,24 @@ impl Channels for Strided {
     }
 
     #[inline(always)]
-    fn blend<T: Real>(self, input: &[T], output: &mut [T], r: [usize; 2], c: [usize; 2], w: [f64; 4], dst: usize) {
+    fn blend<T: Real>(
+        self,
+        input: &[T],
+        output: &mut [T],
+        r: [usize; 2],
+        c: [usize; 2],
+        w: [f64; 4],
+        dst: usize,
+    ) {
         for ch in 0..self.count {
             let o = ch * self.stride;
-            let v = [input[r[0] + c[0] + o], input[r[0] + c[1] + o], input[r[1] + c[0] + o], input[r[1] + c[1] + o]]
-                .map(T::to_f64_lossless);
+            let v = [
+                input[r[0] + c[0] + o],
+                input[r[0] + c[1] + o],
+                input[r[1] + c[0] + o],
+                input[r[1] + c[1] + o],
+            ]
+            .map(T::to_f64_lossless);
             output[dst + o] = T::from_f64_lossy(bilinear(v, w));
         }
     }
@@ -116,18 +145,60 @@ struct Planes<const C: usize> {
 impl<const C: usize> Channels for Planes<C> {
     #[inline(always)]
     fn copy<T: Real>(self, input: &[T], output: &mut [T], src: usize, dst: usize) {
-        Strided { count: C, stride: self.stride }.copy(input, output, src, dst);
+        Strided {
+            count: C,
+            stride: self.stride,
+        }
+        .copy(input, output, src, dst);
     }
 
     #[inline(always)]
     fn fill<T: Real>(self, output: &mut [T], dst: usize, v: T) {
-        Strided { count: C, stride: self.stride }.fill(output, dst, v);
+        Strided {
+            count: C,
+            stride: self.stride,
+        }
+        .fill(output, dst, v);
     }
 
     #[inline(always)]
-    fn blend<T: Real>(self, input: &[T], output: &mut [T], r: [usize; 2], c: [usize; 2], w: [f64; 4], dst: usize) {
-        Strided { count: C, stride: self.stride }.blend(input, output, r, c, w, dst);
+    fn blend<T: Real>(
+        self,
+        input: &[T],
+        output: &mut [T],
+        r: [usize; 2],
+        c: [usize; 2],
+        w: [f64; 4],
+        dst: usize,
+    ) {
+        Strided {
+            count: C,
+            stride: self.stride,
+        }
+        .blend(input, output, r, c, w, dst);
     }
+}
+
+/// 2^52: adding and subtracting it rounds an f64 of magnitude below 2^51 to
+/// an integer, and leaves a non-negative integer below 2^32 in the low bits.
+const MAGIC: f64 = 4_503_599_627_370_496.0;
+
+/// `floor(v)` for |v| < 2^51 with plain adds and a compare, which vectorise on
+/// the baseline target (its float-to-int conversions do not). Exact: the
+/// round-to-nearest result is at most 0.5 away, so stepping down when it
+/// overshoots gives the floor, ties included. Garbage beyond 2^51 or for
+/// non-finite `v`, where callers do not use it.
+#[inline(always)]
+fn floor_small(v: f64) -> f64 {
+    let r = (v + MAGIC) - MAGIC;
+    r - if r > v { 1.0 } else { 0.0 }
+}
+
+/// The integer value of a whole `v` in `[0, 2^32)`, read from the bits of
+/// `v + 2^52` (a vectorisable reinterpretation instead of a conversion).
+#[inline(always)]
+fn small_to_u32(v: f64) -> u32 {
+    (v + MAGIC).to_bits() as u32
 }
 
 /// Per-row scratch for order 1: the coordinates, integer taps, weights and
@@ -139,8 +210,8 @@ pub(crate) struct RowPlan {
     col: Vec<f64>,
     y: Vec<f64>,
     x: Vec<f64>,
-    iy: Vec<i32>,
-    ix: Vec<i32>,
+    iy: Vec<u32>,
+    ix: Vec<u32>,
     wy: Vec<f64>,
     wx: Vec<f64>,
     inside: Vec<bool>,
@@ -173,20 +244,23 @@ impl RowPlan {
         let (hm1, wm1) = ((h - 1) as f64, (w - 1) as f64);
         let n = w.min(self.col.len());
         let (col, ys, xs) = (&self.col[..n], &mut self.y[..n], &mut self.x[..n]);
-        let (iy, ix, wy, wx, inside) =
-            (&mut self.iy[..n], &mut self.ix[..n], &mut self.wy[..n], &mut self.wx[..n], &mut self.inside[..n]);
+        let (iy, ix, wy, wx, inside) = (
+            &mut self.iy[..n],
+            &mut self.ix[..n],
+            &mut self.wy[..n],
+            &mut self.wx[..n],
+            &mut self.inside[..n],
+        );
         for c in 0..n {
             let y = y0 + col[c] * ay;
             let x = x0 + col[c] * ax;
             ys[c] = y;
             xs[c] = x;
-            // Truncation is floor for the non-negative values that are used;
-            // `as` saturates (and maps NaN to 0) for the others, which are not.
-            let (yi, xi) = (y as i32, x as i32);
-            iy[c] = yi;
-            ix[c] = xi;
-            wy[c] = 1.0 - (y - f64::from(yi));
-            wx[c] = 1.0 - (x - f64::from(xi));
+            let (fy, fx) = (floor_small(y), floor_small(x));
+            iy[c] = small_to_u32(fy);
+            ix[c] = small_to_u32(fx);
+            wy[c] = 1.0 - (y - fy);
+            wx[c] = 1.0 - (x - fx);
             // Non-short-circuit `&` keeps the loop branch-free; NaN fails.
             inside[c] = (y >= 0.0) & (y < hm1) & (x >= 0.0) & (x < wm1);
         }
@@ -194,6 +268,7 @@ impl RowPlan {
 }
 
 /// Orders 0 and 1, straight from the input, dispatched on the layout.
+#[allow(clippy::too_many_arguments)] // affine_transform's arguments, passed through
 pub(crate) fn low_order<T: Real>(
     input: &[T],
     output: &mut [T],
@@ -206,7 +281,13 @@ pub(crate) fn low_order<T: Real>(
 ) {
     let (_, _, sch) = shape.strides();
     let packed = shape.format == DataFormat::ChannelsLast || shape.channels == 1;
-    let job = Job { input, shape, m, mode, cval };
+    let job = Job {
+        input,
+        shape,
+        m,
+        mode,
+        cval,
+    };
     plan.reset(shape.width);
     match (packed, shape.channels, order) {
         (true, 1, 0) => job.nearest(output, Packed::<1>),
@@ -255,7 +336,7 @@ impl<T: Real> Job<'_, T> {
                 // tap is inside too (comparisons fail for NaN). floor(c + 0.5)
                 // is scipy's rounding (ties up); truncation is floor here.
                 if y >= 0.0 && y <= hm1 && x >= 0.0 && x <= wm1 {
-                    let i = (y + 0.5) as i32 as usize * sr + (x + 0.5) as i32 as usize * sc;
+                    let i = (y + 0.5) as i64 as usize * sr + (x + 0.5) as i64 as usize * sc;
                     k.copy(self.input, output, i, dst);
                 } else {
                     border.pixel::<false>(output, y, x, dst);
@@ -278,7 +359,14 @@ impl<T: Real> Job<'_, T> {
                     let r0 = plan.iy[col] as usize * sr;
                     let c0 = plan.ix[col] as usize * sc;
                     let (wr0, wc0) = (plan.wy[col], plan.wx[col]);
-                    k.blend(self.input, output, [r0, r0 + sr], [c0, c0 + sc], [wr0, 1.0 - wr0, wc0, 1.0 - wc0], dst);
+                    k.blend(
+                        self.input,
+                        output,
+                        [r0, r0 + sr],
+                        [c0, c0 + sc],
+                        [wr0, 1.0 - wr0, wc0, 1.0 - wc0],
+                        dst,
+                    );
                 } else {
                     border.pixel::<true>(output, plan.y[col], plan.x[col], dst);
                 }
@@ -328,17 +416,40 @@ impl<'a, T: Real, K: Channels> Border<'a, T, K> {
         // the edge, the coordinate itself never folded, exactly as scipy does)
         // and constant (any coordinate outside [0, n-1] is cval).
         let sane = y.abs() < 1e9 && x.abs() < 1e9; // false for NaN
+        if !LINEAR && job.mode == FillMode::Nearest && sane {
+            let (hmax, wmax) = (rows as i64 - 1, cols as i64 - 1);
+            let yi = (floor(y + 0.5) as i64).clamp(0, hmax) as usize;
+            let xi = (floor(x + 0.5) as i64).clamp(0, wmax) as usize;
+            k.copy(job.input, output, yi * sr + xi * sc, dst);
+            return;
+        }
         if LINEAR && job.mode == FillMode::Nearest && sane {
             let (fy, fx) = (floor(y), floor(x));
             let (wr0, wc0) = (1.0 - (y - fy), 1.0 - (x - fx));
             let (yi, xi) = (fy as i64, fx as i64);
             let (hmax, wmax) = (rows as i64 - 1, cols as i64 - 1);
-            let rr = [yi.clamp(0, hmax) as usize * sr, (yi + 1).clamp(0, hmax) as usize * sr];
-            let cc = [xi.clamp(0, wmax) as usize * sc, (xi + 1).clamp(0, wmax) as usize * sc];
-            k.blend(job.input, output, rr, cc, [wr0, 1.0 - wr0, wc0, 1.0 - wc0], dst);
+            let rr = [
+                yi.clamp(0, hmax) as usize * sr,
+                (yi + 1).clamp(0, hmax) as usize * sr,
+            ];
+            let cc = [
+                xi.clamp(0, wmax) as usize * sc,
+                (xi + 1).clamp(0, wmax) as usize * sc,
+            ];
+            k.blend(
+                job.input,
+                output,
+                rr,
+                cc,
+                [wr0, 1.0 - wr0, wc0, 1.0 - wc0],
+                dst,
+            );
             return;
         }
-        if job.mode == FillMode::Constant && sane && (y < 0.0 || y > (rows - 1) as f64 || x < 0.0 || x > (cols - 1) as f64) {
+        if job.mode == FillMode::Constant
+            && sane
+            && (y < 0.0 || y > (rows - 1) as f64 || x < 0.0 || x > (cols - 1) as f64)
+        {
             k.fill(output, dst, self.fill);
             return;
         }
@@ -349,11 +460,27 @@ impl<'a, T: Real, K: Channels> Border<'a, T, K> {
             k.fill(output, dst, self.fill);
         } else if job.mode == FillMode::GridConstant {
             // Taps beyond the edge read cval: the general sum handles them.
-            general_pixel(&self.src, [y, x], order, job.mode, job.cval, output, dst, sch);
+            general_pixel(
+                &self.src,
+                [y, x],
+                order,
+                job.mode,
+                job.cval,
+                output,
+                dst,
+                sch,
+            );
         } else if LINEAR {
             let rr = [tr.idx[0] * sr, tr.idx[1] * sr];
             let cc = [tc.idx[0] * sc, tc.idx[1] * sc];
-            k.blend(job.input, output, rr, cc, [tr.w[0], tr.w[1], tc.w[0], tc.w[1]], dst);
+            k.blend(
+                job.input,
+                output,
+                rr,
+                cc,
+                [tr.w[0], tr.w[1], tc.w[0], tc.w[1]],
+                dst,
+            );
         } else {
             k.copy(job.input, output, tr.idx[0] * sr + tc.idx[0] * sc, dst);
         }

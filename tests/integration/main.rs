@@ -16,3 +16,4 @@ mod changing;
 mod concurrency;
 mod memcap;
 mod flow;
+mod limits;
