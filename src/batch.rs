@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayView4, ArrayViewD, IxDyn};
 
-use crate::npy::{Element, ElemType, NpyArray};
+use crate::npy::{ElemType, Element, NpyArray};
 use crate::{Error, OutputDtype, Real, Result};
 
 /// Image storage of a batch in the output dtype.
@@ -61,7 +61,9 @@ impl Rows {
 
     /// Shape of the gathered rows: `(len, ...row shape)`.
     pub fn shape(&self) -> Vec<usize> {
-        std::iter::once(self.len).chain(self.row_shape.iter().copied()).collect()
+        std::iter::once(self.len)
+            .chain(self.row_shape.iter().copied())
+            .collect()
     }
 
     /// The raw native-endian bytes of the gathered rows.
@@ -75,10 +77,19 @@ impl Rows {
     /// When `T` is not the rows' element type.
     pub fn view<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
         if T::ELEM != self.elem && !(T::ELEM == ElemType::U8 && self.elem == ElemType::Bool) {
-            return Err(Error::invalid("T", std::any::type_name::<T>(), format!("rows hold {}", self.elem)));
+            return Err(Error::invalid(
+                "T",
+                std::any::type_name::<T>(),
+                format!("rows hold {}", self.elem),
+            ));
         }
-        let data: &[T] = bytemuck::try_cast_slice(self.bytes())
-            .map_err(|e| Error::invalid("T", std::any::type_name::<T>(), format!("cannot view rows: {e:?}")))?;
+        let data: &[T] = bytemuck::try_cast_slice(self.bytes()).map_err(|e| {
+            Error::invalid(
+                "T",
+                std::any::type_name::<T>(),
+                format!("cannot view rows: {e:?}"),
+            )
+        })?;
         ArrayViewD::from_shape(IxDyn(&self.shape()), data)
             .map_err(|e| Error::invalid("shape", format!("{:?}", self.shape()), e.to_string()))
     }
@@ -177,7 +188,11 @@ impl Batch {
     /// When `T` is not the iterator's output dtype.
     pub fn images<T: Real>(&self) -> Result<ArrayView4<'_, T>> {
         let data = typed::<T>(&self.images).ok_or_else(|| {
-            Error::invalid("T", std::any::type_name::<T>(), format!("batch holds {:?}", self.dtype()))
+            Error::invalid(
+                "T",
+                std::any::type_name::<T>(),
+                format!("batch holds {:?}", self.dtype()),
+            )
         })?;
         let n = self.len * self.dims.iter().product::<usize>();
         ArrayView4::from_shape(self.shape(), &data[..n])

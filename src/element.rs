@@ -30,7 +30,11 @@ impl std::str::FromStr for OutputDtype {
         match s {
             "float32" | "f32" => Ok(OutputDtype::F32),
             "float64" | "f64" => Ok(OutputDtype::F64),
-            other => Err(crate::Error::invalid("dtype", format!("{other:?}"), "expected \"float32\" or \"float64\"")),
+            other => Err(crate::Error::invalid(
+                "dtype",
+                format!("{other:?}"),
+                "expected \"float32\" or \"float64\"",
+            )),
         }
     }
 }

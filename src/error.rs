@@ -31,11 +31,18 @@ impl Error {
 
     /// Shorthand for an [`ErrorKind::Io`] error on `path`.
     pub fn io(path: impl AsRef<Path>, source: io::Error) -> Error {
-        Error::new(ErrorKind::Io { path: path.as_ref().to_path_buf(), source })
+        Error::new(ErrorKind::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        })
     }
 
     /// Shorthand for an [`ErrorKind::InvalidArgument`] error.
-    pub fn invalid(name: &'static str, value: impl fmt::Display, reason: impl Into<String>) -> Error {
+    pub fn invalid(
+        name: &'static str,
+        value: impl fmt::Display,
+        reason: impl Into<String>,
+    ) -> Error {
         Error::new(ErrorKind::InvalidArgument {
             name,
             value: value.to_string(),

@@ -781,7 +781,11 @@ impl crate::ImageDataGenerator {
     /// # Errors
     /// As [`fit`]: rank other than 4, a ZCA matrix beyond
     /// `config.zca_memory_limit`, unreadable data.
-    pub fn fit<S: SampleSource + ?Sized>(&mut self, x: &S, config: &FitConfig) -> Result<&Statistics> {
+    pub fn fit<S: SampleSource + ?Sized>(
+        &mut self,
+        x: &S,
+        config: &FitConfig,
+    ) -> Result<&Statistics> {
         use crate::pipeline::ScratchSlot;
         let this = &*self;
         let augment = |img: &mut [f64], shape: ImageShape, rng: &mut SampleRng| -> Result<()> {

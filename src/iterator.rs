@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
 use crate::cache::{advise_for_order, residency_of, AccessPattern, PageBudget};
-use crate::telemetry::{EpochTelemetry, TelemetryRecorder};
 use crate::generator::ImageDataGenerator;
 use crate::npy::NpyArray;
 use crate::order::{subset_range, Order, Shard, Subset};
 use crate::pipeline::{Context, Producer};
 use crate::rng::fresh_seed;
 use crate::save::{SaveConfig, SaveFormat};
+use crate::telemetry::{EpochTelemetry, TelemetryRecorder};
 use crate::{DataFormat, Error, ErrorKind, OutputDtype, Result};
 
 /// File extensions Keras' directory iterators accept (`white_list_formats`),
@@ -172,8 +172,17 @@ impl IteratorBuilder {
 
     /// Write each produced image to `dir` as `{prefix}_{index}_{hash}.{format}`.
     /// By default, nothing is written.
-    pub fn save_to_dir(mut self, dir: impl Into<PathBuf>, prefix: impl Into<String>, format: SaveFormat) -> Self {
-        self.save = Some(SaveConfig { dir: dir.into(), prefix: prefix.into(), format });
+    pub fn save_to_dir(
+        mut self,
+        dir: impl Into<PathBuf>,
+        prefix: impl Into<String>,
+        format: SaveFormat,
+    ) -> Self {
+        self.save = Some(SaveConfig {
+            dir: dir.into(),
+            prefix: prefix.into(),
+            format,
+        });
         self
     }
 
@@ -280,7 +289,10 @@ impl IteratorBuilder {
             return Err(Error::invalid(
                 "x",
                 format!("shape {:?}", self.x.shape()),
-                format!("{}: images have no pixels (height, width and channels must be at least 1)", self.x.name()),
+                format!(
+                    "{}: images have no pixels (height, width and channels must be at least 1)",
+                    self.x.name()
+                ),
             ));
         }
         if !matches!(shape.channels, 1 | 3 | 4) {
@@ -288,7 +300,11 @@ impl IteratorBuilder {
                 "{}: {} channels on axis {} ({}); expected 1, 3 or 4",
                 self.x.name(),
                 shape.channels,
-                if data_format == DataFormat::ChannelsLast { 3 } else { 1 },
+                if data_format == DataFormat::ChannelsLast {
+                    3
+                } else {
+                    1
+                },
                 data_format.as_str()
             );
         }
@@ -314,7 +330,11 @@ impl IteratorBuilder {
                 }));
             }
         }
-        let threads = if self.threads == 0 { rayon::current_num_threads() } else { self.threads };
+        let threads = if self.threads == 0 {
+            rayon::current_num_threads()
+        } else {
+            self.threads
+        };
         let pool = Arc::new(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -339,7 +359,9 @@ impl IteratorBuilder {
             seed: self.seed.unwrap_or_else(fresh_seed),
             shard,
             save: self.save,
-            budget: self.cache_budget.map(|b| std::sync::Mutex::new(PageBudget::new(b))),
+            budget: self
+                .cache_budget
+                .map(|b| std::sync::Mutex::new(PageBudget::new(b))),
             hints: std::sync::atomic::AtomicBool::new(true),
         });
         let batch = ctx.new_batch();
@@ -368,7 +390,11 @@ fn check_classes(y: &NpyArray, split: usize) -> Result<()> {
     let val: BTreeSet<u64> = values[..cut].iter().map(key).collect();
     let train: BTreeSet<u64> = values[cut..].iter().map(key).collect();
     if val != train {
-        return Err(ErrorKind::ClassSplit { validation: val.len(), training: train.len() }.into());
+        return Err(ErrorKind::ClassSplit {
+            validation: val.len(),
+            training: train.len(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -485,14 +511,20 @@ impl NumpyArrayIterator {
     /// if it has not started yet).
     pub fn reset(&mut self) {
         if self.position.batch > 0 {
-            self.position = Position { epoch: self.position.epoch + 1, batch: 0 };
+            self.position = Position {
+                epoch: self.position.epoch + 1,
+                batch: 0,
+            };
         }
     }
 
     /// Keras' `on_epoch_end`: move to the next epoch (a new permutation for
     /// shuffled orders), as Keras' `fit` does after each epoch of a Sequence.
     pub fn on_epoch_end(&mut self) {
-        self.position = Position { epoch: self.position.epoch + 1, batch: 0 };
+        self.position = Position {
+            epoch: self.position.epoch + 1,
+            batch: 0,
+        };
     }
 
     /// Batch `index` of the current epoch (Keras' `__getitem__`), without
@@ -521,12 +553,21 @@ impl NumpyArrayIterator {
             if self.is_empty() {
                 self.batch.len = 0;
                 self.batch.indices.clear();
-                for r in self.batch.y.iter_mut().chain(&mut self.batch.sample_weight).chain(&mut self.batch.aux) {
+                for r in self
+                    .batch
+                    .y
+                    .iter_mut()
+                    .chain(&mut self.batch.sample_weight)
+                    .chain(&mut self.batch.aux)
+                {
                     r.set_len(0);
                 }
                 return Ok(&self.batch);
             }
-            self.position = Position { epoch: self.position.epoch + 1, batch: 0 };
+            self.position = Position {
+                epoch: self.position.epoch + 1,
+                batch: 0,
+            };
         }
         let Position { epoch, batch } = self.position;
         self.produce(epoch, batch)?;
@@ -552,7 +593,10 @@ impl NumpyArrayIterator {
     /// As [`NumpyArrayIterator::next_batch`].
     pub fn next_in_epoch(&mut self) -> Result<Option<&Batch>> {
         if self.position.batch >= self.len() {
-            self.position = Position { epoch: self.position.epoch + 1, batch: 0 };
+            self.position = Position {
+                epoch: self.position.epoch + 1,
+                batch: 0,
+            };
             return Ok(None);
         }
         let Position { epoch, batch } = self.position;
@@ -593,15 +637,24 @@ impl NumpyArrayIterator {
 
     fn arrays(&self) -> Vec<&NpyArray> {
         let c = &self.ctx;
-        std::iter::once(&c.x).chain(c.y.iter()).chain(c.sample_weight.iter()).chain(c.aux.iter()).collect()
+        std::iter::once(&c.x)
+            .chain(c.y.iter())
+            .chain(c.sample_weight.iter())
+            .chain(c.aux.iter())
+            .collect()
     }
 
     /// Starts the telemetry of an epoch and decides whether read-ahead hints
     /// are worth their syscalls (not when the images are fully cached and no
     /// budget is going to evict them).
     fn begin_epoch(&mut self) {
-        let cached = self.ctx.budget.is_none() && residency_of(&self.ctx.x).map(|r| r.fraction() >= 1.0).unwrap_or(false);
-        self.ctx.hints.store(!cached, std::sync::atomic::Ordering::Relaxed);
+        let cached = self.ctx.budget.is_none()
+            && residency_of(&self.ctx.x)
+                .map(|r| r.fraction() >= 1.0)
+                .unwrap_or(false);
+        self.ctx
+            .hints
+            .store(!cached, std::sync::atomic::Ordering::Relaxed);
         let arrays = self.arrays();
         self.recorder = Some(TelemetryRecorder::start(&arrays));
     }
@@ -646,7 +699,8 @@ impl NumpyArrayIterator {
         let ctx = &self.ctx;
         let batch = &mut self.batch;
         let threads = self.threads;
-        self.pool.install(|| ctx.assemble(epoch, index, plan, batch, threads))
+        self.pool
+            .install(|| ctx.assemble(epoch, index, plan, batch, threads))
     }
 }
 
@@ -654,6 +708,8 @@ impl ImageDataGenerator {
     /// Keras' `flow(x)`: an iterator builder over `x` with this generator,
     /// `shuffle=True` and `batch_size=32` (Keras' `flow` defaults).
     pub fn flow(&self, x: NpyArray) -> IteratorBuilder {
-        IteratorBuilder::new(x).generator(self.clone()).shuffle(true)
+        IteratorBuilder::new(x)
+            .generator(self.clone())
+            .shuffle(true)
     }
 }

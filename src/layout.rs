@@ -72,12 +72,22 @@ pub struct ImageShape {
 impl ImageShape {
     /// A channels-last shape `(height, width, channels)`.
     pub fn hwc(height: usize, width: usize, channels: usize) -> ImageShape {
-        ImageShape { height, width, channels, format: DataFormat::ChannelsLast }
+        ImageShape {
+            height,
+            width,
+            channels,
+            format: DataFormat::ChannelsLast,
+        }
     }
 
     /// A channels-first shape `(channels, height, width)`.
     pub fn chw(channels: usize, height: usize, width: usize) -> ImageShape {
-        ImageShape { height, width, channels, format: DataFormat::ChannelsFirst }
+        ImageShape {
+            height,
+            width,
+            channels,
+            format: DataFormat::ChannelsFirst,
+        }
     }
 
     /// Number of elements in one image.

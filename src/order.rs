@@ -38,7 +38,10 @@ impl Order {
     pub fn blocks_for_budget(budget_bytes: u64, row_bytes: usize, window: usize) -> Order {
         let window = window.max(1);
         let rows = budget_bytes / (row_bytes.max(1) as u64) / window as u64;
-        Order::Blocks { block_rows: rows.max(1) as usize, window }
+        Order::Blocks {
+            block_rows: rows.max(1) as usize,
+            window,
+        }
     }
 
     /// Keras' `shuffle` flag as an order.
@@ -91,7 +94,11 @@ impl Shard {
     /// When `count == 0` or `index >= count`.
     pub fn new(index: usize, count: usize) -> Result<Shard> {
         if count == 0 || index >= count {
-            return Err(Error::invalid("shard", format!("({index}, {count})"), "need 0 <= index < count"));
+            return Err(Error::invalid(
+                "shard",
+                format!("({index}, {count})"),
+                "need 0 <= index < count",
+            ));
         }
         Ok(Shard { index, count })
     }
@@ -134,7 +141,8 @@ pub fn global_plan(order: Order, n: usize, seed: u64, epoch: u64) -> Vec<usize> 
                 for &b in group {
                     idx.extend(b * block_rows..((b + 1) * block_rows).min(n));
                 }
-                SampleRng::new(seed, Stream::Permutation, epoch, w as u64 + 1).shuffle(&mut idx[start..]);
+                SampleRng::new(seed, Stream::Permutation, epoch, w as u64 + 1)
+                    .shuffle(&mut idx[start..]);
             }
         }
     }
@@ -221,9 +229,18 @@ mod tests {
             for order in [
                 Order::Sequential,
                 Order::Shuffle,
-                Order::Blocks { block_rows: 1, window: 1 },
-                Order::Blocks { block_rows: 16, window: 3 },
-                Order::Blocks { block_rows: 5000, window: 2 },
+                Order::Blocks {
+                    block_rows: 1,
+                    window: 1,
+                },
+                Order::Blocks {
+                    block_rows: 16,
+                    window: 3,
+                },
+                Order::Blocks {
+                    block_rows: 5000,
+                    window: 2,
+                },
             ] {
                 let p = global_plan(order, n, 42, 3);
                 assert!(is_permutation(&p, n), "{order:?} n={n}");

@@ -80,7 +80,14 @@ impl Context {
     }
 
     /// Fills `batch` with batch `index` of `epoch`, whose plan is `plan`.
-    pub fn assemble(&self, epoch: u64, index: usize, plan: &[usize], batch: &mut Batch, threads: usize) -> Result<()> {
+    pub fn assemble(
+        &self,
+        epoch: u64,
+        index: usize,
+        plan: &[usize],
+        batch: &mut Batch,
+        threads: usize,
+    ) -> Result<()> {
         // A file that shrank under the map would SIGBUS on access; catch the
         // common case (truncation before this batch) as an error instead.
         self.x.check_unchanged()?;
@@ -147,7 +154,13 @@ impl Context {
         prefetch_rows(&self.x, &rows)
     }
 
-    fn fill_images<T: Real + ScratchSlot>(&self, epoch: u64, idx: &[usize], batch: &mut Batch, threads: usize) -> Result<()> {
+    fn fill_images<T: Real + ScratchSlot>(
+        &self,
+        epoch: u64,
+        idx: &[usize],
+        batch: &mut Batch,
+        threads: usize,
+    ) -> Result<()> {
         let sl = self.shape.len();
         let images = typed_mut::<T>(&mut batch.images).expect("batch dtype matches the context");
         let images = &mut images[..idx.len() * sl];
@@ -155,7 +168,10 @@ impl Context {
             let row = self.base + j;
             self.x.read_sample_into(row, img)?;
             let mut rng = SampleRng::new(self.seed, Stream::Augment, epoch, row as u64);
-            T::with_scratch(|scratch| self.generator.process_sample(img, self.shape, &mut rng, scratch))
+            T::with_scratch(|scratch| {
+                self.generator
+                    .process_sample(img, self.shape, &mut rng, scratch)
+            })
         };
         if threads <= 1 || idx.len() <= 1 || sl == 0 {
             for (img, &j) in images.chunks_exact_mut(sl.max(1)).zip(idx) {
@@ -166,7 +182,11 @@ impl Context {
             // Small images: hand rayon a few samples per task so scheduling
             // overhead stays well below the per-sample work.
             let min_len = (16_384 / sl.max(1)).clamp(1, 64);
-            images.par_chunks_exact_mut(sl).with_min_len(min_len).zip(idx.par_iter()).try_for_each(|(img, &j)| one(img, j))
+            images
+                .par_chunks_exact_mut(sl)
+                .with_min_len(min_len)
+                .zip(idx.par_iter())
+                .try_for_each(|(img, &j)| one(img, j))
         }
     }
 }
@@ -220,7 +240,13 @@ pub(crate) struct Producer {
 
 impl Producer {
     /// Starts producing from `(epoch, batch)` with `depth` buffers.
-    pub fn start(ctx: Arc<Context>, pool: Arc<rayon::ThreadPool>, threads: usize, start: (u64, usize), depth: usize) -> Producer {
+    pub fn start(
+        ctx: Arc<Context>,
+        pool: Arc<rayon::ThreadPool>,
+        threads: usize,
+        start: (u64, usize),
+        depth: usize,
+    ) -> Producer {
         let depth = depth.max(1);
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Ready>(depth);
         let (free_tx, free_rx) = std::sync::mpsc::channel::<Batch>();
@@ -251,7 +277,12 @@ impl Producer {
                 }
             })
             .expect("spawning the prefetch thread");
-        Producer { next: start, ready: Some(ready_rx), free: Some(free_tx), handle: Some(handle) }
+        Producer {
+            next: start,
+            ready: Some(ready_rx),
+            free: Some(free_tx),
+            handle: Some(handle),
+        }
     }
 
     /// Swaps `lent` (the batch the caller is done with) for the next ready one.

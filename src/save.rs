@@ -57,7 +57,11 @@ impl std::str::FromStr for SaveFormat {
             "tif" | "tiff" => SaveFormat::Tiff,
             "ppm" => SaveFormat::Ppm,
             other => {
-                return Err(Error::invalid("save_format", format!("{other:?}"), "expected png, jpeg, bmp, tiff or ppm"))
+                return Err(Error::invalid(
+                    "save_format",
+                    format!("{other:?}"),
+                    "expected png, jpeg, bmp, tiff or ppm",
+                ))
             }
         })
     }
@@ -79,7 +83,9 @@ impl SaveConfig {
     /// folder is an error before iteration starts rather than mid-epoch.
     pub(crate) fn prepare(&self) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        let probe = tempfile::Builder::new().prefix(".npyflow-write-test").tempfile_in(&self.dir);
+        let probe = tempfile::Builder::new()
+            .prefix(".npyflow-write-test")
+            .tempfile_in(&self.dir);
         probe.map(drop).map_err(|e| Error::io(&self.dir, e))
     }
 
@@ -87,7 +93,11 @@ impl SaveConfig {
     /// `{prefix}_{index}_{hash}.{ext}` with a deterministic 4-digit hash.
     pub fn file_name(&self, seed: u64, epoch: u64, row: usize, index: usize) -> String {
         let hash = SampleRng::new(seed, Stream::SaveName, epoch, row as u64).below(10_000);
-        format!("{}_{index}_{hash:04}.{}", self.prefix, self.format.extension())
+        format!(
+            "{}_{index}_{hash:04}.{}",
+            self.prefix,
+            self.format.extension()
+        )
     }
 
     pub(crate) fn save_batch(&self, batch: &Batch, shape: ImageShape, seed: u64) -> Result<()> {
@@ -96,8 +106,12 @@ impl SaveConfig {
             let name = self.file_name(seed, batch.epoch, j, j);
             let path = self.dir.join(name);
             match &batch.images {
-                Images::F32(v) => save_image(&path, &v[slot * sl..(slot + 1) * sl], shape, self.format)?,
-                Images::F64(v) => save_image(&path, &v[slot * sl..(slot + 1) * sl], shape, self.format)?,
+                Images::F32(v) => {
+                    save_image(&path, &v[slot * sl..(slot + 1) * sl], shape, self.format)?
+                }
+                Images::F64(v) => {
+                    save_image(&path, &v[slot * sl..(slot + 1) * sl], shape, self.format)?
+                }
             }
         }
         Ok(())
@@ -134,7 +148,12 @@ pub fn to_u8_hwc<T: Real>(image: &[T], shape: ImageShape) -> Vec<u8> {
 ///
 /// # Errors
 /// [`ErrorKind::Image`] for channel counts other than 1, 3, 4, and I/O errors.
-pub fn save_image<T: Real>(path: &Path, image: &[T], shape: ImageShape, format: SaveFormat) -> Result<()> {
+pub fn save_image<T: Real>(
+    path: &Path,
+    image: &[T],
+    shape: ImageShape,
+    format: SaveFormat,
+) -> Result<()> {
     let mut pixels = to_u8_hwc(image, shape);
     let mut color = match shape.channels {
         1 => image::ExtendedColorType::L8,
@@ -150,7 +169,10 @@ pub fn save_image<T: Real>(path: &Path, image: &[T], shape: ImageShape, format: 
     };
     if format == SaveFormat::Jpeg && shape.channels == 4 {
         // JPEG has no alpha channel.
-        pixels = pixels.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+        pixels = pixels
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
         color = image::ExtendedColorType::Rgb8;
     }
     let tmp = temp_beside(path)?;
@@ -164,7 +186,12 @@ pub fn save_image<T: Real>(path: &Path, image: &[T], shape: ImageShape, format: 
             color,
             format.image_format(),
         )
-        .map_err(|e| Error::from(ErrorKind::Image { path: path.to_path_buf(), reason: e.to_string() }))?;
+        .map_err(|e| {
+            Error::from(ErrorKind::Image {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+        })?;
         std::io::Write::flush(&mut w).map_err(|e| Error::io(path, e))?;
     }
     persist(tmp, path)
@@ -180,7 +207,10 @@ mod tests {
         let px = to_u8_hwc(&[0f32, 1.0, 2.0, 3.0], ImageShape::hwc(1, 4, 1));
         assert_eq!(px, vec![0, 85, 170, 255]);
         // A constant image maps to zeros.
-        assert_eq!(to_u8_hwc(&[5f32; 3], ImageShape::hwc(1, 3, 1)), vec![0, 0, 0]);
+        assert_eq!(
+            to_u8_hwc(&[5f32; 3], ImageShape::hwc(1, 3, 1)),
+            vec![0, 0, 0]
+        );
         // Channels-first input is written as HWC.
         let px = to_u8_hwc(&[0f32, 1.0, 2.0, 3.0], ImageShape::chw(2, 1, 2));
         assert_eq!(px, vec![0, 170, 85, 255]);
@@ -188,10 +218,17 @@ mod tests {
 
     #[test]
     fn file_names_are_deterministic_and_4_digits() {
-        let cfg = SaveConfig { dir: "d".into(), prefix: "pre".into(), format: SaveFormat::Png };
+        let cfg = SaveConfig {
+            dir: "d".into(),
+            prefix: "pre".into(),
+            format: SaveFormat::Png,
+        };
         let a = cfg.file_name(1, 0, 7, 2);
         assert_eq!(a, cfg.file_name(1, 0, 7, 2));
-        assert!(a.starts_with("pre_2_") && a.ends_with(".png") && a.len() == "pre_2_0000.png".len(), "{a}");
+        assert!(
+            a.starts_with("pre_2_") && a.ends_with(".png") && a.len() == "pre_2_0000.png".len(),
+            "{a}"
+        );
         assert_ne!(a, cfg.file_name(1, 1, 7, 2));
     }
 }

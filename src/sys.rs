@@ -61,7 +61,11 @@ pub(crate) fn residency(map: &Mmap, offset: usize, len: usize) -> io::Result<Vec
     // the duration of the call; `vec` has one byte per page of that range as
     // mincore requires.
     let rc = unsafe {
-        libc::mincore(map.as_ptr().add(start) as *mut libc::c_void, end - start, vec.as_mut_ptr())
+        libc::mincore(
+            map.as_ptr().add(start) as *mut libc::c_void,
+            end - start,
+            vec.as_mut_ptr(),
+        )
     };
     if rc != 0 {
         return Err(io::Error::last_os_error());

@@ -106,10 +106,21 @@ impl NpyArray {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let map = match options.source {
-            SourceKind::Mmap => Some(Arc::new(sys::map_readonly(&file).map_err(|e| Error::io(path, e))?)),
+            SourceKind::Mmap => Some(Arc::new(
+                sys::map_readonly(&file).map_err(|e| Error::io(path, e))?,
+            )),
             SourceKind::Read => None,
         };
-        Self::from_parts(path.to_path_buf(), None, file, map, 0, file_len, file_len, options)
+        Self::from_parts(
+            path.to_path_buf(),
+            None,
+            file,
+            map,
+            0,
+            file_len,
+            file_len,
+            options,
+        )
     }
 
     /// Builds an array over `len` bytes at `base` of `file` (the whole file, or an npz member).
@@ -148,7 +159,12 @@ impl NpyArray {
         }
         let expected = (header.data_offset as u64).saturating_add(header.data_len as u64);
         if len < expected {
-            return Err(ErrorKind::Truncated { path, expected, found: len }.into());
+            return Err(ErrorKind::Truncated {
+                path,
+                expected,
+                found: len,
+            }
+            .into());
         }
         // A stand-alone .npy written by numpy has its data 64-byte aligned; a
         // misaligned one is malformed. Inside an .npz numpy does not align
@@ -156,7 +172,12 @@ impl NpyArray {
         // only zero-copy `view` insists on alignment).
         let data_start = base + header.data_offset as u64;
         if member.is_none() && data_start % header.dtype.size() as u64 != 0 {
-            return Err(ErrorKind::Misaligned { path, offset: data_start, align: header.dtype.size() }.into());
+            return Err(ErrorKind::Misaligned {
+                path,
+                offset: data_start,
+                align: header.dtype.size(),
+            }
+            .into());
         }
         let row_len = header.shape.iter().skip(1).product::<usize>();
         let row_bytes = row_len * header.dtype.size();
@@ -165,7 +186,17 @@ impl NpyArray {
             let _ = m.advise(memmap2::Advice::Random);
         }
         Ok(NpyArray {
-            inner: Arc::new(Inner { path, member, file, map, base, header, file_len, row_len, row_bytes }),
+            inner: Arc::new(Inner {
+                path,
+                member,
+                file,
+                map,
+                base,
+                header,
+                file_len,
+                row_len,
+                row_bytes,
+            }),
         })
     }
 
@@ -261,7 +292,11 @@ impl NpyArray {
     /// # Panics
     /// When `i >= len()` (a caller bug).
     pub fn row_bytes_mapped(&self, i: usize) -> Option<&[u8]> {
-        assert!(i < self.len(), "row {i} out of range for {} rows", self.len());
+        assert!(
+            i < self.len(),
+            "row {i} out of range for {} rows",
+            self.len()
+        );
         let rb = self.inner.row_bytes;
         self.data_bytes().map(|d| &d[i * rb..(i + 1) * rb])
     }
@@ -272,10 +307,19 @@ impl NpyArray {
     /// # Errors
     /// [`ErrorKind::FileChanged`] or an I/O error.
     pub fn check_unchanged(&self) -> Result<()> {
-        let now = self.inner.file.metadata().map_err(|e| Error::io(&self.inner.path, e))?.len();
+        let now = self
+            .inner
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&self.inner.path, e))?
+            .len();
         if now < self.inner.file_len {
-            return Err(ErrorKind::FileChanged { path: self.inner.path.clone(), expected: self.inner.file_len, found: now }
-                .into());
+            return Err(ErrorKind::FileChanged {
+                path: self.inner.path.clone(),
+                expected: self.inner.file_len,
+                found: now,
+            }
+            .into());
         }
         Ok(())
     }
@@ -293,7 +337,10 @@ impl NpyArray {
             Some(src) => out.copy_from_slice(src),
             None => {
                 let off = self.data_offset() + (i * self.inner.row_bytes) as u64;
-                self.inner.file.read_exact_at(out, off).map_err(|e| Error::io(&self.inner.path, e))?;
+                self.inner
+                    .file
+                    .read_exact_at(out, off)
+                    .map_err(|e| Error::io(&self.inner.path, e))?;
             }
         }
         Ok(())
@@ -328,7 +375,11 @@ impl NpyArray {
     /// # Panics
     /// When `i >= len()` or `out.len() != row_len()` (caller bugs).
     pub fn read_sample_into<T: Real>(&self, i: usize, out: &mut [T]) -> Result<()> {
-        assert_eq!(out.len(), self.inner.row_len, "read_sample_into: buffer size");
+        assert_eq!(
+            out.len(),
+            self.inner.row_len,
+            "read_sample_into: buffer size"
+        );
         match self.row_bytes_mapped(i) {
             Some(src) => cast_into(src, self.dtype(), out),
             None => {
@@ -382,19 +433,31 @@ impl NpyArray {
     /// (possible for `.npz` members).
     pub fn view<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
         let dtype = self.dtype();
-        let ok_type = T::ELEM == dtype.elem || (T::ELEM == ElemType::U8 && dtype.elem == ElemType::Bool);
+        let ok_type =
+            T::ELEM == dtype.elem || (T::ELEM == ElemType::U8 && dtype.elem == ElemType::Bool);
         if !ok_type {
-            return Err(Error::invalid("T", std::any::type_name::<T>(), format!("{} holds {}", self.name(), dtype)));
+            return Err(Error::invalid(
+                "T",
+                std::any::type_name::<T>(),
+                format!("{} holds {}", self.name(), dtype),
+            ));
         }
         if !dtype.is_native() {
             return Err(Error::invalid(
                 "T",
                 std::any::type_name::<T>(),
-                format!("{} is not native-endian; read rows with read_sample_into or convert it", self.name()),
+                format!(
+                    "{} is not native-endian; read rows with read_sample_into or convert it",
+                    self.name()
+                ),
             ));
         }
         let bytes = self.data_bytes().ok_or_else(|| {
-            Error::invalid("source", "read", "zero-copy views need the memory-mapped source")
+            Error::invalid(
+                "source",
+                "read",
+                "zero-copy views need the memory-mapped source",
+            )
         })?;
         let data: &[T] = bytemuck::try_cast_slice(bytes).map_err(|_| {
             Error::from(ErrorKind::Misaligned {
@@ -413,7 +476,11 @@ impl NpyArray {
     /// As [`NpyArray::view`], plus [`ErrorKind::IndexOutOfRange`].
     pub fn sample_view<T: Element>(&self, i: usize) -> Result<ArrayViewD<'_, T>> {
         if i >= self.len() || self.shape().is_empty() {
-            return Err(ErrorKind::IndexOutOfRange { index: i, len: self.len() }.into());
+            return Err(ErrorKind::IndexOutOfRange {
+                index: i,
+                len: self.len(),
+            }
+            .into());
         }
         Ok(self.view::<T>()?.index_axis_move(ndarray::Axis(0), i))
     }

@@ -135,7 +135,11 @@ pub enum ByteOrder {
 
 impl ByteOrder {
     /// This machine's byte order.
-    pub const NATIVE: ByteOrder = if cfg!(target_endian = "little") { ByteOrder::Little } else { ByteOrder::Big };
+    pub const NATIVE: ByteOrder = if cfg!(target_endian = "little") {
+        ByteOrder::Little
+    } else {
+        ByteOrder::Big
+    };
 }
 
 /// An element type with its byte order: what a `descr` string says.
@@ -150,7 +154,10 @@ pub struct Dtype {
 impl Dtype {
     /// A native-endian dtype.
     pub fn native(elem: ElemType) -> Dtype {
-        Dtype { elem, order: ByteOrder::NATIVE }
+        Dtype {
+            elem,
+            order: ByteOrder::NATIVE,
+        }
     }
 
     /// Bytes per element.
@@ -186,7 +193,11 @@ impl Dtype {
             "f8" => ElemType::F64,
             _ => return None,
         };
-        let order = if elem.size() == 1 { ByteOrder::NATIVE } else { order.unwrap_or(ByteOrder::NATIVE) };
+        let order = if elem.size() == 1 {
+            ByteOrder::NATIVE
+        } else {
+            order.unwrap_or(ByteOrder::NATIVE)
+        };
         Some(Dtype { elem, order })
     }
 

@@ -61,11 +61,16 @@ impl HeaderProblem {
 /// Parses the header at the start of `bytes` (the whole file or at least its header).
 pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, HeaderProblem> {
     if bytes.len() < 6 || &bytes[..6] != MAGIC {
-        return Err(HeaderProblem::BadMagic(bytes[..bytes.len().min(6)].to_vec()));
+        return Err(HeaderProblem::BadMagic(
+            bytes[..bytes.len().min(6)].to_vec(),
+        ));
     }
     let bad = |s: String| Err(HeaderProblem::BadHeader(s));
     if bytes.len() < 10 {
-        return bad(format!("file ends inside the preamble ({} bytes)", bytes.len()));
+        return bad(format!(
+            "file ends inside the preamble ({} bytes)",
+            bytes.len()
+        ));
     }
     let version = (bytes[6], bytes[7]);
     let (len_bytes, start) = match version.0 {
@@ -74,7 +79,10 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, HeaderProblem> {
         v => return bad(format!("unsupported format version {v}.{}", version.1)),
     };
     if bytes.len() < start {
-        return bad(format!("file ends inside the preamble ({} bytes)", bytes.len()));
+        return bad(format!(
+            "file ends inside the preamble ({} bytes)",
+            bytes.len()
+        ));
     }
     let header_len = if len_bytes == 2 {
         u16::from_le_bytes([bytes[8], bytes[9]]) as usize
@@ -82,11 +90,16 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, HeaderProblem> {
         u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize
     };
     if header_len > MAX_HEADER_LEN {
-        return bad(format!("header length {header_len} exceeds {MAX_HEADER_LEN} bytes"));
+        return bad(format!(
+            "header length {header_len} exceeds {MAX_HEADER_LEN} bytes"
+        ));
     }
     let end = start + header_len;
     if bytes.len() < end {
-        return bad(format!("header length {header_len} runs past the end of the file ({} bytes)", bytes.len()));
+        return bad(format!(
+            "header length {header_len} runs past the end of the file ({} bytes)",
+            bytes.len()
+        ));
     }
     let text = match std::str::from_utf8(&bytes[start..end]) {
         Ok(t) => t,
@@ -103,7 +116,8 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, HeaderProblem> {
         Some(v) => return bad(format!("'descr' is not a string: {v:?}")),
         None => return bad("missing key 'descr'".into()),
     };
-    let dtype = Dtype::parse_descr(&descr).ok_or_else(|| HeaderProblem::Unsupported(format!("'{descr}'")))?;
+    let dtype = Dtype::parse_descr(&descr)
+        .ok_or_else(|| HeaderProblem::Unsupported(format!("'{descr}'")))?;
     let fortran_order = match dict.fortran_order {
         Some(Value::Bool(b)) => b,
         Some(v) => return bad(format!("'fortran_order' is not True/False: {v:?}")),
@@ -122,12 +136,36 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, HeaderProblem> {
         num_elements = num_elements.checked_mul(d).ok_or_else(overflow)?;
         shape.push(d);
     }
-    let data_len = num_elements.checked_mul(dtype.size()).ok_or_else(overflow)?;
+    let data_len = num_elements
+        .checked_mul(dtype.size())
+        .ok_or_else(overflow)?;
+    // A zero dimension makes the data empty but not the rows: `(0, 3, 2**62, 16)`
+    // would overflow every row-size computation. numpy refuses such shapes
+    // too (it multiplies the non-zero dimensions: "array is too big").
+    let nonzero_bytes = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d));
+    match nonzero_bytes {
+        Some(b) if b <= isize::MAX as usize => {}
+        _ => return Err(overflow()),
+    }
     // Mapped views index with isize; keep the end offset addressable.
-    if data_len.checked_add(end).is_none_or(|total| total > isize::MAX as usize) {
+    if data_len
+        .checked_add(end)
+        .is_none_or(|total| total > isize::MAX as usize)
+    {
         return Err(overflow());
     }
-    Ok(Header { version, dtype, fortran_order, shape, data_offset: end, num_elements, data_len })
+    Ok(Header {
+        version,
+        dtype,
+        fortran_order,
+        shape,
+        data_offset: end,
+        num_elements,
+        data_len,
+    })
 }
 
 /// The header bytes numpy would write for a C-order array (version 1, or 2
@@ -135,9 +173,19 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, HeaderProblem> {
 pub fn header_bytes(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
     let shape_text = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape_text}, }}", dtype.descr());
+    let dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape_text}, }}",
+        dtype.descr()
+    );
     for (version, preamble) in [(1u8, 10usize), (2, 12)] {
         let unpadded = preamble + dict.len() + 1;
         let total = unpadded.div_ceil(64) * 64;
@@ -182,7 +230,10 @@ struct Dict {
 /// order, single or double quotes, trailing commas and Python 2 `L` suffixes,
 /// and rejects unknown keys and duplicate keys.
 fn parse_dict(text: &str) -> Result<Dict, String> {
-    let mut p = Parser { s: text.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+    };
     p.ws();
     p.expect(b'{')?;
     let mut dict = Dict::default();
@@ -248,7 +299,9 @@ impl Parser<'_> {
                 "expected '{}' at byte {}, found {}",
                 c as char,
                 self.i,
-                self.s.get(self.i).map_or("end of header".to_string(), |b| format!("'{}'", *b as char))
+                self.s
+                    .get(self.i)
+                    .map_or("end of header".to_string(), |b| format!("'{}'", *b as char))
             ))
         }
     }
@@ -295,7 +348,9 @@ impl Parser<'_> {
                     }
                     self.i += 1;
                     if depth == 0 {
-                        return Ok(Value::Other(String::from_utf8_lossy(&self.s[start..self.i]).into_owned()));
+                        return Ok(Value::Other(
+                            String::from_utf8_lossy(&self.s[start..self.i]).into_owned(),
+                        ));
                     }
                 }
                 Err("unterminated list".into())
@@ -317,10 +372,14 @@ impl Parser<'_> {
                 self.i += 1;
             }
             if start == self.i {
-                return Err(format!("expected a non-negative integer in 'shape' at byte {start}"));
+                return Err(format!(
+                    "expected a non-negative integer in 'shape' at byte {start}"
+                ));
             }
             let digits = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-            let v: u64 = digits.parse().map_err(|_| format!("shape dimension {digits} does not fit in 64 bits"))?;
+            let v: u64 = digits
+                .parse()
+                .map_err(|_| format!("shape dimension {digits} does not fit in 64 bits"))?;
             items.push(v);
             self.eat(b'L');
             self.ws();
@@ -348,7 +407,10 @@ mod tests {
 
     #[test]
     fn parses_what_numpy_writes() {
-        let h = parse_header(&file("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }   \n")).unwrap();
+        let h = parse_header(&file(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }   \n",
+        ))
+        .unwrap();
         assert_eq!(h.dtype.elem, ElemType::F32);
         assert_eq!(h.dtype.order, ByteOrder::Little);
         assert_eq!(h.shape, vec![3, 4]);
@@ -359,18 +421,32 @@ mod tests {
 
     #[test]
     fn accepts_key_order_scalars_and_long_suffix() {
-        let h = parse_header(&file("{\"shape\": (), \"fortran_order\": True, \"descr\": \">i2\"}")).unwrap();
+        let h = parse_header(&file(
+            "{\"shape\": (), \"fortran_order\": True, \"descr\": \">i2\"}",
+        ))
+        .unwrap();
         assert!(h.shape.is_empty());
         assert_eq!(h.num_elements, 1);
         assert!(h.fortran_order);
-        let h = parse_header(&file("{'descr': '|u1', 'fortran_order': False, 'shape': (5L,)}")).unwrap();
+        let h = parse_header(&file(
+            "{'descr': '|u1', 'fortran_order': False, 'shape': (5L,)}",
+        ))
+        .unwrap();
         assert_eq!(h.shape, vec![5]);
     }
 
     #[test]
     fn written_header_parses_back_and_is_64_aligned() {
-        for shape in [vec![], vec![7], vec![2, 3, 4, 5], vec![1_000_000, 224, 224, 3]] {
-            let d = Dtype { elem: ElemType::F64, order: ByteOrder::Big };
+        for shape in [
+            vec![],
+            vec![7],
+            vec![2, 3, 4, 5],
+            vec![1_000_000, 224, 224, 3],
+        ] {
+            let d = Dtype {
+                elem: ElemType::F64,
+                order: ByteOrder::Big,
+            };
             let bytes = header_bytes(d, &shape);
             assert_eq!(bytes.len() % 64, 0);
             let h = parse_header(&bytes).unwrap();
@@ -382,12 +458,21 @@ mod tests {
 
     #[test]
     fn each_hostile_header_gets_its_kind() {
-        assert!(matches!(parse_header(b"PK\x03\x04xxxxxxxx"), Err(HeaderProblem::BadMagic(_))));
+        assert!(matches!(
+            parse_header(b"PK\x03\x04xxxxxxxx"),
+            Err(HeaderProblem::BadMagic(_))
+        ));
         assert!(matches!(parse_header(b""), Err(HeaderProblem::BadMagic(_))));
-        assert!(matches!(parse_header(b"\x93NUMPY\x01"), Err(HeaderProblem::BadHeader(_))));
+        assert!(matches!(
+            parse_header(b"\x93NUMPY\x01"),
+            Err(HeaderProblem::BadHeader(_))
+        ));
         let mut v9 = file("{}");
         v9[6] = 9;
-        assert!(matches!(parse_header(&v9), Err(HeaderProblem::BadHeader(_))));
+        assert!(matches!(
+            parse_header(&v9),
+            Err(HeaderProblem::BadHeader(_))
+        ));
         for dict in [
             "{'descr': '<f4', 'fortran_order': False}",
             "{'descr': '<f4', 'fortran_order': False, 'shape': (3, -4), }",
@@ -397,17 +482,29 @@ mod tests {
             "{'descr': '<f4', 'fortran_order': False, 'shape': (3,)} trailing",
             "not a dict",
         ] {
-            assert!(matches!(parse_header(&file(dict)), Err(HeaderProblem::BadHeader(_))), "{dict}");
+            assert!(
+                matches!(parse_header(&file(dict)), Err(HeaderProblem::BadHeader(_))),
+                "{dict}"
+            );
         }
         let mut short = file("{'descr': '<f4', 'fortran_order': False, 'shape': (3,)}");
         short.truncate(20);
-        assert!(matches!(parse_header(&short), Err(HeaderProblem::BadHeader(_))));
+        assert!(matches!(
+            parse_header(&short),
+            Err(HeaderProblem::BadHeader(_))
+        ));
         for dict in [
             "{'descr': '<c8', 'fortran_order': False, 'shape': (3,)}",
             "{'descr': [('a', '<i4'), ('b', '<f4')], 'fortran_order': False, 'shape': (3,)}",
             "{'descr': '|O', 'fortran_order': False, 'shape': (3,)}",
         ] {
-            assert!(matches!(parse_header(&file(dict)), Err(HeaderProblem::Unsupported(_))), "{dict}");
+            assert!(
+                matches!(
+                    parse_header(&file(dict)),
+                    Err(HeaderProblem::Unsupported(_))
+                ),
+                "{dict}"
+            );
         }
         for dict in [
             "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16)}",
@@ -415,10 +512,18 @@ mod tests {
             "{'descr': '<f8', 'fortran_order': False, 'shape': (1152921504606846976,)}",
         ] {
             let r = parse_header(&file(dict));
-            assert!(matches!(r, Err(HeaderProblem::Overflow(_)) | Err(HeaderProblem::BadHeader(_))), "{dict}: {r:?}");
+            assert!(
+                matches!(
+                    r,
+                    Err(HeaderProblem::Overflow(_)) | Err(HeaderProblem::BadHeader(_))
+                ),
+                "{dict}: {r:?}"
+            );
         }
         assert!(matches!(
-            parse_header(&file("{'descr': '<f8', 'fortran_order': False, 'shape': (1152921504606846976,)}")),
+            parse_header(&file(
+                "{'descr': '<f8', 'fortran_order': False, 'shape': (1152921504606846976,)}"
+            )),
             Err(HeaderProblem::Overflow(_))
         ));
     }

@@ -35,7 +35,11 @@ pub struct NpzArchive {
 }
 
 fn npz_err(path: &Path, reason: impl Into<String>) -> Error {
-    ErrorKind::Npz { path: path.to_path_buf(), reason: reason.into() }.into()
+    ErrorKind::Npz {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+    .into()
 }
 
 impl NpzArchive {
@@ -55,10 +59,13 @@ impl NpzArchive {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let mut zip = zip::ZipArchive::new(&file).map_err(|e| npz_err(path, format!("not a readable .npz archive: {e}")))?;
+        let mut zip = zip::ZipArchive::new(&file)
+            .map_err(|e| npz_err(path, format!("not a readable .npz archive: {e}")))?;
         let mut members = Vec::with_capacity(zip.len());
         for i in 0..zip.len() {
-            let f = zip.by_index_raw(i).map_err(|e| npz_err(path, format!("member {i}: {e}")))?;
+            let f = zip
+                .by_index_raw(i)
+                .map_err(|e| npz_err(path, format!("member {i}: {e}")))?;
             let data_start = f.data_start();
             members.push(NpzMember {
                 name: f.name().to_string(),
@@ -68,10 +75,19 @@ impl NpzArchive {
             });
         }
         let map = match options.source {
-            SourceKind::Mmap => Some(Arc::new(sys::map_readonly(&file).map_err(|e| Error::io(path, e))?)),
+            SourceKind::Mmap => Some(Arc::new(
+                sys::map_readonly(&file).map_err(|e| Error::io(path, e))?,
+            )),
             SourceKind::Read => None,
         };
-        Ok(NpzArchive { path: path.to_path_buf(), file, file_len, map, members, options })
+        Ok(NpzArchive {
+            path: path.to_path_buf(),
+            file,
+            file_len,
+            map,
+            members,
+            options,
+        })
     }
 
     /// The archive's members in directory order.
@@ -81,7 +97,10 @@ impl NpzArchive {
 
     /// Array names (member names without `.npy`), in directory order.
     pub fn names(&self) -> Vec<String> {
-        self.members.iter().map(|m| m.name.trim_end_matches(".npy").to_string()).collect()
+        self.members
+            .iter()
+            .map(|m| m.name.trim_end_matches(".npy").to_string())
+            .collect()
     }
 
     /// The member called `name` (with or without the `.npy` suffix), mapped zero-copy.
@@ -94,15 +113,32 @@ impl NpzArchive {
             .members
             .iter()
             .find(|m| m.name == name || m.name.trim_end_matches(".npy") == name)
-            .ok_or_else(|| npz_err(&self.path, format!("no member `{name}` (members: {})", self.names().join(", "))))?;
+            .ok_or_else(|| {
+                npz_err(
+                    &self.path,
+                    format!("no member `{name}` (members: {})", self.names().join(", ")),
+                )
+            })?;
         if member.compressed {
-            return Err(ErrorKind::CompressedMember { path: self.path.clone(), member: member.name.clone() }.into());
+            return Err(ErrorKind::CompressedMember {
+                path: self.path.clone(),
+                member: member.name.clone(),
+            }
+            .into());
         }
         let end = member.data_start.saturating_add(member.size);
         if end > self.file_len {
-            return Err(ErrorKind::Truncated { path: self.path.clone(), expected: end, found: self.file_len }.into());
+            return Err(ErrorKind::Truncated {
+                path: self.path.clone(),
+                expected: end,
+                found: self.file_len,
+            }
+            .into());
         }
-        let file = self.file.try_clone().map_err(|e| Error::io(&self.path, e))?;
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io(&self.path, e))?;
         NpyArray::from_parts(
             self.path.clone(),
             Some(member.name.trim_end_matches(".npy").to_string()),

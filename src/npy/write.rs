@@ -18,7 +18,10 @@ pub fn temp_beside(path: &Path) -> Result<NamedTempFile> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let stem = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     tempfile::Builder::new()
         .prefix(&format!(".{stem}."))
         .suffix(".partial")
@@ -54,11 +57,20 @@ impl NpyWriter {
         let expected = shape
             .iter()
             .try_fold(dtype.size() as u64, |acc, &d| acc.checked_mul(d as u64))
-            .ok_or_else(|| ErrorKind::SizeOverflow { path: path.clone(), shape: shape.iter().map(|&d| d as u64).collect() })?;
+            .ok_or_else(|| ErrorKind::SizeOverflow {
+                path: path.clone(),
+                shape: shape.iter().map(|&d| d as u64).collect(),
+            })?;
         let tmp = temp_beside(&path)?;
         let mut out = BufWriter::with_capacity(1 << 20, tmp);
-        out.write_all(&header_bytes(dtype, shape)).map_err(|e| Error::io(&path, e))?;
-        Ok(NpyWriter { path, out, expected, written: 0 })
+        out.write_all(&header_bytes(dtype, shape))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(NpyWriter {
+            path,
+            out,
+            expected,
+            written: 0,
+        })
     }
 
     /// Appends raw element bytes (already in the declared dtype and byte order).
@@ -68,9 +80,19 @@ impl NpyWriter {
     pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         self.written += bytes.len() as u64;
         if self.written > self.expected {
-            return Err(Error::invalid("data", self.written, format!("more bytes than the declared {} for {}", self.expected, self.path.display())));
+            return Err(Error::invalid(
+                "data",
+                self.written,
+                format!(
+                    "more bytes than the declared {} for {}",
+                    self.expected,
+                    self.path.display()
+                ),
+            ));
         }
-        self.out.write_all(bytes).map_err(|e| Error::io(&self.path, e))
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::io(&self.path, e))
     }
 
     /// Bytes still expected before the array is complete.
@@ -87,10 +109,17 @@ impl NpyWriter {
             return Err(Error::invalid(
                 "data",
                 self.written,
-                format!("{} expects {} data bytes", self.path.display(), self.expected),
+                format!(
+                    "{} expects {} data bytes",
+                    self.path.display(),
+                    self.expected
+                ),
             ));
         }
-        let tmp = self.out.into_inner().map_err(|e| Error::io(&self.path, e.into_error()))?;
+        let tmp = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&self.path, e.into_error()))?;
         persist(tmp, &self.path)
     }
 }
@@ -99,7 +128,12 @@ impl NpyWriter {
 ///
 /// # Errors
 /// As [`NpyWriter`].
-pub fn write_npy(path: impl AsRef<Path>, elem: ElemType, shape: &[usize], bytes: &[u8]) -> Result<()> {
+pub fn write_npy(
+    path: impl AsRef<Path>,
+    elem: ElemType,
+    shape: &[usize],
+    bytes: &[u8],
+) -> Result<()> {
     let mut w = NpyWriter::create(path, Dtype::native(elem), shape)?;
     w.write_bytes(bytes)?;
     w.finish()
@@ -119,17 +153,30 @@ impl NpzWriter {
     pub fn create(path: impl AsRef<Path>) -> Result<NpzWriter> {
         let path = path.as_ref().to_path_buf();
         let tmp = temp_beside(&path)?;
-        Ok(NpzWriter { path, zip: zip::ZipWriter::new(tmp) })
+        Ok(NpzWriter {
+            path,
+            zip: zip::ZipWriter::new(tmp),
+        })
     }
 
     /// Adds member `name` (`.npy` is appended) holding native-endian `bytes`.
     ///
     /// # Errors
     /// I/O errors, or `bytes` not matching `shape`.
-    pub fn add_raw(&mut self, name: &str, elem: ElemType, shape: &[usize], bytes: &[u8]) -> Result<()> {
+    pub fn add_raw(
+        &mut self,
+        name: &str,
+        elem: ElemType,
+        shape: &[usize],
+        bytes: &[u8],
+    ) -> Result<()> {
         let n: usize = shape.iter().product::<usize>() * elem.size();
         if n != bytes.len() {
-            return Err(Error::invalid("data", bytes.len(), format!("member `{name}` of shape {shape:?} needs {n} bytes")));
+            return Err(Error::invalid(
+                "data",
+                bytes.len(),
+                format!("member `{name}` of shape {shape:?} needs {n} bytes"),
+            ));
         }
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
@@ -138,7 +185,9 @@ impl NpzWriter {
         self.zip
             .start_file(format!("{name}.npy"), opts)
             .map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
-        self.zip.write_all(&header_bytes(Dtype::native(elem), shape)).map_err(io)?;
+        self.zip
+            .write_all(&header_bytes(Dtype::native(elem), shape))
+            .map_err(io)?;
         self.zip.write_all(bytes).map_err(io)
     }
 
@@ -156,7 +205,10 @@ impl NpzWriter {
     /// I/O errors.
     pub fn finish(self) -> Result<()> {
         let path = self.path;
-        let mut tmp = self.zip.finish().map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        let mut tmp = self
+            .zip
+            .finish()
+            .map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
         tmp.flush().map_err(|e| Error::io(&path, e))?;
         tmp.rewind().map_err(|e| Error::io(&path, e))?;
         persist(tmp, &path)

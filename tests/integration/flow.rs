@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use npyflow::{DataFormat, GeneratorOptions, ImageDataGenerator, NpyArray, OutputDtype};
 
 fn fixture(name: &str) -> NpyArray {
-    NpyArray::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flow").join(name)).unwrap()
+    NpyArray::open(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/flow")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn check(name: &str, options: GeneratorOptions, tol: f64) {
@@ -17,7 +22,13 @@ fn check(name: &str, options: GeneratorOptions, tol: f64) {
     if g.options().featurewise_center {
         g.fit(&x, &npyflow::FitConfig::default()).unwrap();
     }
-    let mut it = g.flow(x).y(fixture("y.npy")).batch_size(4).shuffle(false).build().unwrap();
+    let mut it = g
+        .flow(x)
+        .y(fixture("y.npy"))
+        .batch_size(4)
+        .shuffle(false)
+        .build()
+        .unwrap();
     assert_eq!(it.len(), 3);
     let mut got = Vec::new();
     it.for_each_in_epoch(|b| {
@@ -29,18 +40,33 @@ fn check(name: &str, options: GeneratorOptions, tol: f64) {
     })
     .unwrap();
     assert_eq!(got.len(), want.len());
-    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     assert!(worst <= tol, "{name}: max error {worst}");
 }
 
 #[test]
 fn rescale() {
-    check("rescale", GeneratorOptions { rescale: Some(1.0 / 255.0), ..Default::default() }, 1e-7);
+    check(
+        "rescale",
+        GeneratorOptions {
+            rescale: Some(1.0 / 255.0),
+            ..Default::default()
+        },
+        1e-7,
+    );
 }
 
 #[test]
 fn samplewise() {
-    let o = GeneratorOptions { samplewise_center: true, samplewise_std_normalization: true, ..Default::default() };
+    let o = GeneratorOptions {
+        samplewise_center: true,
+        samplewise_std_normalization: true,
+        ..Default::default()
+    };
     check("samplewise", o, 1e-5);
 }
 

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use npyflow::npy::{ElemType, NpyWriter};
-use npyflow::{GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order, ShiftRange};
+use npyflow::{
+    GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order, ShiftRange,
+};
 
 const CHILD_ENV: &str = "NPYFLOW_MEMCAP_CHILD";
 const CG_ROOT: &str = "/sys/fs/cgroup/memory";
@@ -27,11 +29,18 @@ fn row_byte(i: usize, k: usize) -> u8 {
 }
 
 fn row_sum(bytes: impl Iterator<Item = u8>) -> u64 {
-    bytes.enumerate().fold(0u64, |acc, (k, b)| acc.wrapping_add((b as u64 + 1).wrapping_mul(k as u64 + 7)))
+    bytes.enumerate().fold(0u64, |acc, (k, b)| {
+        acc.wrapping_add((b as u64 + 1).wrapping_mul(k as u64 + 7))
+    })
 }
 
 fn write_dataset(path: &Path, n: usize) {
-    let mut w = NpyWriter::create(path, npyflow::npy::Dtype::native(ElemType::U8), &[n, SIDE, SIDE, 3]).unwrap();
+    let mut w = NpyWriter::create(
+        path,
+        npyflow::npy::Dtype::native(ElemType::U8),
+        &[n, SIDE, SIDE, 3],
+    )
+    .unwrap();
     let mut buf = vec![0u8; ROW * 1024];
     for start in (0..n).step_by(1024) {
         let rows = (n - start).min(1024);
@@ -46,7 +55,9 @@ fn write_dataset(path: &Path, n: usize) {
 }
 
 fn expected_checksum(n: usize) -> u64 {
-    (0..n).fold(0u64, |acc, i| acc.wrapping_add(row_sum((0..ROW).map(|k| row_byte(i, k))).wrapping_mul(i as u64 + 1)))
+    (0..n).fold(0u64, |acc, i| {
+        acc.wrapping_add(row_sum((0..ROW).map(|k| row_byte(i, k))).wrapping_mul(i as u64 + 1))
+    })
 }
 
 /// The work done inside the cgroup.
@@ -54,17 +65,37 @@ fn child(path: &Path) {
     let x = NpyArray::open(path).unwrap();
     let n = x.len();
     let want = expected_checksum(n);
-    let cap = std::env::var("NPYFLOW_MEMCAP_LIMIT").unwrap().parse::<u64>().unwrap();
+    let cap = std::env::var("NPYFLOW_MEMCAP_LIMIT")
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
     let block_rows = ((cap / 8) / ROW as u64 / 4).max(1) as usize;
-    for order in [Order::Sequential, Order::Shuffle, Order::Blocks { block_rows, window: 4 }] {
+    for order in [
+        Order::Sequential,
+        Order::Shuffle,
+        Order::Blocks {
+            block_rows,
+            window: 4,
+        },
+    ] {
         // Plain pass: bytes of every delivered sample, weighted by its index.
-        let mut it = NumpyArrayIterator::builder(x.clone()).batch_size(256).order(order).seed(3).prefetch(4).build().unwrap();
+        let mut it = NumpyArrayIterator::builder(x.clone())
+            .batch_size(256)
+            .order(order)
+            .seed(3)
+            .prefetch(4)
+            .build()
+            .unwrap();
         let mut sum = 0u64;
         let mut count = 0usize;
         it.for_each_in_epoch(|b| {
             let imgs = b.images::<f32>()?;
             for (slot, &j) in b.indices().iter().enumerate() {
-                let s = row_sum(imgs.index_axis(ndarray::Axis(0), slot).iter().map(|&v| v as u8));
+                let s = row_sum(
+                    imgs.index_axis(ndarray::Axis(0), slot)
+                        .iter()
+                        .map(|&v| v as u8),
+                );
                 sum = sum.wrapping_add(s.wrapping_mul(j as u64 + 1));
                 count += 1;
             }
@@ -72,7 +103,10 @@ fn child(path: &Path) {
         })
         .unwrap();
         assert_eq!(count, n, "{order:?}");
-        assert_eq!(sum, want, "{order:?}: delivered samples differ from the file");
+        assert_eq!(
+            sum, want,
+            "{order:?}: delivered samples differ from the file"
+        );
         // Augmented pass with prefetch: every index exactly once, no OOM.
         let g = ImageDataGenerator::new(GeneratorOptions {
             rotation_range: 20.0,
@@ -82,7 +116,14 @@ fn child(path: &Path) {
             ..Default::default()
         })
         .unwrap();
-        let mut it = g.flow(x.clone()).batch_size(256).order(order).seed(3).prefetch(4).build().unwrap();
+        let mut it = g
+            .flow(x.clone())
+            .batch_size(256)
+            .order(order)
+            .seed(3)
+            .prefetch(4)
+            .build()
+            .unwrap();
         let mut seen = vec![false; n];
         it.for_each_in_epoch(|b| {
             for &j in b.indices() {
@@ -92,11 +133,18 @@ fn child(path: &Path) {
             Ok(())
         })
         .unwrap();
-        assert!(seen.iter().all(|&s| s), "{order:?}: a sample was never delivered");
+        assert!(
+            seen.iter().all(|&s| s),
+            "{order:?}: a sample was never delivered"
+        );
         let anon = npyflow::anon_rss_bytes();
         println!("{order:?}: ok, anon memory {} MiB", anon >> 20);
     }
-    let opts = GeneratorOptions { featurewise_center: true, featurewise_std_normalization: true, ..Default::default() };
+    let opts = GeneratorOptions {
+        featurewise_center: true,
+        featurewise_std_normalization: true,
+        ..Default::default()
+    };
     let stats = npyflow::fit(&opts, &x, &npyflow::FitConfig::default(), None).unwrap();
     println!("fit: ok, mean {:?}", stats.mean());
 }
@@ -106,7 +154,8 @@ fn cgroup_dir() -> Result<PathBuf, String> {
         return Err(format!("no cgroup v1 memory controller at {CG_ROOT}"));
     }
     let dir = Path::new(CG_ROOT).join(format!("npyflow-test-{}", std::process::id()));
-    std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e} (needs root)", dir.display()))?;
+    std::fs::create_dir(&dir)
+        .map_err(|e| format!("cannot create {}: {e} (needs root)", dir.display()))?;
     Ok(dir)
 }
 
@@ -116,7 +165,10 @@ fn an_epoch_larger_than_the_memory_cap_delivers_every_sample() {
         child(Path::new(&path));
         return;
     }
-    let mb: usize = std::env::var("NPYFLOW_MEMCAP_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(192);
+    let mb: usize = std::env::var("NPYFLOW_MEMCAP_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(192);
     let cap: u64 = (mb as u64 * 1024 * 1024) / 4;
     let cg = match cgroup_dir() {
         Ok(d) => d,
@@ -126,7 +178,10 @@ fn an_epoch_larger_than_the_memory_cap_delivers_every_sample() {
         }
     };
     let n = mb * 1024 * 1024 / ROW;
-    let dir = tempfile::Builder::new().prefix("memcap").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("memcap")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
     let path = dir.path().join("x.npy");
     write_dataset(&path, n);
     npyflow::evict_file(&path).unwrap();
@@ -135,7 +190,10 @@ fn an_epoch_larger_than_the_memory_cap_delivers_every_sample() {
     let _ = std::fs::write(cg.join("memory.memsw.limit_in_bytes"), cap.to_string());
     if !limit_ok {
         let _ = std::fs::remove_dir(&cg);
-        println!("skipped: cannot set memory.limit_in_bytes in {}", cg.display());
+        println!(
+            "skipped: cannot set memory.limit_in_bytes in {}",
+            cg.display()
+        );
         return;
     }
     let exe = std::env::current_exe().unwrap();
@@ -152,7 +210,8 @@ fn an_epoch_larger_than_the_memory_cap_delivers_every_sample() {
         .output()
         .unwrap();
     let failcnt = std::fs::read_to_string(cg.join("memory.failcnt")).unwrap_or_default();
-    let max_usage = std::fs::read_to_string(cg.join("memory.max_usage_in_bytes")).unwrap_or_default();
+    let max_usage =
+        std::fs::read_to_string(cg.join("memory.max_usage_in_bytes")).unwrap_or_default();
     let oom = std::fs::read_to_string(cg.join("memory.oom_control")).unwrap_or_default();
     let _ = std::fs::remove_dir(&cg);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -169,5 +228,8 @@ fn an_epoch_larger_than_the_memory_cap_delivers_every_sample() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("fit: ok"), "the child did not run to the end");
+    assert!(
+        stdout.contains("fit: ok"),
+        "the child did not run to the end"
+    );
 }

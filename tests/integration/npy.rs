@@ -7,7 +7,9 @@ use npyflow::npy::{ElemType, NpyArray, NpzArchive, OpenOptions, SourceKind};
 use npyflow::ErrorKind;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npy").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/npy")
+        .join(name)
 }
 
 /// The values gen_npy.py writes for each dtype, as f64.
@@ -38,11 +40,21 @@ fn every_dtype_and_byte_order_reads_the_values_numpy_wrote() {
         for order in ["le", "be"] {
             let path = fixture(&format!("{}_{order}.npy", elem.name()));
             if !path.exists() {
-                assert!(elem.size() == 1 && order == "be", "missing fixture {path:?}");
+                assert!(
+                    elem.size() == 1 && order == "be",
+                    "missing fixture {path:?}"
+                );
                 continue;
             }
             for source in [SourceKind::Mmap, SourceKind::Read] {
-                let a = NpyArray::open_with(&path, OpenOptions { source, ..Default::default() }).unwrap();
+                let a = NpyArray::open_with(
+                    &path,
+                    OpenOptions {
+                        source,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
                 assert_eq!(a.dtype().elem, elem);
                 assert_eq!(a.shape(), &[2, 3, 4]);
                 assert_eq!(a.len(), 2);
@@ -70,7 +82,11 @@ fn native_arrays_are_viewed_zero_copy_inside_the_map() {
     assert_eq!(v.shape(), &[2, 3, 4]);
     assert_eq!(v[[1, 2, 3]], 23.0 / 4.0);
     let bytes = a.data_bytes().unwrap();
-    assert_eq!(v.as_ptr() as *const u8, bytes.as_ptr(), "the view must point into the map");
+    assert_eq!(
+        v.as_ptr() as *const u8,
+        bytes.as_ptr(),
+        "the view must point into the map"
+    );
     let s = a.sample_view::<f32>(1).unwrap();
     assert_eq!(s.shape(), &[3, 4]);
     assert_eq!(s[[0, 0]], 3.0);
@@ -80,7 +96,10 @@ fn native_arrays_are_viewed_zero_copy_inside_the_map() {
     assert!(be.view::<f32>().is_err());
     let b = NpyArray::open(fixture("bool_le.npy")).unwrap();
     assert_eq!(b.view::<u8>().unwrap()[[0, 0, 1]], 1);
-    assert!(matches!(a.sample_view::<f32>(2).unwrap_err().kind(), ErrorKind::IndexOutOfRange { .. }));
+    assert!(matches!(
+        a.sample_view::<f32>(2).unwrap_err().kind(),
+        ErrorKind::IndexOutOfRange { .. }
+    ));
 }
 
 #[test]
@@ -103,9 +122,18 @@ fn fortran_order_is_rejected_naming_the_fix() {
     let err = NpyArray::open(fixture("fortran.npy")).unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::FortranOrder { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("fortran.npy") && msg.contains("npyflow convert array"), "{msg}");
-    let a = NpyArray::open_with(fixture("fortran.npy"), OpenOptions { allow_fortran: true, ..Default::default() })
-        .unwrap();
+    assert!(
+        msg.contains("fortran.npy") && msg.contains("npyflow convert array"),
+        "{msg}"
+    );
+    let a = NpyArray::open_with(
+        fixture("fortran.npy"),
+        OpenOptions {
+            allow_fortran: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(a.header().fortran_order);
 }
 
@@ -116,26 +144,55 @@ fn hostile_files_each_get_their_error_kind() {
     assert!(matches!(e.kind(), ErrorKind::BadMagic { .. }), "{e}");
     assert!(e.to_string().contains("bad_magic.npy"));
     let e = kind("truncated.npy");
-    assert!(matches!(e.kind(), ErrorKind::Truncated { expected, found, .. } if expected - found == 7), "{e}");
+    assert!(
+        matches!(e.kind(), ErrorKind::Truncated { expected, found, .. } if expected - found == 7),
+        "{e}"
+    );
     let e = kind("bad_header.npy");
     assert!(matches!(e.kind(), ErrorKind::BadHeader { .. }), "{e}");
     let e = kind("overflow.npy");
     assert!(matches!(e.kind(), ErrorKind::SizeOverflow { .. }), "{e}");
     let e = kind("misaligned.npy");
-    assert!(matches!(e.kind(), ErrorKind::Misaligned { offset: 130, align: 4, .. }), "{e}");
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::Misaligned {
+                offset: 130,
+                align: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
     for name in ["complex.npy", "strings.npy", "structured.npy"] {
         let e = kind(name);
-        assert!(matches!(e.kind(), ErrorKind::UnsupportedDtype { .. }), "{name}: {e}");
+        assert!(
+            matches!(e.kind(), ErrorKind::UnsupportedDtype { .. }),
+            "{name}: {e}"
+        );
         assert!(e.to_string().contains(name));
     }
     let e = kind("does-not-exist.npy");
     assert!(matches!(e.kind(), ErrorKind::Io { .. }));
     // Same checks through the pread source.
     let read = |name: &str| {
-        NpyArray::open_with(fixture(name), OpenOptions { source: SourceKind::Read, ..Default::default() }).unwrap_err()
+        NpyArray::open_with(
+            fixture(name),
+            OpenOptions {
+                source: SourceKind::Read,
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
     };
-    assert!(matches!(read("truncated.npy").kind(), ErrorKind::Truncated { .. }));
-    assert!(matches!(read("bad_magic.npy").kind(), ErrorKind::BadMagic { .. }));
+    assert!(matches!(
+        read("truncated.npy").kind(),
+        ErrorKind::Truncated { .. }
+    ));
+    assert!(matches!(
+        read("bad_magic.npy").kind(),
+        ErrorKind::BadMagic { .. }
+    ));
 }
 
 #[test]
@@ -151,11 +208,22 @@ fn stored_npz_members_are_mapped_and_compressed_ones_refused() {
     assert_eq!(y.to_vec_f64().unwrap(), vec![0.0, -12e12]);
     // The member's data lies inside the archive's single map.
     assert!(x.data_offset() > 0);
-    assert!(matches!(z.array("nope").unwrap_err().kind(), ErrorKind::Npz { .. }));
+    assert!(matches!(
+        z.array("nope").unwrap_err().kind(),
+        ErrorKind::Npz { .. }
+    ));
 
     let c = NpzArchive::open(fixture("compressed.npz")).unwrap();
     let e = c.array("x").unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::CompressedMember { .. }), "{e}");
+    assert!(
+        matches!(e.kind(), ErrorKind::CompressedMember { .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("npyflow convert npz"), "{e}");
-    assert!(matches!(NpzArchive::open(fixture("float32_le.npy")).unwrap_err().kind(), ErrorKind::Npz { .. }));
+    assert!(matches!(
+        NpzArchive::open(fixture("float32_le.npy"))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Npz { .. }
+    ));
 }

@@ -1,7 +1,10 @@
 //! The pipeline: identical bytes whatever the thread count, prefetch depth
 //! or order re-creation; every index once per epoch with prefetch on.
 
-use npyflow::{GeneratorOptions, ImageDataGenerator, NumpyArrayIterator, Order, Position, ShiftRange, ZoomRange};
+use npyflow::{
+    GeneratorOptions, ImageDataGenerator, NumpyArrayIterator, Order, Position, ShiftRange,
+    ZoomRange,
+};
 
 use crate::util::images_u8;
 
@@ -34,7 +37,14 @@ fn epoch_bytes(it: &mut NumpyArrayIterator) -> Vec<(Vec<usize>, Vec<u8>)> {
 fn same_bytes_for_any_threads_and_prefetch() {
     let dir = tempfile::tempdir().unwrap();
     let x = images_u8(dir.path(), 37, 12, 10, 3);
-    for order in [Order::Sequential, Order::Shuffle, Order::Blocks { block_rows: 5, window: 2 }] {
+    for order in [
+        Order::Sequential,
+        Order::Shuffle,
+        Order::Blocks {
+            block_rows: 5,
+            window: 2,
+        },
+    ] {
         let mut reference = None;
         for threads in [1, 2, 8] {
             for prefetch in [0, 1, 4] {
@@ -56,7 +66,10 @@ fn same_bytes_for_any_threads_and_prefetch() {
                 match &reference {
                     None => reference = Some((e0, e1)),
                     Some((r0, r1)) => {
-                        assert!(r0 == &e0 && r1 == &e1, "{order:?} threads={threads} prefetch={prefetch} differs");
+                        assert!(
+                            r0 == &e0 && r1 == &e1,
+                            "{order:?} threads={threads} prefetch={prefetch} differs"
+                        );
                     }
                 }
             }
@@ -68,12 +81,28 @@ fn same_bytes_for_any_threads_and_prefetch() {
 fn restored_position_matches_an_uninterrupted_run_with_prefetch() {
     let dir = tempfile::tempdir().unwrap();
     let x = images_u8(dir.path(), 30, 6, 6, 1);
-    let build = || augmenting().flow(x.clone()).order(Order::Blocks { block_rows: 4, window: 2 }).seed(5).batch_size(7).prefetch(3).build().unwrap();
+    let build = || {
+        augmenting()
+            .flow(x.clone())
+            .order(Order::Blocks {
+                block_rows: 4,
+                window: 2,
+            })
+            .seed(5)
+            .batch_size(7)
+            .prefetch(3)
+            .build()
+            .unwrap()
+    };
     let mut a = build();
-    let all: Vec<Vec<u8>> = (0..11).map(|_| a.next_batch().unwrap().image_bytes().to_vec()).collect();
+    let all: Vec<Vec<u8>> = (0..11)
+        .map(|_| a.next_batch().unwrap().image_bytes().to_vec())
+        .collect();
     let mut b = build();
     b.set_position(Position { epoch: 1, batch: 2 }); // 5 batches per epoch: batch 7 overall
-    let rest: Vec<Vec<u8>> = (7..11).map(|_| b.next_batch().unwrap().image_bytes().to_vec()).collect();
+    let rest: Vec<Vec<u8>> = (7..11)
+        .map(|_| b.next_batch().unwrap().image_bytes().to_vec())
+        .collect();
     assert_eq!(rest, all[7..]);
     // get() between next_batch() calls does not disturb the stream.
     let mut c = build();
@@ -87,7 +116,12 @@ fn restored_position_matches_an_uninterrupted_run_with_prefetch() {
 fn telemetry_is_recorded_per_epoch() {
     let dir = tempfile::tempdir().unwrap();
     let x = images_u8(dir.path(), 100, 8, 8, 3);
-    let mut it = NumpyArrayIterator::builder(x.clone()).batch_size(16).shuffle(true).seed(2).build().unwrap();
+    let mut it = NumpyArrayIterator::builder(x.clone())
+        .batch_size(16)
+        .shuffle(true)
+        .seed(2)
+        .build()
+        .unwrap();
     assert!(it.last_epoch_telemetry().is_none());
     npyflow::evict_array(&x).unwrap();
     it.for_each_in_epoch(|_| Ok(())).unwrap();
@@ -107,25 +141,50 @@ fn telemetry_is_recorded_per_epoch() {
 fn a_cache_budget_smaller_than_a_batch_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let x = images_u8(dir.path(), 10, 32, 32, 3);
-    let e = NumpyArrayIterator::builder(x).batch_size(8).cache_budget(4096).build().unwrap_err();
-    assert!(matches!(e.kind(), npyflow::ErrorKind::MemoryLimit { .. }), "{e}");
+    let e = NumpyArrayIterator::builder(x)
+        .batch_size(8)
+        .cache_budget(4096)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(e.kind(), npyflow::ErrorKind::MemoryLimit { .. }),
+        "{e}"
+    );
 }
 
 #[test]
 fn the_cache_budget_bounds_residency_while_iterating() {
     // 4 MiB of images, a 512 KiB budget: mincore-measured residency of the
     // file must stay near the budget at every batch, in every order.
-    let dir = tempfile::Builder::new().tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = tempfile::Builder::new()
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
     let x = images_u8(dir.path(), 1024, 32, 32, 4);
     let budget = 512 * 1024u64;
-    for order in [Order::Sequential, Order::Shuffle, Order::Blocks { block_rows: 16, window: 2 }] {
+    for order in [
+        Order::Sequential,
+        Order::Shuffle,
+        Order::Blocks {
+            block_rows: 16,
+            window: 2,
+        },
+    ] {
         npyflow::evict_array(&x).unwrap();
         let before = npyflow::residency_of(&x).unwrap().resident_bytes();
         if before > budget {
-            println!("skipped: eviction does not work on this filesystem ({before} bytes stay resident)");
+            println!(
+                "skipped: eviction does not work on this filesystem ({before} bytes stay resident)"
+            );
             return;
         }
-        let mut it = NumpyArrayIterator::builder(x.clone()).batch_size(16).order(order).seed(1).prefetch(0).cache_budget(budget).build().unwrap();
+        let mut it = NumpyArrayIterator::builder(x.clone())
+            .batch_size(16)
+            .order(order)
+            .seed(1)
+            .prefetch(0)
+            .cache_budget(budget)
+            .build()
+            .unwrap();
         let mut worst = 0;
         it.for_each_in_epoch(|_| {
             worst = worst.max(npyflow::residency_of(&x).unwrap().resident_bytes());
@@ -134,6 +193,9 @@ fn the_cache_budget_bounds_residency_while_iterating() {
         .unwrap();
         // Slack: one batch of rows plus the kernel's read-ahead window.
         let slack = 16 * 32 * 32 * 4 + 256 * 1024;
-        assert!(worst <= budget + slack, "{order:?}: {worst} resident bytes over a {budget} budget");
+        assert!(
+            worst <= budget + slack,
+            "{order:?}: {worst} resident bytes over a {budget} budget"
+        );
     }
 }

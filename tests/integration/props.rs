@@ -12,7 +12,8 @@ fn order_strategy() -> impl Strategy<Value = Order> {
     prop_oneof![
         Just(Order::Sequential),
         Just(Order::Shuffle),
-        (1usize..7, 1usize..4).prop_map(|(block_rows, window)| Order::Blocks { block_rows, window }),
+        (1usize..7, 1usize..4)
+            .prop_map(|(block_rows, window)| Order::Blocks { block_rows, window }),
     ]
 }
 

@@ -6,7 +6,13 @@ use npyflow::npy::{write_npy, ElemType};
 use npyflow::NpyArray;
 
 /// Writes `data` (native-endian `T`) as `name` in `dir` with `shape` and opens it.
-pub fn write<T: bytemuck::Pod>(dir: &Path, name: &str, elem: ElemType, shape: &[usize], data: &[T]) -> NpyArray {
+pub fn write<T: bytemuck::Pod>(
+    dir: &Path,
+    name: &str,
+    elem: ElemType,
+    shape: &[usize],
+    data: &[T],
+) -> NpyArray {
     let path: PathBuf = dir.join(name);
     write_npy(&path, elem, shape, bytemuck::cast_slice(data)).unwrap();
     NpyArray::open(&path).unwrap()
@@ -16,7 +22,15 @@ pub fn write<T: bytemuck::Pod>(dir: &Path, name: &str, elem: ElemType, shape: &[
 /// (low byte) and the rest a ramp, so every sample is distinguishable.
 pub fn images_u8(dir: &Path, n: usize, h: usize, w: usize, c: usize) -> NpyArray {
     let sl = h * w * c;
-    let data: Vec<u8> = (0..n * sl).map(|k| if k % sl == 0 { (k / sl) as u8 } else { (k * 7 % 251) as u8 }).collect();
+    let data: Vec<u8> = (0..n * sl)
+        .map(|k| {
+            if k % sl == 0 {
+                (k / sl) as u8
+            } else {
+                (k * 7 % 251) as u8
+            }
+        })
+        .collect();
     write(dir, "x.npy", ElemType::U8, &[n, h, w, c], &data)
 }
 
