@@ -539,6 +539,7 @@ impl NumpyArrayIterator {
             return Err(ErrorKind::IndexOutOfRange { index, len }.into());
         }
         self.fill(self.position.epoch, index)?;
+        self.save_delivered()?;
         Ok(&self.batch)
     }
 
@@ -624,6 +625,7 @@ impl NumpyArrayIterator {
             self.begin_epoch();
         }
         self.produce_untimed(epoch, index)?;
+        self.save_delivered()?;
         let len = self.len();
         if let Some(r) = &mut self.recorder {
             r.batch(self.batch.len);
@@ -633,6 +635,15 @@ impl NumpyArrayIterator {
             }
         }
         Ok(())
+    }
+
+    /// `save_to_dir`: writes the batch being handed out (not when it is
+    /// assembled: the prefetcher builds batches that may never be yielded).
+    fn save_delivered(&self) -> Result<()> {
+        match &self.ctx.save {
+            Some(save) => save.save_batch(&self.batch, self.ctx.shape, self.ctx.seed),
+            None => Ok(()),
+        }
     }
 
     fn arrays(&self) -> Vec<&NpyArray> {

@@ -121,14 +121,14 @@ pub use fit::{fit, fit_with_plan, plan_fit, AugmentFn, FitConfig, FitPlan, Sampl
 pub use standardize::{standardize, standardize_with_scratch};
 pub use statistics::{Statistics, ZcaMatrix};
 pub use cache::{
-    advise_for_order, evict_array, evict_file, file_residency, prefetch_rows, residency_of, warm_file,
-    AccessPattern, PageBudget, Residency,
+    advise_for_order, evict_array, evict_file, file_residency, prefetch_row_range, prefetch_rows, residency_of,
+    warm_file, AccessPattern, PageBudget, Residency,
 };
 pub use telemetry::{anon_rss_bytes, EpochTelemetry, ProcessIo, TelemetryRecorder};
 pub use convert::{
-    cast_elements, convert_array, convert_images, extract_npz, list_image_folder, npz_member_header, ColorMode, ConvertArrayOptions,
-    ConvertArrayReport, ExtractedMember, ImageConvertOptions, ImageConvertReport, ImageFolder, Progress, ResizeFilter,
-    SkippedImage,
+    cast_elements, convert_array, convert_images, extract_npz, list_image_folder,
+    npz_member_header, ColorMode, ConvertArrayOptions, ConvertArrayReport, ExtractedMember,
+    ImageConvertOptions, ImageConvertReport, ImageFolder, Progress, ResizeFilter, SkippedImage,
 };
 pub use preview::{contact_sheet, write_preview, PreviewOptions, PreviewReport};
 pub use synth::{write_synthetic, SynthOptions, SynthPaths, SYNTH_CLASSES};

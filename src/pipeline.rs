@@ -131,9 +131,6 @@ impl Context {
         for (a, r) in self.aux.iter().zip(&mut batch.aux) {
             gather(a, r)?;
         }
-        if let Some(save) = &self.save {
-            save.save_batch(batch, self.shape, self.seed)?;
-        }
         if let Some(budget) = &self.budget {
             // A poisoned lock only means another thread panicked mid-update;
             // the budget's bookkeeping is still usable.

@@ -36,7 +36,14 @@ pub struct PreviewOptions {
 
 impl Default for PreviewOptions {
     fn default() -> Self {
-        PreviewOptions { rows: 4, cols: 8, seed: 0, indices: None, standardize: false, cell: 96 }
+        PreviewOptions {
+            rows: 4,
+            cols: 8,
+            seed: 0,
+            indices: None,
+            standardize: false,
+            cell: 96,
+        }
     }
 }
 
@@ -79,18 +86,29 @@ fn choose_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
 /// [`ErrorKind::InvalidArgument`] for an empty grid, an empty array or an
 /// index out of range; read, transform and standardise errors (e.g. missing
 /// statistics with `standardize`).
-pub fn contact_sheet(x: &NpyArray, generator: &ImageDataGenerator, options: &PreviewOptions) -> Result<(RgbImage, Vec<usize>)> {
+pub fn contact_sheet(
+    x: &NpyArray,
+    generator: &ImageDataGenerator,
+    options: &PreviewOptions,
+) -> Result<(RgbImage, Vec<usize>)> {
     let s = x.shape();
     if s.len() != 4 {
         return Err(ErrorKind::ShapeMismatch {
-            what: format!("preview needs a rank-4 image array; {} has shape {s:?}", x.name()),
+            what: format!(
+                "preview needs a rank-4 image array; {} has shape {s:?}",
+                x.name()
+            ),
             expected: vec![4],
             found: vec![s.len()],
         }
         .into());
     }
     if options.rows == 0 || options.cols == 0 {
-        return Err(Error::invalid("grid", format!("{}x{}", options.rows, options.cols), "needs at least one row and column"));
+        return Err(Error::invalid(
+            "grid",
+            format!("{}x{}", options.rows, options.cols),
+            "needs at least one row and column",
+        ));
     }
     if x.is_empty() {
         return Err(Error::invalid("x", x.name(), "has no samples"));
@@ -98,13 +116,20 @@ pub fn contact_sheet(x: &NpyArray, generator: &ImageDataGenerator, options: &Pre
     let indices = match &options.indices {
         Some(v) => {
             if let Some(&bad) = v.iter().find(|&&i| i >= x.len()) {
-                return Err(Error::invalid("indices", bad, format!("{} has {} samples", x.name(), x.len())));
+                return Err(Error::invalid(
+                    "indices",
+                    bad,
+                    format!("{} has {} samples", x.name(), x.len()),
+                ));
             }
             v.clone()
         }
         None => choose_rows(x.len(), options.rows, options.seed),
     };
-    let shape = generator.options().data_format.image_shape([s[1], s[2], s[3]]);
+    let shape = generator
+        .options()
+        .data_format
+        .image_shape([s[1], s[2], s[3]]);
     let (cw, ch) = cell_size(shape, options.cell);
     let cols = options.cols as u32;
     // An extra gap after the first column sets the originals apart.
@@ -156,22 +181,48 @@ pub fn write_preview(
 ) -> Result<PreviewReport> {
     let path = path.as_ref();
     let format = match ImageFormat::from_path(path) {
-        Ok(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Bmp | ImageFormat::Tiff | ImageFormat::Pnm)) => f,
-        _ => return Err(Error::invalid("out", path.display(), "expected a .png, .jpg, .bmp, .tif or .ppm file name")),
+        Ok(
+            f @ (ImageFormat::Png
+            | ImageFormat::Jpeg
+            | ImageFormat::Bmp
+            | ImageFormat::Tiff
+            | ImageFormat::Pnm),
+        ) => f,
+        _ => {
+            return Err(Error::invalid(
+                "out",
+                path.display(),
+                "expected a .png, .jpg, .bmp, .tif or .ppm file name",
+            ))
+        }
     };
     let (sheet, indices) = contact_sheet(x, generator, options)?;
     let tmp = temp_beside(path)?;
     let mut out = BufWriter::new(tmp);
-    sheet
-        .write_to(&mut out, format)
-        .map_err(|e| Error::from(ErrorKind::Image { path: path.to_path_buf(), reason: format!("cannot encode: {e}") }))?;
-    let tmp = out.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+    sheet.write_to(&mut out, format).map_err(|e| {
+        Error::from(ErrorKind::Image {
+            path: path.to_path_buf(),
+            reason: format!("cannot encode: {e}"),
+        })
+    })?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?;
     persist(tmp, path)?;
-    Ok(PreviewReport { path: path.to_path_buf(), indices, width: sheet.width(), height: sheet.height() })
+    Ok(PreviewReport {
+        path: path.to_path_buf(),
+        indices,
+        width: sheet.width(),
+        height: sheet.height(),
+    })
 }
 
 fn min_max(v: &[f64]) -> (f64, f64) {
-    v.iter().filter(|x| x.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+    v.iter()
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
 }
 
 /// Cell width and height for an image of `shape` with a longer side near `target`.
@@ -183,14 +234,23 @@ fn cell_size(shape: ImageShape, target: u32) -> (u32, u32) {
         (w * k, h * k)
     } else {
         let scale = target as f64 / long as f64;
-        (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1))
+        (
+            ((w as f64 * scale).round() as u32).max(1),
+            ((h as f64 * scale).round() as u32).max(1),
+        )
     }
 }
 
 /// One image as an RGB cell of `cw × ch`, values mapped from `range` to 0..255.
 fn render(img: &[f64], shape: ImageShape, (lo, hi): (f64, f64), cw: u32, ch: u32) -> RgbImage {
     let span = if hi > lo { hi - lo } else { 1.0 };
-    let to_u8 = |v: f64| if v.is_finite() { ((v - lo) / span * 255.0).round().clamp(0.0, 255.0) as u8 } else { 0 };
+    let to_u8 = |v: f64| {
+        if v.is_finite() {
+            ((v - lo) / span * 255.0).round().clamp(0.0, 255.0) as u8
+        } else {
+            0
+        }
+    };
     let (h, w) = (shape.height as u32, shape.width as u32);
     let small = RgbImage::from_fn(w, h, |c, r| {
         let at = |k: usize| img[shape.index(r as usize, c as usize, k)];
@@ -207,7 +267,11 @@ fn render(img: &[f64], shape: ImageShape, (lo, hi): (f64, f64), cw: u32, ch: u32
     if (cw, ch) == (w, h) {
         return small;
     }
-    let filter = if cw >= w { FilterType::Nearest } else { FilterType::Triangle };
+    let filter = if cw >= w {
+        FilterType::Nearest
+    } else {
+        FilterType::Triangle
+    };
     image::imageops::resize(&small, cw, ch, filter)
 }
 

@@ -18,8 +18,9 @@ use crate::rng::{SampleRng, Stream};
 use crate::{Error, Result};
 
 /// The shapes, in class-index order (`classes.txt` lists these names).
-pub const SYNTH_CLASSES: [&str; 8] =
-    ["circle", "square", "triangle", "stripes", "ring", "cross", "diamond", "ellipse"];
+pub const SYNTH_CLASSES: [&str; 8] = [
+    "circle", "square", "triangle", "stripes", "ring", "cross", "diamond", "ellipse",
+];
 
 /// Mixed into the seed so the dataset's streams never coincide with an
 /// iterator's augmentation streams when both use the same user seed.
@@ -44,7 +45,14 @@ pub struct SynthOptions {
 
 impl Default for SynthOptions {
     fn default() -> Self {
-        SynthOptions { samples: 1000, height: 32, width: 32, channels: 3, classes: 4, seed: 0 }
+        SynthOptions {
+            samples: 1000,
+            height: 32,
+            width: 32,
+            channels: 3,
+            classes: 4,
+            seed: 0,
+        }
     }
 }
 
@@ -90,29 +98,52 @@ pub struct SynthPaths {
 /// # Ok(())
 /// # }
 /// ```
-pub fn write_synthetic(dir: impl AsRef<Path>, options: &SynthOptions, progress: Option<Progress<'_>>) -> Result<SynthPaths> {
+pub fn write_synthetic(
+    dir: impl AsRef<Path>,
+    options: &SynthOptions,
+    progress: Option<Progress<'_>>,
+) -> Result<SynthPaths> {
     let dir = dir.as_ref();
     let o = *options;
     if o.classes == 0 || o.classes > SYNTH_CLASSES.len() {
-        return Err(Error::invalid("classes", o.classes, format!("must be 1 to {}", SYNTH_CLASSES.len())));
+        return Err(Error::invalid(
+            "classes",
+            o.classes,
+            format!("must be 1 to {}", SYNTH_CLASSES.len()),
+        ));
     }
     if ![1, 3, 4].contains(&o.channels) {
         return Err(Error::invalid("channels", o.channels, "must be 1, 3 or 4"));
     }
     if o.height == 0 || o.width == 0 {
-        return Err(Error::invalid("size", format!("{}x{}", o.height, o.width), "height and width must be positive"));
+        return Err(Error::invalid(
+            "size",
+            format!("{}x{}", o.height, o.width),
+            "height and width must be positive",
+        ));
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let paths = SynthPaths { x: dir.join("x.npy"), y: dir.join("y.npy"), classes_txt: dir.join("classes.txt") };
+    let paths = SynthPaths {
+        x: dir.join("x.npy"),
+        y: dir.join("y.npy"),
+        classes_txt: dir.join("classes.txt"),
+    };
     let row = o.height * o.width * o.channels;
-    let mut x = NpyWriter::create(&paths.x, Dtype::native(ElemType::U8), &[o.samples, o.height, o.width, o.channels])?;
+    let mut x = NpyWriter::create(
+        &paths.x,
+        Dtype::native(ElemType::U8),
+        &[o.samples, o.height, o.width, o.channels],
+    )?;
     let mut y = NpyWriter::create(&paths.y, Dtype::native(ElemType::I32), &[o.samples])?;
     let chunk = (crate::convert::CHUNK_BYTES / row).clamp(1, 4096);
     let mut buf = vec![0u8; chunk.min(o.samples) * row];
     let mut start = 0;
     while start < o.samples {
         let n = chunk.min(o.samples - start);
-        buf[..n * row].par_chunks_mut(row).enumerate().for_each(|(k, img)| draw(&o, start + k, img));
+        buf[..n * row]
+            .par_chunks_mut(row)
+            .enumerate()
+            .for_each(|(k, img)| draw(&o, start + k, img));
         x.write_bytes(&buf[..n * row])?;
         let labels: Vec<i32> = (start..start + n).map(|i| (i % o.classes) as i32).collect();
         y.write_bytes(bytemuck::cast_slice(&labels))?;
@@ -122,8 +153,12 @@ pub fn write_synthetic(dir: impl AsRef<Path>, options: &SynthOptions, progress: 
         }
     }
     let (tmp, mut f) = create_atomic(&paths.classes_txt)?;
-    let text: String = SYNTH_CLASSES[..o.classes].iter().map(|c| format!("{c}\n")).collect();
-    f.write_all(text.as_bytes()).map_err(|e| Error::io(&paths.classes_txt, e))?;
+    let text: String = SYNTH_CLASSES[..o.classes]
+        .iter()
+        .map(|c| format!("{c}\n"))
+        .collect();
+    f.write_all(text.as_bytes())
+        .map_err(|e| Error::io(&paths.classes_txt, e))?;
     persist(tmp, &paths.classes_txt)?;
     y.finish()?;
     x.finish()?;
@@ -143,7 +178,7 @@ fn draw(o: &SynthOptions, i: usize, img: &mut [u8]) {
     let cy = rng.uniform(0.35, 0.65) * h;
     let r = rng.uniform(0.18, 0.32) * side;
     let angle = rng.uniform(0.0, 2.0 * PI);
-    let period = rng.uniform(0.12, 0.2) * side;
+    let period = rng.uniform(0.09, 0.14) * side;
     let (sin, cos) = angle.sin_cos();
     let inside = |px: f64, py: f64| -> bool {
         // Shape coordinates: rotated about the centre, v pointing up.
@@ -175,7 +210,9 @@ fn draw(o: &SynthOptions, i: usize, img: &mut [u8]) {
             *v = if c == 4 && ch == 3 {
                 255
             } else {
-                (bg[ch] + (fg[ch] - bg[ch]) * cover + noise).round().clamp(0.0, 255.0) as u8
+                (bg[ch] + (fg[ch] - bg[ch]) * cover + noise)
+                    .round()
+                    .clamp(0.0, 255.0) as u8
             };
         }
     }
@@ -187,7 +224,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_pixels_and_shapes_differ_by_class() {
-        let o = SynthOptions { samples: 4, height: 16, width: 16, channels: 1, classes: 4, seed: 9 };
+        let o = SynthOptions {
+            samples: 4,
+            height: 16,
+            width: 16,
+            channels: 1,
+            classes: 4,
+            seed: 9,
+        };
         let mut a = vec![0u8; 256];
         let mut b = vec![0u8; 256];
         draw(&o, 2, &mut a);

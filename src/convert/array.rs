@@ -60,19 +60,33 @@ pub struct ConvertArrayReport {
 /// The open errors of [`NpyArray::open`] (except Fortran order); I/O errors
 /// (including an unwritable destination); [`crate::ErrorKind::InvalidArgument`]
 /// for a non-finite `scale`.
-pub fn convert_array(input: impl AsRef<Path>, output: impl AsRef<Path>, options: &ConvertArrayOptions<'_>) -> Result<ConvertArrayReport> {
+pub fn convert_array(
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
+    options: &ConvertArrayOptions<'_>,
+) -> Result<ConvertArrayReport> {
     let (input, output) = (input.as_ref(), output.as_ref());
     if let Some(s) = options.scale.filter(|s| !s.is_finite()) {
         return Err(Error::invalid("scale", s, "must be a finite number"));
     }
-    let array = NpyArray::open_with(input, OpenOptions { allow_fortran: true, ..OpenOptions::default() })?;
+    let array = NpyArray::open_with(
+        input,
+        OpenOptions {
+            allow_fortran: true,
+            ..OpenOptions::default()
+        },
+    )?;
     let from = array.dtype();
     let to = Dtype::native(options.dtype.unwrap_or(from.elem));
     let shape = array.shape().to_vec();
     let fortran = array.header().fortran_order;
-    let data = array
-        .data_bytes()
-        .ok_or_else(|| Error::invalid("source", "read", "the converter reads through the memory map"))?;
+    let data = array.data_bytes().ok_or_else(|| {
+        Error::invalid(
+            "source",
+            "read",
+            "the converter reads through the memory map",
+        )
+    })?;
     let rows = array.len();
     let row_len = array.row_len();
     let (in_row, out_row) = (row_len * from.size(), row_len * to.size());
@@ -102,7 +116,13 @@ pub fn convert_array(input: impl AsRef<Path>, output: impl AsRef<Path>, options:
         r0 = r1;
     }
     writer.finish()?;
-    Ok(ConvertArrayReport { path: output.to_path_buf(), from, to, shape, was_fortran: fortran })
+    Ok(ConvertArrayReport {
+        path: output.to_path_buf(),
+        from,
+        to,
+        shape,
+        was_fortran: fortran,
+    })
 }
 
 /// Copies rows `r0..r1` of the Fortran-order `data` into `out` in C order
@@ -112,7 +132,14 @@ pub fn convert_array(input: impl AsRef<Path>, output: impl AsRef<Path>, options:
 /// `i + n0 * fortran_index(rest)`: for a fixed `rest`, the rows `r0..r1`
 /// are one contiguous run. Walking `rest` in Fortran order reads the file
 /// front to back; each run is scattered to its C-order column in `out`.
-fn gather_fortran(data: &[u8], shape: &[usize], esize: usize, r0: usize, r1: usize, out: &mut [u8]) {
+fn gather_fortran(
+    data: &[u8],
+    shape: &[usize],
+    esize: usize,
+    r0: usize,
+    r1: usize,
+    out: &mut [u8],
+) {
     let n0 = shape[0];
     let rest = &shape[1..];
     let row_len: usize = rest.iter().product();

@@ -62,11 +62,15 @@ pub fn cast_elements(src: &[u8], from: Dtype, dst: &mut [u8], to: ElemType, scal
     // Blocks keep the per-type `match` out of the inner loops.
     const BLOCK: usize = 4096;
     let mut vals = [Num::Int(0); BLOCK];
-    for (s, d) in src.chunks(BLOCK * from.size()).zip(dst.chunks_mut(BLOCK * to.size())) {
+    for (s, d) in src
+        .chunks(BLOCK * from.size())
+        .zip(dst.chunks_mut(BLOCK * to.size()))
+    {
         let vals = &mut vals[..s.len() / from.size()];
         decode(s, from, vals);
         if let Some(k) = scale {
-            vals.iter_mut().for_each(|v| *v = Num::Float(v.to_f64() * k));
+            vals.iter_mut()
+                .for_each(|v| *v = Num::Float(v.to_f64() * k));
         }
         encode(vals, to, d);
     }
@@ -78,14 +82,29 @@ fn decode(src: &[u8], dtype: Dtype, out: &mut [Num]) {
         ($t:ty, $n:literal) => {
             for (o, c) in out.iter_mut().zip(src.chunks_exact($n)) {
                 let a: [u8; $n] = c.try_into().unwrap_or([0; $n]);
-                *o = Num::Int((if big { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as i128);
+                *o = Num::Int(
+                    (if big {
+                        <$t>::from_be_bytes(a)
+                    } else {
+                        <$t>::from_le_bytes(a)
+                    }) as i128,
+                );
             }
         };
     }
     match dtype.elem {
-        ElemType::Bool => out.iter_mut().zip(src).for_each(|(o, &b)| *o = Num::Bool(b != 0)),
-        ElemType::U8 => out.iter_mut().zip(src).for_each(|(o, &b)| *o = Num::Int(b as i128)),
-        ElemType::I8 => out.iter_mut().zip(src).for_each(|(o, &b)| *o = Num::Int(b as i8 as i128)),
+        ElemType::Bool => out
+            .iter_mut()
+            .zip(src)
+            .for_each(|(o, &b)| *o = Num::Bool(b != 0)),
+        ElemType::U8 => out
+            .iter_mut()
+            .zip(src)
+            .for_each(|(o, &b)| *o = Num::Int(b as i128)),
+        ElemType::I8 => out
+            .iter_mut()
+            .zip(src)
+            .for_each(|(o, &b)| *o = Num::Int(b as i8 as i128)),
         ElemType::U16 => ints!(u16, 2),
         ElemType::I16 => ints!(i16, 2),
         ElemType::U32 => ints!(u32, 4),
@@ -94,20 +113,34 @@ fn decode(src: &[u8], dtype: Dtype, out: &mut [Num]) {
         ElemType::I64 => ints!(i64, 8),
         ElemType::F16 => {
             for (o, c) in out.iter_mut().zip(src.chunks_exact(2)) {
-                let bits = if big { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) };
+                let bits = if big {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                };
                 *o = Num::Float(f16::from_bits(bits).to_f64());
             }
         }
         ElemType::F32 => {
             for (o, c) in out.iter_mut().zip(src.chunks_exact(4)) {
                 let a = [c[0], c[1], c[2], c[3]];
-                *o = Num::Float((if big { f32::from_be_bytes(a) } else { f32::from_le_bytes(a) }) as f64);
+                *o = Num::Float(
+                    (if big {
+                        f32::from_be_bytes(a)
+                    } else {
+                        f32::from_le_bytes(a)
+                    }) as f64,
+                );
             }
         }
         ElemType::F64 => {
             for (o, c) in out.iter_mut().zip(src.chunks_exact(8)) {
                 let a: [u8; 8] = c.try_into().unwrap_or([0; 8]);
-                *o = Num::Float(if big { f64::from_be_bytes(a) } else { f64::from_le_bytes(a) });
+                *o = Num::Float(if big {
+                    f64::from_be_bytes(a)
+                } else {
+                    f64::from_le_bytes(a)
+                });
             }
         }
     }
@@ -116,7 +149,10 @@ fn decode(src: &[u8], dtype: Dtype, out: &mut [Num]) {
 fn encode(vals: &[Num], to: ElemType, dst: &mut [u8]) {
     macro_rules! ints {
         ($t:ty) => {
-            for (v, c) in vals.iter().zip(dst.chunks_exact_mut(std::mem::size_of::<$t>())) {
+            for (v, c) in vals
+                .iter()
+                .zip(dst.chunks_exact_mut(std::mem::size_of::<$t>()))
+            {
                 let x: $t = match *v {
                     // `as` between integers wraps, like C; from float it
                     // truncates toward zero and saturates (NaN → 0).
@@ -193,16 +229,29 @@ mod tests {
     #[test]
     fn int_to_int_wraps_like_numpy() {
         let v = [300i32, -1, 65_536 + 7];
-        let out: Vec<u8> = cast(bytemuck::cast_slice(&v), Dtype::native(ElemType::I32), ElemType::U8, None);
+        let out: Vec<u8> = cast(
+            bytemuck::cast_slice(&v),
+            Dtype::native(ElemType::I32),
+            ElemType::U8,
+            None,
+        );
         assert_eq!(out, [44, 255, 7]);
-        let out: Vec<i16> = cast(bytemuck::cast_slice(&v), Dtype::native(ElemType::I32), ElemType::I16, None);
+        let out: Vec<i16> = cast(
+            bytemuck::cast_slice(&v),
+            Dtype::native(ElemType::I32),
+            ElemType::I16,
+            None,
+        );
         assert_eq!(out, [300, -1, 7]);
     }
 
     #[test]
     fn big_endian_source_and_scale() {
         let src = [0x01u8, 0x00, 0xff, 0xff]; // >i2: 256, -1
-        let d = Dtype { elem: ElemType::I16, order: ByteOrder::Big };
+        let d = Dtype {
+            elem: ElemType::I16,
+            order: ByteOrder::Big,
+        };
         let out: Vec<f32> = cast(&src, d, ElemType::F32, Some(0.5));
         assert_eq!(out, [128.0, -0.5]);
         let out: Vec<i16> = cast(&src, d, ElemType::I16, None);
@@ -215,10 +264,20 @@ mod tests {
     fn large_integers_round_once_to_f32() {
         // 2^24 + 1 is not representable in f32; nearest-even gives 2^24.
         let v = [(1i64 << 24) + 1, i64::MAX];
-        let out: Vec<f32> = cast(bytemuck::cast_slice(&v), Dtype::native(ElemType::I64), ElemType::F32, None);
+        let out: Vec<f32> = cast(
+            bytemuck::cast_slice(&v),
+            Dtype::native(ElemType::I64),
+            ElemType::F32,
+            None,
+        );
         assert_eq!(out, [16_777_216.0, 9.223_372e18]);
         let v = [70_000u32];
-        let out: Vec<u16> = cast(bytemuck::cast_slice(&v), Dtype::native(ElemType::U32), ElemType::F16, None);
+        let out: Vec<u16> = cast(
+            bytemuck::cast_slice(&v),
+            Dtype::native(ElemType::U32),
+            ElemType::F16,
+            None,
+        );
         assert_eq!(f16::from_bits(out[0]), f16::INFINITY);
     }
 }

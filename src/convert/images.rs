@@ -16,7 +16,6 @@ use super::{chunk_rows, Progress};
 use crate::npy::{header_bytes, persist, temp_beside, Dtype, ElemType, NpyWriter};
 use crate::{Error, ErrorKind, Result, WHITE_LIST_FORMATS};
 
-
 /// The colour mode of converted images (Keras' `color_mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -49,7 +48,11 @@ impl FromStr for ColorMode {
             "rgb" => Ok(ColorMode::Rgb),
             "grayscale" | "greyscale" | "gray" | "grey" => Ok(ColorMode::Grayscale),
             "rgba" => Ok(ColorMode::Rgba),
-            _ => Err(Error::invalid("color_mode", format!("{s:?}"), "expected rgb, grayscale or rgba")),
+            _ => Err(Error::invalid(
+                "color_mode",
+                format!("{s:?}"),
+                "expected rgb, grayscale or rgba",
+            )),
         }
     }
 }
@@ -237,7 +240,11 @@ pub fn list_image_folder(dir: impl AsRef<Path>) -> Result<ImageFolder> {
         if fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false) {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.contains(['\n', '\r']) {
-                return Err(Error::invalid("class", format!("{name:?}"), "class folder names must not contain line breaks"));
+                return Err(Error::invalid(
+                    "class",
+                    format!("{name:?}"),
+                    "class folder names must not contain line breaks",
+                ));
             }
             classes.push(name);
         }
@@ -258,7 +265,12 @@ pub fn list_image_folder(dir: impl AsRef<Path>) -> Result<ImageFolder> {
         folders.sort_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
         for (_, mut names) in folders {
             names.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-            files.extend(names.into_iter().filter(|p| has_white_listed_extension(p)).map(|p| (p, index as u32)));
+            files.extend(
+                names
+                    .into_iter()
+                    .filter(|p| has_white_listed_extension(p))
+                    .map(|p| (p, index as u32)),
+            );
         }
     }
     Ok(ImageFolder { classes, files })
@@ -311,11 +323,19 @@ fn walk(root: &Path, out: &mut Vec<(PathBuf, Vec<PathBuf>)>) -> Result<()> {
 /// when no image is found; [`ErrorKind::Image`] naming the first file that
 /// cannot be decoded, unless `skip_bad` is set (then only when every image
 /// fails).
-pub fn convert_images(dir: impl AsRef<Path>, out_dir: impl AsRef<Path>, options: &ImageConvertOptions<'_>) -> Result<ImageConvertReport> {
+pub fn convert_images(
+    dir: impl AsRef<Path>,
+    out_dir: impl AsRef<Path>,
+    options: &ImageConvertOptions<'_>,
+) -> Result<ImageConvertReport> {
     let (dir, out_dir) = (dir.as_ref(), out_dir.as_ref());
     let (h, w) = options.size;
     if h == 0 || w == 0 {
-        return Err(Error::invalid("size", format!("{h}x{w}"), "height and width must be positive"));
+        return Err(Error::invalid(
+            "size",
+            format!("{h}x{w}"),
+            "height and width must be positive",
+        ));
     }
     let folder = list_image_folder(dir)?;
     let total = folder.files.len();
@@ -323,7 +343,10 @@ pub fn convert_images(dir: impl AsRef<Path>, out_dir: impl AsRef<Path>, options:
         return Err(Error::invalid(
             "directory",
             dir.display(),
-            format!("no images found in its class folders (looked for {})", WHITE_LIST_FORMATS.join(", ")),
+            format!(
+                "no images found in its class folders (looked for {})",
+                WHITE_LIST_FORMATS.join(", ")
+            ),
         ));
     }
     fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
@@ -336,7 +359,11 @@ pub fn convert_images(dir: impl AsRef<Path>, out_dir: impl AsRef<Path>, options:
     let y_path = out_dir.join("y.npy");
     let classes_path = out_dir.join("classes.txt");
 
-    let mut x_out = ReservedNpy::create(&x_path, Dtype::native(ElemType::U8), &[total, h as usize, w as usize, channels])?;
+    let mut x_out = ReservedNpy::create(
+        &x_path,
+        Dtype::native(ElemType::U8),
+        &[total, h as usize, w as usize, channels],
+    )?;
     let mut labels: Vec<i32> = Vec::with_capacity(total);
     let mut per_class = vec![0usize; folder.classes.len()];
     let mut skipped = Vec::new();
@@ -357,8 +384,17 @@ pub fn convert_images(dir: impl AsRef<Path>, out_dir: impl AsRef<Path>, options:
                     labels.push(*class as i32);
                     per_class[*class as usize] += 1;
                 }
-                Err(reason) if options.skip_bad => skipped.push(SkippedImage { path: path.clone(), reason }),
-                Err(reason) => return Err(ErrorKind::Image { path: path.clone(), reason }.into()),
+                Err(reason) if options.skip_bad => skipped.push(SkippedImage {
+                    path: path.clone(),
+                    reason,
+                }),
+                Err(reason) => {
+                    return Err(ErrorKind::Image {
+                        path: path.clone(),
+                        reason,
+                    }
+                    .into())
+                }
             }
         }
         done += files.len();
@@ -371,7 +407,10 @@ pub fn convert_images(dir: impl AsRef<Path>, out_dir: impl AsRef<Path>, options:
         return Err(Error::invalid(
             "directory",
             dir.display(),
-            format!("none of its {total} images could be decoded (first: {})", skipped[0].path.display()),
+            format!(
+                "none of its {total} images could be decoded (first: {})",
+                skipped[0].path.display()
+            ),
         ));
     }
 
@@ -380,7 +419,9 @@ pub fn convert_images(dir: impl AsRef<Path>, out_dir: impl AsRef<Path>, options:
     let (classes_tmp, mut classes_file) = crate::npy::create_atomic(&classes_path)?;
     let mut text = folder.classes.join("\n");
     text.push('\n');
-    classes_file.write_all(text.as_bytes()).map_err(|e| Error::io(&classes_path, e))?;
+    classes_file
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io(&classes_path, e))?;
     // A stale x.npy from an earlier run would pair with the new labels if we
     // stopped between renames; removing it first keeps "x.npy exists" meaning
     // "this conversion finished".
@@ -405,7 +446,11 @@ pub fn convert_images(dir: impl AsRef<Path>, out_dir: impl AsRef<Path>, options:
 }
 
 /// Decodes `path`, converts and resizes it, and copies its pixels into `slot`.
-fn load_into(path: &Path, options: &ImageConvertOptions<'_>, slot: &mut [u8]) -> std::result::Result<(), String> {
+fn load_into(
+    path: &Path,
+    options: &ImageConvertOptions<'_>,
+    slot: &mut [u8],
+) -> std::result::Result<(), String> {
     let img = ImageReader::open(path)
         .map_err(|e| format!("cannot open image: {e}"))?
         .with_guessed_format()
@@ -418,11 +463,19 @@ fn load_into(path: &Path, options: &ImageConvertOptions<'_>, slot: &mut [u8]) ->
         ColorMode::Grayscale => DynamicImage::ImageLuma8(pil_luma(&img)),
     };
     let (h, w) = options.size;
-    let img = if img.height() == h && img.width() == w { img } else { img.resize_exact(w, h, options.filter.filter_type()) };
+    let img = if img.height() == h && img.width() == w {
+        img
+    } else {
+        img.resize_exact(w, h, options.filter.filter_type())
+    };
     let bytes = img.as_bytes();
     if bytes.len() != slot.len() {
         // Cannot happen for the 8-bit buffers built above; guard instead of panicking.
-        return Err(format!("decoded to {} bytes, expected {}", bytes.len(), slot.len()));
+        return Err(format!(
+            "decoded to {} bytes, expected {}",
+            bytes.len(),
+            slot.len()
+        ));
     }
     slot.copy_from_slice(bytes);
     Ok(())
@@ -433,9 +486,10 @@ fn load_into(path: &Path, options: &ImageConvertOptions<'_>, slot: &mut [u8]) ->
 fn pil_luma(img: &DynamicImage) -> GrayImage {
     match img {
         // Already one channel: no weighting involved.
-        DynamicImage::ImageLuma8(_) | DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) => {
-            img.to_luma8()
-        }
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageLuma16(_)
+        | DynamicImage::ImageLumaA16(_) => img.to_luma8(),
         _ => {
             let rgb = img.to_rgb8();
             GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
@@ -468,22 +522,38 @@ impl ReservedNpy {
         let tmp = temp_beside(path)?;
         let mut out = BufWriter::with_capacity(1 << 20, tmp);
         out.write_all(&header).map_err(|e| Error::io(path, e))?;
-        Ok(ReservedNpy { path: path.to_path_buf(), dtype, header_len: header.len(), out, written: 0 })
+        Ok(ReservedNpy {
+            path: path.to_path_buf(),
+            dtype,
+            header_len: header.len(),
+            out,
+            written: 0,
+        })
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.written += bytes.len() as u64;
-        self.out.write_all(bytes).map_err(|e| Error::io(&self.path, e))
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::io(&self.path, e))
     }
 
     fn finish(self, shape: &[usize]) -> Result<()> {
         let io = |e| Error::io(&self.path, e);
         let expected = shape.iter().product::<usize>() as u64 * self.dtype.size() as u64;
         if expected != self.written {
-            return Err(Error::invalid("data", self.written, format!("{} expects {expected} data bytes", self.path.display())));
+            return Err(Error::invalid(
+                "data",
+                self.written,
+                format!("{} expects {expected} data bytes", self.path.display()),
+            ));
         }
         let header = header_padded(self.dtype, shape, self.header_len).ok_or_else(|| {
-            Error::invalid("shape", format!("{shape:?}"), "header does not fit the reserved space")
+            Error::invalid(
+                "shape",
+                format!("{shape:?}"),
+                "header does not fit the reserved space",
+            )
         })?;
         let mut tmp = self.out.into_inner().map_err(|e| io(e.into_error()))?;
         tmp.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -541,8 +611,14 @@ mod tests {
 
     #[test]
     fn names_parse() {
-        assert_eq!("bicubic".parse::<ResizeFilter>().unwrap(), ResizeFilter::CatmullRom);
-        assert_eq!("grayscale".parse::<ColorMode>().unwrap(), ColorMode::Grayscale);
+        assert_eq!(
+            "bicubic".parse::<ResizeFilter>().unwrap(),
+            ResizeFilter::CatmullRom
+        );
+        assert_eq!(
+            "grayscale".parse::<ColorMode>().unwrap(),
+            ColorMode::Grayscale
+        );
         assert!("cubist".parse::<ResizeFilter>().is_err());
         for f in ["nearest", "triangle", "catmull-rom", "gaussian", "lanczos3"] {
             assert_eq!(f.parse::<ResizeFilter>().unwrap().to_string(), f);

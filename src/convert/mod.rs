@@ -17,8 +17,8 @@ mod npz;
 pub use array::{convert_array, ConvertArrayOptions, ConvertArrayReport};
 pub use cast::cast_elements;
 pub use images::{
-    convert_images, list_image_folder, ColorMode, ImageConvertOptions, ImageConvertReport, ImageFolder,
-    ResizeFilter, SkippedImage,
+    convert_images, list_image_folder, ColorMode, ImageConvertOptions, ImageConvertReport,
+    ImageFolder, ResizeFilter, SkippedImage,
 };
 pub use npz::{extract_npz, npz_member_header, ExtractedMember};
 

@@ -26,7 +26,11 @@ pub struct ExtractedMember {
 const COPY_BUF: usize = 1 << 20;
 
 fn npz_err(path: &Path, reason: impl Into<String>) -> Error {
-    ErrorKind::Npz { path: path.to_path_buf(), reason: reason.into() }.into()
+    ErrorKind::Npz {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+    .into()
 }
 
 /// Extracts every member of the `.npz` archive `file` into `out_dir/NAME.npy`
@@ -46,29 +50,42 @@ fn npz_err(path: &Path, reason: impl Into<String>) -> Error {
 /// mismatch; the header errors of [`crate::NpyArray::open`] (with the path
 /// written `archive.npz:member`); [`ErrorKind::Truncated`] when a member
 /// holds fewer bytes than its header promises.
-pub fn extract_npz(file: impl AsRef<Path>, out_dir: impl AsRef<Path>, progress: Option<Progress<'_>>) -> Result<Vec<ExtractedMember>> {
+pub fn extract_npz(
+    file: impl AsRef<Path>,
+    out_dir: impl AsRef<Path>,
+    progress: Option<Progress<'_>>,
+) -> Result<Vec<ExtractedMember>> {
     let (file, out_dir) = (file.as_ref(), out_dir.as_ref());
     let reader = BufReader::new(File::open(file).map_err(|e| Error::io(file, e))?);
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| npz_err(file, format!("not a readable .npz archive: {e}")))?;
+    let mut zip = zip::ZipArchive::new(reader)
+        .map_err(|e| npz_err(file, format!("not a readable .npz archive: {e}")))?;
     let mut total = 0u64;
     for i in 0..zip.len() {
-        total += zip.by_index_raw(i).map_err(|e| npz_err(file, format!("member {i}: {e}")))?.size();
+        total += zip
+            .by_index_raw(i)
+            .map_err(|e| npz_err(file, format!("member {i}: {e}")))?
+            .size();
     }
     fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let mut done = 0u64;
     let mut pending: Vec<(NamedTempFile, ExtractedMember)> = Vec::with_capacity(zip.len());
     let mut buf = vec![0u8; COPY_BUF];
     for i in 0..zip.len() {
-        let mut member = zip.by_index(i).map_err(|e| npz_err(file, format!("member {i}: {e}")))?;
+        let mut member = zip
+            .by_index(i)
+            .map_err(|e| npz_err(file, format!("member {i}: {e}")))?;
         if member.is_dir() {
             continue;
         }
         let member_name = member.name().to_string();
         let label = PathBuf::from(format!("{}:{member_name}", file.display()));
-        let mut rel = member
-            .enclosed_name()
-            .ok_or_else(|| npz_err(file, format!("member name {member_name:?} would be written outside the output folder")))?;
-        if rel.extension().is_none_or(|e| e != "npy") {
+        let mut rel = member.enclosed_name().ok_or_else(|| {
+            npz_err(
+                file,
+                format!("member name {member_name:?} would be written outside the output folder"),
+            )
+        })?;
+        if rel.extension().map_or(true, |e| e != "npy") {
             let mut s = rel.into_os_string();
             s.push(".npy");
             rel = PathBuf::from(s);
@@ -115,9 +132,22 @@ pub fn extract_npz(file: impl AsRef<Path>, out_dir: impl AsRef<Path>, progress: 
             }
             done += n as u64;
         }
-        let tmp = out.into_inner().map_err(|e| Error::io(&dest, e.into_error()))?;
-        let name = member_name.strip_suffix(".npy").unwrap_or(&member_name).to_string();
-        pending.push((tmp, ExtractedMember { name, path: dest, header, compressed }));
+        let tmp = out
+            .into_inner()
+            .map_err(|e| Error::io(&dest, e.into_error()))?;
+        let name = member_name
+            .strip_suffix(".npy")
+            .unwrap_or(&member_name)
+            .to_string();
+        pending.push((
+            tmp,
+            ExtractedMember {
+                name,
+                path: dest,
+                header,
+                compressed,
+            },
+        ));
     }
     if pending.is_empty() {
         return Err(npz_err(file, "archive has no members"));
@@ -171,7 +201,9 @@ fn read_npy_header(r: &mut impl Read, label: &Path) -> Result<Vec<u8>> {
 /// Appends from `r` until `head` holds `len` bytes or the stream ends.
 fn read_up_to(r: &mut impl Read, head: &mut Vec<u8>, len: usize, label: &Path) -> Result<()> {
     let want = len.saturating_sub(head.len()) as u64;
-    r.take(want).read_to_end(head).map_err(|e| Error::io(label, e))?;
+    r.take(want)
+        .read_to_end(head)
+        .map_err(|e| Error::io(label, e))?;
     Ok(())
 }
 
@@ -185,9 +217,16 @@ fn read_up_to(r: &mut impl Read, head: &mut Vec<u8>, len: usize, label: &Path) -
 pub fn npz_member_header(file: impl AsRef<Path>, member: &str) -> Result<Header> {
     let file = file.as_ref();
     let reader = BufReader::new(File::open(file).map_err(|e| Error::io(file, e))?);
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| npz_err(file, format!("not a readable .npz archive: {e}")))?;
-    let name = if zip.index_for_name(member).is_some() { member.to_string() } else { format!("{member}.npy") };
-    let mut m = zip.by_name(&name).map_err(|e| npz_err(file, format!("member `{member}`: {e}")))?;
+    let mut zip = zip::ZipArchive::new(reader)
+        .map_err(|e| npz_err(file, format!("not a readable .npz archive: {e}")))?;
+    let name = if zip.index_for_name(member).is_some() {
+        member.to_string()
+    } else {
+        format!("{member}.npy")
+    };
+    let mut m = zip
+        .by_name(&name)
+        .map_err(|e| npz_err(file, format!("member `{member}`: {e}")))?;
     let label = PathBuf::from(format!("{}:{name}", file.display()));
     let head = read_npy_header(&mut m, &label)?;
     parse_header(&head, &label)

@@ -8,17 +8,21 @@ use std::path::{Path, PathBuf};
 use image::{Rgb, RgbImage};
 use npyflow::npy::{ByteOrder, Dtype, ElemType, OpenOptions};
 use npyflow::{
-    convert_array, convert_images, extract_npz, list_image_folder, ColorMode, ConvertArrayOptions, ErrorKind,
-    ImageConvertOptions, NpyArray, ResizeFilter,
+    convert_array, convert_images, extract_npz, list_image_folder, ColorMode, ConvertArrayOptions,
+    ErrorKind, ImageConvertOptions, NpyArray, ResizeFilter,
 };
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/convert").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/convert")
+        .join(name)
 }
 
 /// A 2×3 image whose pixel (x, y) is `(base + x, base + 10 y, base + 100)`.
 fn ramp(base: u8) -> RgbImage {
-    RgbImage::from_fn(3, 2, |x, y| Rgb([base + x as u8, base + 10 * y as u8, base + 100]))
+    RgbImage::from_fn(3, 2, |x, y| {
+        Rgb([base + x as u8, base + 10 * y as u8, base + 100])
+    })
 }
 
 /// Three classes (`cat`, `dog`, `zebra`) of tiny PNG / BMP / JPEG files, a
@@ -34,11 +38,18 @@ fn image_folder(root: &Path) {
     ramp(4).save(root.join("dog/x.jpg")).unwrap();
     ramp(5).save(root.join("zebra/z.png")).unwrap();
     ramp(6).save(root.join("zebra/nested/a.png")).unwrap();
-    fs::write(root.join("stray.png"), "files at the top level are not a class").unwrap();
+    fs::write(
+        root.join("stray.png"),
+        "files at the top level are not a class",
+    )
+    .unwrap();
 }
 
 fn names(files: &[(PathBuf, u32)], root: &Path) -> Vec<(String, u32)> {
-    files.iter().map(|(p, c)| (p.strip_prefix(root).unwrap().display().to_string(), *c)).collect()
+    files
+        .iter()
+        .map(|(p, c)| (p.strip_prefix(root).unwrap().display().to_string(), *c))
+        .collect()
 }
 
 fn labels(path: &Path) -> Vec<f64> {
@@ -78,7 +89,11 @@ fn image_folder_converts_with_exact_pixels_and_labels() {
         assert!(d <= t);
         done.store(d, std::sync::atomic::Ordering::Relaxed);
     };
-    let opts = ImageConvertOptions { size: (2, 3), progress: Some(&progress), ..Default::default() };
+    let opts = ImageConvertOptions {
+        size: (2, 3),
+        progress: Some(&progress),
+        ..Default::default()
+    };
     let report = convert_images(dir.path(), &out, &opts).unwrap();
     assert_eq!(done.load(std::sync::atomic::Ordering::Relaxed), 6);
     assert_eq!(report.samples, 6);
@@ -98,9 +113,15 @@ fn image_folder_converts_with_exact_pixels_and_labels() {
         assert_eq!(x.row_bytes_mapped(row).unwrap(), &want[..], "row {row}");
     }
     assert_eq!(labels(&report.y), [0.0, 0.0, 0.0, 1.0, 2.0, 2.0]);
-    assert_eq!(fs::read_to_string(out.join("classes.txt")).unwrap(), "cat\ndog\nzebra\n");
+    assert_eq!(
+        fs::read_to_string(out.join("classes.txt")).unwrap(),
+        "cat\ndog\nzebra\n"
+    );
     // Nothing else is left in the output folder (no temporary files).
-    let mut left: Vec<String> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut left: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     left.sort();
     assert_eq!(left, ["classes.txt", "x.npy", "y.npy"]);
 }
@@ -109,12 +130,20 @@ fn image_folder_converts_with_exact_pixels_and_labels() {
 fn resize_and_colour_modes() {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir_all(dir.path().join("only")).unwrap();
-    RgbImage::from_pixel(8, 6, Rgb([10, 200, 30])).save(dir.path().join("only/a.png")).unwrap();
-    for (color, filter, channels) in
-        [(ColorMode::Grayscale, ResizeFilter::Lanczos3, 1), (ColorMode::Rgba, ResizeFilter::Triangle, 4)]
-    {
+    RgbImage::from_pixel(8, 6, Rgb([10, 200, 30]))
+        .save(dir.path().join("only/a.png"))
+        .unwrap();
+    for (color, filter, channels) in [
+        (ColorMode::Grayscale, ResizeFilter::Lanczos3, 1),
+        (ColorMode::Rgba, ResizeFilter::Triangle, 4),
+    ] {
         let out = dir.path().join(format!("out{channels}"));
-        let opts = ImageConvertOptions { size: (3, 4), color, filter, ..Default::default() };
+        let opts = ImageConvertOptions {
+            size: (3, 4),
+            color,
+            filter,
+            ..Default::default()
+        };
         let report = convert_images(dir.path(), &out, &opts).unwrap();
         let x = NpyArray::open(&report.x).unwrap();
         assert_eq!(x.shape(), &[1, 3, 4, channels]);
@@ -132,9 +161,16 @@ fn resize_and_colour_modes() {
 fn unreadable_image_is_fatal_or_skipped() {
     let dir = tempfile::tempdir().unwrap();
     image_folder(dir.path());
-    fs::write(dir.path().join("dog/broken.png"), b"\x89PNG\r\n\x1a\n truncated").unwrap();
+    fs::write(
+        dir.path().join("dog/broken.png"),
+        b"\x89PNG\r\n\x1a\n truncated",
+    )
+    .unwrap();
     let out = dir.path().join("out");
-    let opts = ImageConvertOptions { size: (2, 3), ..Default::default() };
+    let opts = ImageConvertOptions {
+        size: (2, 3),
+        ..Default::default()
+    };
     let err = convert_images(dir.path(), &out, &opts).unwrap_err();
     match err.kind() {
         ErrorKind::Image { path, .. } => assert!(path.ends_with("dog/broken.png"), "{path:?}"),
@@ -144,7 +180,10 @@ fn unreadable_image_is_fatal_or_skipped() {
     // A failed conversion leaves nothing behind.
     assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
 
-    let opts = ImageConvertOptions { skip_bad: true, ..opts };
+    let opts = ImageConvertOptions {
+        skip_bad: true,
+        ..opts
+    };
     let report = convert_images(dir.path(), &out, &opts).unwrap();
     assert_eq!(report.samples, 6);
     assert_eq!(report.skipped.len(), 1);
@@ -183,15 +222,27 @@ fn npz_members_extract_stored_and_compressed() {
         assert_eq!(images.data_bytes().unwrap(), (0..72).collect::<Vec<u8>>());
         // Extraction keeps the stored byte order...
         let labels = NpyArray::open(out.join("labels.npy")).unwrap();
-        assert_eq!(labels.dtype(), Dtype { elem: ElemType::I16, order: ByteOrder::Big });
+        assert_eq!(
+            labels.dtype(),
+            Dtype {
+                elem: ElemType::I16,
+                order: ByteOrder::Big
+            }
+        );
         assert_eq!(labels.to_vec_f64().unwrap(), [3.0, -1.0, 7.0]);
         let weights = NpyArray::open(out.join("weights.npy")).unwrap();
         assert_eq!(weights.to_vec_f64().unwrap(), [-1.0, -0.5, 0.0, 0.5, 1.0]);
         // ...and memory order.
         let err = NpyArray::open(out.join("fortran.npy")).unwrap_err();
         assert!(matches!(err.kind(), ErrorKind::FortranOrder { .. }));
-        let f = NpyArray::open_with(out.join("fortran.npy"), OpenOptions { allow_fortran: true, ..Default::default() })
-            .unwrap();
+        let f = NpyArray::open_with(
+            out.join("fortran.npy"),
+            OpenOptions {
+                allow_fortran: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(f.shape(), &[3, 4]);
     }
     // Both archives hold the same arrays: the extracted files are identical.
@@ -221,7 +272,11 @@ fn npz_errors() {
 fn check_against_numpy(input: &str, dtype: Option<ElemType>, scale: Option<f64>, expected: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.npy");
-    let opts = ConvertArrayOptions { dtype, scale, ..Default::default() };
+    let opts = ConvertArrayOptions {
+        dtype,
+        scale,
+        ..Default::default()
+    };
     convert_array(fixture(input), &out, &opts).unwrap();
     let got = NpyArray::open(&out).unwrap();
     let want = NpyArray::open(fixture(expected)).unwrap();
@@ -241,14 +296,34 @@ fn array_rewrites_match_numpy() {
         return; // the expected files are little-endian
     }
     check_against_numpy("be_i16.npy", None, None, "expect_be_i16_native.npy");
-    check_against_numpy("be_i16.npy", Some(ElemType::F32), Some(0.5), "expect_be_i16_f32_half.npy");
+    check_against_numpy(
+        "be_i16.npy",
+        Some(ElemType::F32),
+        Some(0.5),
+        "expect_be_i16_f32_half.npy",
+    );
     check_against_numpy("f64.npy", Some(ElemType::U8), None, "expect_f64_u8.npy");
-    check_against_numpy("f64_neg.npy", Some(ElemType::I16), None, "expect_f64_neg_i16.npy");
+    check_against_numpy(
+        "f64_neg.npy",
+        Some(ElemType::I16),
+        None,
+        "expect_f64_neg_i16.npy",
+    );
     check_against_numpy("i32.npy", Some(ElemType::U8), None, "expect_i32_u8.npy");
     check_against_numpy("i32.npy", Some(ElemType::I8), None, "expect_i32_i8.npy");
     check_against_numpy("fortran_u8.npy", None, None, "expect_fortran_u8.npy");
-    check_against_numpy("fortran_f32_be.npy", None, None, "expect_fortran_f32_be.npy");
-    check_against_numpy("fortran_f32_be.npy", Some(ElemType::F16), None, "expect_fortran_f32_be_f16.npy");
+    check_against_numpy(
+        "fortran_f32_be.npy",
+        None,
+        None,
+        "expect_fortran_f32_be.npy",
+    );
+    check_against_numpy(
+        "fortran_f32_be.npy",
+        Some(ElemType::F16),
+        None,
+        "expect_fortran_f32_be_f16.npy",
+    );
 }
 
 #[test]
@@ -261,12 +336,24 @@ fn array_rewrite_in_place_and_errors() {
     let want = NpyArray::open(fixture("expect_fortran_u8.npy")).unwrap();
     assert_eq!(a.data_bytes(), want.data_bytes());
 
-    let err = convert_array(fixture("stored.npz"), dir.path().join("b.npy"), &ConvertArrayOptions::default())
-        .unwrap_err();
+    let err = convert_array(
+        fixture("stored.npz"),
+        dir.path().join("b.npy"),
+        &ConvertArrayOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::BadMagic { .. }), "{err}");
-    let opts = ConvertArrayOptions { scale: Some(f64::NAN), ..Default::default() };
+    let opts = ConvertArrayOptions {
+        scale: Some(f64::NAN),
+        ..Default::default()
+    };
     assert!(convert_array(&path, dir.path().join("c.npy"), &opts).is_err());
-    let err = convert_array(&path, dir.path().join("no/such/dir/d.npy"), &ConvertArrayOptions::default()).unwrap_err();
+    let err = convert_array(
+        &path,
+        dir.path().join("no/such/dir/d.npy"),
+        &ConvertArrayOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Io { .. }), "{err}");
     assert!(!dir.path().join("b.npy").exists() && !dir.path().join("c.npy").exists());
 }

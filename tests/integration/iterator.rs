@@ -549,9 +549,13 @@ fn save_to_dir_writes_every_final_image_and_checks_the_folder_first() {
             .batch_size(2)
             .save_to_dir(&out, "pre", format)
             .seed(1)
+            .prefetch(4)
             .build()
             .unwrap();
         it.for_each_in_epoch(|_| Ok(())).unwrap();
+        // Let the prefetcher run ahead into the next epoch: nothing it
+        // builds but does not yield may be saved.
+        std::thread::sleep(std::time::Duration::from_millis(50));
         let ext = format.extension();
         let mut names: Vec<String> = std::fs::read_dir(&out)
             .unwrap()

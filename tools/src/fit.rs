@@ -1,0 +1,163 @@
+//! `npyflow fit X --out stats.npz`: streaming featurewise statistics.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use indicatif::ProgressBar;
+use serde_json::json;
+
+use npyflow::{
+    fit_with_plan, plan_fit, FitConfig, FitPlan, ImageDataGenerator, ImageShape, NpyArray,
+    SampleRng, SampleSource, Scratch, Statistics,
+};
+
+use crate::opts::{parse_bytes, GenArgs};
+use crate::ui::{self, Ui, Unit};
+
+/// Arguments of `fit`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  npyflow fit x.npy --featurewise-center --featurewise-std-normalization --rescale 1/255 --out stats.npz\n  npyflow fit x.npy --zca-whitening --out zca.npz\n  npyflow iterate x.npy --featurewise-std-normalization --stats stats.npz"
+)]
+pub struct Args {
+    /// Images: a rank-4 .npy.
+    #[arg(value_name = "X")]
+    x: PathBuf,
+    #[command(flatten)]
+    generator: GenArgs,
+    /// Where to write the statistics (.npz; read back with `iterate --stats`).
+    #[arg(long, value_name = "FILE.npz")]
+    out: PathBuf,
+    /// Fit on augmented samples (Keras' augment=True).
+    #[arg(long)]
+    augment: bool,
+    /// Augmented passes over the data with --augment (Keras' rounds).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    rounds: usize,
+    /// Seed of the augmentation with --augment.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Refuse ZCA beyond this much memory (e.g. 4G).
+    #[arg(long, default_value = "2G", value_parser = parse_bytes, value_name = "BYTES")]
+    zca_memory_limit: u64,
+    /// Print the statistics as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The array, counting samples read on a progress bar.
+struct Counting<'a> {
+    x: &'a NpyArray,
+    bar: &'a ProgressBar,
+}
+
+impl SampleSource for Counting<'_> {
+    fn shape(&self) -> &[usize] {
+        self.x.shape()
+    }
+
+    fn read_sample_into(&self, index: usize, out: &mut [f64]) -> npyflow::Result<()> {
+        SampleSource::read_sample_into(self.x, index, out)?;
+        self.bar.inc(1);
+        Ok(())
+    }
+}
+
+/// Fits `generator`'s featurewise statistics on `x`, saves them to `out`,
+/// and returns them with the plan followed.
+pub fn fit_and_save(
+    x: &NpyArray,
+    generator: &ImageDataGenerator,
+    config: &FitConfig,
+    out: &Path,
+    ui: &Ui,
+) -> anyhow::Result<(Statistics, FitPlan)> {
+    let options = generator.options();
+    if !(options.featurewise_center
+        || options.featurewise_std_normalization
+        || options.zca_whitening)
+    {
+        bail!(
+            "nothing to fit: give --featurewise-center, --featurewise-std-normalization or --zca-whitening (or set them in --config)"
+        );
+    }
+    let plan = plan_fit(options, x.shape(), config)?;
+    let bar = ui.bar(plan.rows, "fitting", Unit::Items);
+    let source = Counting { x, bar: &bar };
+    let augment =
+        |img: &mut [f64], shape: ImageShape, rng: &mut SampleRng| -> npyflow::Result<()> {
+            generator.random_transform(img, shape, rng, &mut Scratch::default())
+        };
+    let result = fit_with_plan(
+        options,
+        &source,
+        config,
+        if config.augment { Some(&augment) } else { None },
+    );
+    bar.finish_and_clear();
+    let (stats, plan) = result?;
+    stats.save(out)?;
+    Ok((stats, plan))
+}
+
+fn fmt_list(v: Option<&[f64]>) -> String {
+    match v {
+        Some(v) => format!(
+            "[{}]",
+            v.iter()
+                .map(|x| format!("{x:.6}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "-".into(),
+    }
+}
+
+pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
+    let generator = args.generator.generator(None)?;
+    let x = NpyArray::open(&args.x)?;
+    let config = FitConfig {
+        augment: args.augment,
+        rounds: args.rounds,
+        seed: args.seed,
+        zca_memory_limit: args.zca_memory_limit,
+        ..FitConfig::default()
+    };
+    let (stats, plan) = fit_and_save(&x, &generator, &config, &args.out, ui)?;
+    if args.json {
+        return ui::print_json(&json!({
+            "x": args.x,
+            "out": args.out,
+            "rows": plan.rows,
+            "sample_len": plan.sample_len,
+            "chunk_bytes": plan.chunk_bytes,
+            "zca_bytes": plan.zca_bytes,
+            "mean": stats.mean(),
+            "std": stats.std(),
+            "zca_dim": stats.zca().map(|z| z.dim()),
+        }));
+    }
+    let mut text = format!(
+        "fitted {} samples of {} ({} buffer{})\nmean  {}\nstd   {}",
+        plan.rows,
+        args.x.display(),
+        ui::bytes(plan.chunk_bytes),
+        if plan.zca_bytes > 0 {
+            format!(", {} for ZCA", ui::bytes(plan.zca_bytes))
+        } else {
+            String::new()
+        },
+        fmt_list(stats.mean()),
+        fmt_list(stats.std()),
+    );
+    if let Some(z) = stats.zca() {
+        text.push_str(&format!("\nzca   {0}×{0} matrix", z.dim()));
+    }
+    text.push_str(&format!(
+        "\nwrote {} (use it with `npyflow iterate {} --stats {} ...`)",
+        args.out.display(),
+        args.x.display(),
+        args.out.display()
+    ));
+    ui::print(&text)
+}

@@ -1,0 +1,229 @@
+//! `npyflow info FILE...`: what a `.npy` header says, where the data sits,
+//! and how much of it is in the page cache; every member of an `.npz`.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use npyflow::npy::{ByteOrder, Header, OpenOptions};
+use npyflow::{npz_member_header, residency_of, NpyArray, NpzArchive};
+
+use crate::ui::{self, Ui};
+
+/// Arguments of `info`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  npyflow info x.npy y.npy\n  npyflow info stats.npz --json")]
+pub struct Args {
+    /// .npy or .npz files.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Machine-readable output: a JSON array with one object per array.
+    #[arg(long)]
+    json: bool,
+    /// Cells in the residency chart.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    chart_width: usize,
+}
+
+pub fn run(args: &Args, _ui: &Ui) -> anyhow::Result<()> {
+    let mut entries = Vec::new();
+    let mut failed = false;
+    for path in &args.files {
+        match describe_file(path, args.chart_width) {
+            Ok(found) => {
+                if !args.json {
+                    for e in &found {
+                        ui::print(&text(e))?;
+                    }
+                }
+                entries.extend(found);
+            }
+            Err(e) => {
+                ui::report(&e);
+                failed = true;
+            }
+        }
+    }
+    if args.json {
+        ui::print_json(&Value::Array(entries))?;
+    }
+    if failed {
+        return Err(ui::AlreadyReported.into());
+    }
+    Ok(())
+}
+
+fn is_zip(path: &Path) -> anyhow::Result<bool> {
+    let mut head = [0u8; 4];
+    let mut f = File::open(path).with_context(|| format!("{}", path.display()))?;
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(n == 4 && head[..2] == *b"PK")
+}
+
+fn describe_file(path: &Path, chart: usize) -> anyhow::Result<Vec<Value>> {
+    let options = OpenOptions {
+        allow_fortran: true,
+        ..OpenOptions::default()
+    };
+    if !is_zip(path)? {
+        let a = NpyArray::open_with(path, options)?;
+        return Ok(vec![describe_array(&a, None, chart)]);
+    }
+    let archive = NpzArchive::open_with(path, options)?;
+    let mut out = Vec::new();
+    for m in archive.members() {
+        let name = m.name.strip_suffix(".npy").unwrap_or(&m.name);
+        if m.compressed {
+            let h = npz_member_header(path, &m.name)?;
+            let mut v = header_fields(&h);
+            v["file"] = json!(path.display().to_string());
+            v["member"] = json!(name);
+            v["compressed"] = json!(true);
+            v["file_bytes"] = json!(m.size);
+            out.push(v);
+        } else {
+            out.push(describe_array(&archive.array(&m.name)?, Some(name), chart));
+        }
+    }
+    Ok(out)
+}
+
+/// The fields every array has, from its header alone.
+fn header_fields(h: &Header) -> Value {
+    let order = match (h.dtype.size(), h.dtype.order) {
+        (1, _) => "not applicable",
+        (_, ByteOrder::Little) => "little",
+        (_, ByteOrder::Big) => "big",
+    };
+    let rows = h.shape.first().copied().unwrap_or(1);
+    let row_bytes = h.shape.iter().skip(1).product::<usize>() * h.dtype.size();
+    json!({
+        "format_version": format!("{}.{}", h.version.0, h.version.1),
+        "dtype": h.dtype.elem.name(),
+        "descr": h.dtype.descr(),
+        "byte_order": order,
+        "native_byte_order": h.dtype.is_native(),
+        "shape": h.shape,
+        "order": if h.fortran_order { "F" } else { "C" },
+        "rows": rows,
+        "row_bytes": row_bytes,
+        "data_bytes": h.data_len,
+        "compressed": false,
+        "data_offset": Value::Null,
+        "alignment": Value::Null,
+        "aligned_for_dtype": Value::Null,
+        "residency": Value::Null,
+    })
+}
+
+fn describe_array(a: &NpyArray, member: Option<&str>, chart: usize) -> Value {
+    let mut v = header_fields(a.header());
+    v["file"] = json!(a.path().display().to_string());
+    v["member"] = json!(member);
+    let offset = a.data_offset();
+    // The largest power of two dividing the offset (capped at a page): what
+    // a zero-copy view or O_DIRECT reader can rely on.
+    let alignment = if offset == 0 {
+        4096
+    } else {
+        (1u64 << offset.trailing_zeros()).min(4096)
+    };
+    v["data_offset"] = json!(offset);
+    v["alignment"] = json!(alignment);
+    v["aligned_for_dtype"] = json!(offset % a.dtype().size() as u64 == 0);
+    v["file_bytes"] = json!(std::fs::metadata(a.path()).map(|m| m.len()).ok());
+    v["residency"] = match residency_of(a) {
+        Ok(r) => json!({
+            "fraction": r.fraction(),
+            "resident_bytes": r.resident_bytes(),
+            "pages": r.pages,
+            "resident_pages": r.resident,
+            "page_size": r.page_size,
+            "chart": r.chart(chart),
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
+    v
+}
+
+fn text(v: &Value) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    let name = match v["member"].as_str() {
+        Some(m) => format!("{}:{m}", s("file")),
+        None => s("file"),
+    };
+    let shape: Vec<String> = v["shape"]
+        .as_array()
+        .map(|a| a.iter().map(|d| d.to_string()).collect())
+        .unwrap_or_default();
+    let shape = if shape.len() == 1 {
+        format!("({},)", shape[0])
+    } else {
+        format!("({})", shape.join(", "))
+    };
+    let mut lines = vec![
+        name,
+        format!("  format      .npy {}", s("format_version")),
+        format!(
+            "  dtype       {} ({}), byte order {}",
+            s("dtype"),
+            s("descr"),
+            s("byte_order")
+        ),
+        format!(
+            "  shape       {shape}, {} order, {} rows of {} bytes",
+            s("order"),
+            n("rows"),
+            n("row_bytes")
+        ),
+    ];
+    if v["compressed"].as_bool() == Some(true) {
+        lines.push(format!(
+            "  data        compressed member ({} uncompressed); extract it with `npyflow convert npz`",
+            ui::bytes(n("file_bytes"))
+        ));
+        lines.push(format!("  size        {} data", ui::bytes(n("data_bytes"))));
+        return lines.join("\n");
+    }
+    let aligned = if v["aligned_for_dtype"].as_bool() == Some(true) {
+        "ok for the dtype"
+    } else {
+        "not aligned for the dtype: read by copying, no zero-copy view"
+    };
+    lines.push(format!(
+        "  data        offset {}, {}-byte aligned ({aligned})",
+        n("data_offset"),
+        n("alignment")
+    ));
+    lines.push(format!(
+        "  size        {} data, {} file",
+        ui::bytes(n("data_bytes")),
+        ui::bytes(n("file_bytes"))
+    ));
+    let r = &v["residency"];
+    if let Some(f) = r["fraction"].as_f64() {
+        lines.push(format!(
+            "  resident    {:.1}% {} ({})",
+            f * 100.0,
+            r["chart"].as_str().unwrap_or(""),
+            ui::bytes(r["resident_bytes"].as_u64().unwrap_or(0))
+        ));
+    } else if let Some(e) = r["error"].as_str() {
+        lines.push(format!("  resident    unknown ({e})"));
+    }
+    if v["order"] == "F" {
+        lines.push(format!(
+            "  note        Fortran order: rewrite with `npyflow convert array {} OUT.npy`",
+            s("file")
+        ));
+    } else if v["native_byte_order"] == false {
+        lines.push("  note        non-native byte order: converted per sample; `npyflow convert array` rewrites it".into());
+    }
+    lines.join("\n")
+}
