@@ -16,9 +16,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{advise_for_order, evict_file, prefetch_rows, residency_of, warm_file, AccessPattern};
-use crate::telemetry::TelemetryRecorder;
-use crate::{global_plan, Error, GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order, Result};
+use crate::cache::{evict_array, evict_file, warm_file};
+use crate::telemetry::{EpochTelemetry, TelemetryRecorder};
+use crate::{
+    global_plan, Error, GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order,
+    Result,
+};
 
 mod cgroup;
 
@@ -47,15 +50,17 @@ pub enum CacheState {
     Warm,
 }
 
-/// Kernel hints during the epoch.
+/// How the rows are read: the kernel left to itself, or npyflow's I/O strategy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AdviceMode {
-    /// `MADV_NORMAL` (read-around on every fault): what a plain
-    /// `np.load(mmap_mode='r')` gets.
+    /// `MADV_NORMAL` (read-around on every fault) and a plain gather: rows
+    /// faulted one by one in plan order on one thread, no hints — what
+    /// `np.load(mmap_mode='r')[indices]` does.
     Kernel,
-    /// [`advise_for_order`] for the order, plus `WILLNEED` prefetch of the
-    /// rows of the next [`BenchConfig::prefetch_batches`] batches.
+    /// The iterator: advice matched to the order, `WILLNEED` for each
+    /// batch's rows in file order, parallel assembly and the prefetch
+    /// pipeline ([`BenchConfig::threads`], [`BenchConfig::prefetch_batches`]).
     Matched,
 }
 
@@ -98,7 +103,7 @@ pub struct BenchConfig {
     pub batch_size: usize,
     /// Assembly threads (0 = all cores). By default, 0.
     pub threads: usize,
-    /// Batches whose rows are prefetched ahead with [`AdviceMode::Matched`]. By default, 4.
+    /// Batches the iterator prepares ahead with [`AdviceMode::Matched`]. By default, 2.
     pub prefetch_batches: usize,
     /// Bytes of the block order's active window. By default 32 MiB, at most
     /// a quarter of the cgroup limit.
@@ -115,13 +120,17 @@ impl BenchConfig {
     /// The defaults for a file of `file_bytes` bytes.
     pub fn for_file(file_bytes: u64) -> BenchConfig {
         BenchConfig {
-            orders: vec![BenchOrder::Sequential, BenchOrder::Shuffle, BenchOrder::Blocks],
+            orders: vec![
+                BenchOrder::Sequential,
+                BenchOrder::Shuffle,
+                BenchOrder::Blocks,
+            ],
             caches: vec![CacheState::Cold, CacheState::Warm],
             advice: vec![AdviceMode::Kernel, AdviceMode::Matched],
             cgroup_limit: Some(file_bytes / 4),
             batch_size: 64,
             threads: 0,
-            prefetch_batches: 4,
+            prefetch_batches: 2,
             block_bytes: 32 << 20,
             window: 8,
             time_limit: Duration::from_secs(10),
@@ -131,14 +140,22 @@ impl BenchConfig {
 
     /// Every cell of the configured matrix, unlimited cells first.
     pub fn cells(&self) -> Vec<Cell> {
-        let memories: &[MemoryMode] =
-            if self.cgroup_limit.is_some() { &[MemoryMode::Unlimited, MemoryMode::Cgroup] } else { &[MemoryMode::Unlimited] };
+        let memories: &[MemoryMode] = if self.cgroup_limit.is_some() {
+            &[MemoryMode::Unlimited, MemoryMode::Cgroup]
+        } else {
+            &[MemoryMode::Unlimited]
+        };
         let mut cells = Vec::new();
         for &memory in memories {
             for &order in &self.orders {
                 for &cache in &self.caches {
                     for &advice in &self.advice {
-                        cells.push(Cell { order, cache, advice, memory });
+                        cells.push(Cell {
+                            order,
+                            cache,
+                            advice,
+                            memory,
+                        });
                     }
                 }
             }
@@ -200,13 +217,22 @@ impl BenchRow {
     /// A short label such as `shuffle/cold/matched/cgroup`.
     pub fn label(&self) -> String {
         let c = &self.cell;
-        format!("{}/{}/{}/{}", name(c.order), name(c.cache), name(c.advice), name(c.memory))
+        format!(
+            "{}/{}/{}/{}",
+            name(c.order),
+            name(c.cache),
+            name(c.advice),
+            name(c.memory)
+        )
     }
 }
 
 /// The serde name of a unit enum value (`"shuffle"`, `"cold"`...).
 fn name<T: Serialize>(v: T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The environment variable that turns a re-executed program into the
@@ -228,7 +254,11 @@ struct ChildJob {
 ///
 /// # Errors
 /// The file cannot be opened or read; the child process fails.
-pub fn run_matrix_with(path: &Path, config: &BenchConfig, mut on_row: impl FnMut(&BenchRow)) -> Result<Vec<BenchRow>> {
+pub fn run_matrix_with(
+    path: &Path,
+    config: &BenchConfig,
+    mut on_row: impl FnMut(&BenchRow),
+) -> Result<Vec<BenchRow>> {
     let path = path.canonicalize().map_err(|e| Error::io(path, e))?;
     let cells = config.cells();
     let mut rows = Vec::with_capacity(cells.len());
@@ -237,11 +267,18 @@ pub fn run_matrix_with(path: &Path, config: &BenchConfig, mut on_row: impl FnMut
         on_row(&row);
         rows.push(row);
     }
-    let limited: Vec<Cell> = cells.into_iter().filter(|c| c.memory == MemoryMode::Cgroup).collect();
+    let limited: Vec<Cell> = cells
+        .into_iter()
+        .filter(|c| c.memory == MemoryMode::Cgroup)
+        .collect();
     if let (Some(limit), false) = (config.cgroup_limit, limited.is_empty()) {
         match MemoryCgroup::create(limit) {
             Ok(cg) => {
-                let job = ChildJob { path: path.clone(), config: config.clone(), cells: limited };
+                let job = ChildJob {
+                    path: path.clone(),
+                    config: config.clone(),
+                    cells: limited,
+                };
                 rows.extend(run_child(&cg, &job, &mut on_row)?);
             }
             Err(reason) => {
@@ -266,9 +303,14 @@ pub fn run_matrix(path: &Path, config: &BenchConfig) -> Result<Vec<BenchRow>> {
 
 /// Spawns this program again, moves it into `cg`, lets it run `job` and
 /// collects its rows from stdout.
-fn run_child(cg: &MemoryCgroup, job: &ChildJob, on_row: &mut impl FnMut(&BenchRow)) -> Result<Vec<BenchRow>> {
+fn run_child(
+    cg: &MemoryCgroup,
+    job: &ChildJob,
+    on_row: &mut impl FnMut(&BenchRow),
+) -> Result<Vec<BenchRow>> {
     let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
-    let job_json = serde_json::to_string(job).map_err(|e| Error::invalid("bench job", "json", e.to_string()))?;
+    let job_json = serde_json::to_string(job)
+        .map_err(|e| Error::invalid("bench job", "json", e.to_string()))?;
     let mut child = Command::new(&exe)
         .args(std::env::args_os().skip(1))
         .env(CHILD_ENV, job_json)
@@ -284,7 +326,10 @@ fn run_child(cg: &MemoryCgroup, job: &ChildJob, on_row: &mut impl FnMut(&BenchRo
     }
     let mut rows = Vec::new();
     if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines().map_while(std::result::Result::ok) {
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
             if let Some(json) = line.strip_prefix(ROW_PREFIX) {
                 if let Ok(row) = serde_json::from_str::<BenchRow>(json) {
                     on_row(&row);
@@ -301,7 +346,8 @@ fn run_child(cg: &MemoryCgroup, job: &ChildJob, on_row: &mut impl FnMut(&BenchRo
     // finished; the missing cells say why.
     for cell in &job.cells {
         if !rows.iter().any(|r| r.cell == *cell) {
-            let why = format!("the child measuring in the cgroup exited with {status} before this cell");
+            let why =
+                format!("the child measuring in the cgroup exited with {status} before this cell");
             let row = BenchRow::skipped(*cell, Some(cg.limit()), why);
             on_row(&row);
             rows.push(row);
@@ -346,25 +392,25 @@ pub fn child_main() -> Option<i32> {
     Some(0)
 }
 
-fn pattern(order: BenchOrder) -> AccessPattern {
-    match order {
-        BenchOrder::Sequential => AccessPattern::Sequential,
-        BenchOrder::Shuffle => AccessPattern::Random,
-        BenchOrder::Blocks => AccessPattern::Blocks,
-    }
-}
-
 /// Runs one cell in this process (whatever memory limit it is under).
 ///
 /// # Errors
 /// The file cannot be opened, evicted, warmed or read.
 pub fn run_cell(path: &Path, cell: Cell, config: &BenchConfig) -> Result<BenchRow> {
-    evict_file(path)?;
+    // Open first, then evict: parsing the header faults in the file's first
+    // page, and with MADV_NORMAL still in force that fault reads
+    // read_ahead_kb around it (8 MiB on some disks) — a "cold" file would
+    // start partly warm.
+    let x = NpyArray::open(path)?;
+    evict_array(&x)?;
     if cell.cache == CacheState::Warm {
         warm_file(path)?;
     }
-    let x = NpyArray::open(path)?;
-    let limit = if cell.memory == MemoryMode::Cgroup { config.cgroup_limit } else { None };
+    let limit = if cell.memory == MemoryMode::Cgroup {
+        config.cgroup_limit
+    } else {
+        None
+    };
     let order = match cell.order {
         BenchOrder::Sequential => Order::Sequential,
         BenchOrder::Shuffle => Order::Shuffle,
@@ -373,55 +419,10 @@ pub fn run_cell(path: &Path, cell: Cell, config: &BenchConfig) -> Result<BenchRo
             Order::blocks_for_budget(budget, x.row_bytes(), config.window)
         }
     };
-    match cell.advice {
-        AdviceMode::Kernel => {
-            if let Some(m) = x.map() {
-                m.advise(memmap2::Advice::Normal).map_err(|e| Error::io(path, e))?;
-            }
-        }
-        AdviceMode::Matched => advise_for_order(&x, pattern(cell.order))?,
-    }
-    // The shuffle+rescale workload: the bytes must be converted and written,
-    // but no augmentation hides the I/O.
-    let generator = ImageDataGenerator::new(GeneratorOptions { rescale: Some(1.0 / 255.0), ..Default::default() })?;
-    let bs = config.batch_size.max(1);
-    let mut it = NumpyArrayIterator::builder(x.clone())
-        .batch_size(bs)
-        .order(order)
-        .seed(config.seed)
-        .threads(config.threads)
-        .generator(generator)
-        .build()?;
-    // The iterator's epoch 0 visits rows in this plan; knowing it lets the
-    // matched mode keep the next batches' reads in flight.
-    let plan = match cell.advice {
-        AdviceMode::Matched => global_plan(order, x.len(), config.seed, 0),
-        AdviceMode::Kernel => Vec::new(),
+    let t = match cell.advice {
+        AdviceMode::Kernel => plain_gather(&x, order, config)?,
+        AdviceMode::Matched => iterate(&x, order, config)?,
     };
-    let ahead = config.prefetch_batches;
-    let prefetch = |k: usize| -> Result<()> {
-        match plan.get(k * bs..((k + 1) * bs).min(plan.len())) {
-            Some(rows) if !rows.is_empty() => prefetch_rows(&x, rows),
-            _ => Ok(()),
-        }
-    };
-    let mut recorder = TelemetryRecorder::start(&[&x]);
-    let deadline = Instant::now() + config.time_limit;
-    for k in 0..ahead {
-        prefetch(k)?;
-    }
-    let mut k = 0;
-    while let Some(batch) = it.next_in_epoch()? {
-        recorder.batch(batch.len());
-        k += 1;
-        if ahead > 0 {
-            prefetch(k + ahead - 1)?;
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-    }
-    let t = recorder.finish(&[&x]);
     let secs = t.wall.as_secs_f64().max(1e-9);
     let row = BenchRow {
         cell,
@@ -435,17 +436,86 @@ pub fn run_cell(path: &Path, cell: Cell, config: &BenchConfig) -> Result<BenchRo
         major_faults: t.major_faults,
         first_batch_ms: t.time_to_first_batch.as_secs_f64() * 1e3,
         peak_anon_bytes: t.peak_anon_bytes,
-        residency_after: residency_of(&x).map(|r| r.fraction()).unwrap_or(f64::NAN),
+        residency_after: t.residency_after.first().map_or(f64::NAN, |r| r.1),
         skipped: None,
     };
     Ok(row)
+}
+
+/// Samples rescaled to `[0, 1]` as f32: the shuffle + rescale workload, so
+/// the bytes are converted and written but no augmentation hides the I/O.
+const RESCALE: f32 = 1.0 / 255.0;
+
+/// [`AdviceMode::Kernel`]: what `np.load(mmap_mode='r')[batch_indices]`
+/// does — `MADV_NORMAL`, rows faulted one at a time in plan order by one
+/// thread, no hints.
+fn plain_gather(x: &NpyArray, order: Order, config: &BenchConfig) -> Result<EpochTelemetry> {
+    if let Some(m) = x.map() {
+        m.advise(memmap2::Advice::Normal)
+            .map_err(|e| Error::io(x.path(), e))?;
+    }
+    let plan = global_plan(order, x.len(), config.seed, 0);
+    let bs = config.batch_size.max(1);
+    let mut batch = vec![0f32; bs * x.row_len()];
+    let mut recorder = TelemetryRecorder::start(&[x]);
+    let deadline = Instant::now() + config.time_limit;
+    for rows in plan.chunks(bs) {
+        for (slot, &r) in batch.chunks_exact_mut(x.row_len().max(1)).zip(rows) {
+            x.read_sample_into(r, slot)?;
+            slot.iter_mut().for_each(|v| *v *= RESCALE);
+        }
+        recorder.batch(rows.len());
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    Ok(recorder.finish(&[x]))
+}
+
+/// [`AdviceMode::Matched`]: the iterator with its own I/O strategy
+/// (advice for the order at build, `WILLNEED` for each batch's rows in file
+/// order, parallel assembly, the prefetch pipeline).
+fn iterate(x: &NpyArray, order: Order, config: &BenchConfig) -> Result<EpochTelemetry> {
+    let generator = ImageDataGenerator::new(GeneratorOptions {
+        rescale: Some(f64::from(RESCALE)),
+        ..Default::default()
+    })?;
+    let mut it = NumpyArrayIterator::builder(x.clone())
+        .batch_size(config.batch_size.max(1))
+        .order(order)
+        .seed(config.seed)
+        .threads(config.threads)
+        .prefetch(config.prefetch_batches)
+        .generator(generator)
+        .build()?;
+    // Our own recorder rather than the iterator's: a cell cut by the time
+    // limit never reaches the end of the epoch the iterator reports on.
+    let mut recorder = TelemetryRecorder::start(&[x]);
+    let deadline = Instant::now() + config.time_limit;
+    while let Some(batch) = it.next_in_epoch()? {
+        recorder.batch(batch.len());
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    Ok(recorder.finish(&[x]))
 }
 
 /// The rows as an aligned text table, skipped cells with their reason.
 pub fn table(rows: &[BenchRow]) -> String {
     let mut s = format!(
         "{:<11} {:<5} {:<7} {:<14} {:>11} {:>9} {:>10} {:>10} {:>9} {:>9} {:>6}\n",
-        "order", "cache", "advice", "memory", "img/s", "MB/s", "read MB", "maj.fault", "1st ms", "anon MiB", "epoch"
+        "order",
+        "cache",
+        "advice",
+        "memory",
+        "img/s",
+        "MB/s",
+        "read MB",
+        "maj.fault",
+        "1st ms",
+        "anon MiB",
+        "epoch"
     );
     for r in rows {
         let c = &r.cell;
@@ -453,7 +523,13 @@ pub fn table(rows: &[BenchRow]) -> String {
             Some(l) if c.memory == MemoryMode::Cgroup => format!("cgroup {} MiB", l >> 20),
             _ => name(c.memory),
         };
-        let head = format!("{:<11} {:<5} {:<7} {:<14}", name(c.order), name(c.cache), name(c.advice), memory);
+        let head = format!(
+            "{:<11} {:<5} {:<7} {:<14}",
+            name(c.order),
+            name(c.cache),
+            name(c.advice),
+            memory
+        );
         match &r.skipped {
             Some(why) => s += &format!("{head} skipped: {why}\n"),
             None => {
@@ -485,7 +561,13 @@ pub fn write_csv(rows: &[BenchRow], path: &Path) -> Result<()> {
     for r in rows {
         let c = &r.cell;
         let limit = r.limit.map(|l| l.to_string()).unwrap_or_default();
-        let head = format!("{},{},{},{},{limit}", name(c.order), name(c.cache), name(c.advice), name(c.memory));
+        let head = format!(
+            "{},{},{},{},{limit}",
+            name(c.order),
+            name(c.cache),
+            name(c.advice),
+            name(c.memory)
+        );
         match &r.skipped {
             Some(why) => s += &format!("{head},,,,,,,,,,,\"{}\"\n", why.replace('"', "'")),
             None => {
@@ -537,13 +619,19 @@ pub fn cold_sequential_read(path: &Path) -> Result<f64> {
 /// measured (fio missing or failing). The file is opened read-only.
 pub fn fio_randread(path: &Path, iodepth: u32, seconds: u32) -> std::result::Result<f64, String> {
     let mut cmd = Command::new("fio");
-    cmd.args(["--name=npyflow-randread", "--readonly", "--rw=randread", "--bs=4k", "--direct=1"])
-        .arg("--ioengine=libaio")
-        .arg(format!("--iodepth={iodepth}"))
-        .arg(format!("--runtime={seconds}"))
-        .args(["--time_based", "--output-format=json"])
-        .arg(format!("--filename={}", path.display()))
-        .stdin(Stdio::null());
+    cmd.args([
+        "--name=npyflow-randread",
+        "--readonly",
+        "--rw=randread",
+        "--bs=4k",
+        "--direct=1",
+    ])
+    .arg("--ioengine=libaio")
+    .arg(format!("--iodepth={iodepth}"))
+    .arg(format!("--runtime={seconds}"))
+    .args(["--time_based", "--output-format=json"])
+    .arg(format!("--filename={}", path.display()))
+    .stdin(Stdio::null());
     let out = match cmd.output() {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -553,7 +641,10 @@ pub fn fio_randread(path: &Path, iodepth: u32, seconds: u32) -> std::result::Res
     };
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("fio failed: {}", err.lines().next().unwrap_or("no message")));
+        return Err(format!(
+            "fio failed: {}",
+            err.lines().next().unwrap_or("no message")
+        ));
     }
     // fio may print warnings before the JSON document.
     let text = String::from_utf8_lossy(&out.stdout);

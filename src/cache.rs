@@ -38,7 +38,12 @@ pub struct Residency {
 impl Residency {
     fn from_map(map: Vec<bool>) -> Residency {
         let resident = map.iter().filter(|&&r| r).count();
-        Residency { pages: map.len(), resident, page_size: sys::page_size(), map }
+        Residency {
+            pages: map.len(),
+            resident,
+            page_size: sys::page_size(),
+            map,
+        }
     }
 
     /// Resident share of the range, `0.0..=1.0` (0 for an empty range).
@@ -76,7 +81,15 @@ impl Residency {
         let cells: String = self
             .summary(buckets)
             .into_iter()
-            .map(|f| if f >= 1.0 { 'O' } else if f > 0.0 { 'o' } else { ' ' })
+            .map(|f| {
+                if f >= 1.0 {
+                    'O'
+                } else if f > 0.0 {
+                    'o'
+                } else {
+                    ' '
+                }
+            })
             .collect();
         format!("[{cells}]")
     }
@@ -101,7 +114,8 @@ pub fn residency_of(array: &NpyArray) -> Result<Residency> {
             sys::map_readonly(array.file()).and_then(|m| sys::residency(&m, offset, len))
         }
     };
-    map.map(Residency::from_map).map_err(|e| Error::io(array.path(), e))
+    map.map(Residency::from_map)
+        .map_err(|e| Error::io(array.path(), e))
 }
 
 /// Residency of a whole file (`vmtouch FILE`). An empty file has 0 pages.
@@ -118,7 +132,9 @@ pub fn file_residency(path: impl AsRef<Path>) -> Result<Residency> {
     // Only mincore looks at the map, never a load, so a concurrent
     // truncation cannot fault us here.
     let map = sys::map_readonly(&file).map_err(|e| Error::io(path, e))?;
-    sys::residency(&map, 0, len).map(Residency::from_map).map_err(|e| Error::io(path, e))
+    sys::residency(&map, 0, len)
+        .map(Residency::from_map)
+        .map_err(|e| Error::io(path, e))
 }
 
 /// Drops a file's clean pages from the page cache (`vmtouch -e`).
@@ -176,7 +192,9 @@ pub fn warm_file(path: impl AsRef<Path>) -> Result<()> {
 }
 
 /// How an iteration will walk an array's rows; picks the kernel hints.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessPattern {
     /// Front to back: large read-ahead.
@@ -206,7 +224,9 @@ pub fn advise_for_order(array: &NpyArray, pattern: AccessPattern) -> Result<()> 
     // read-around also reads *behind* a fault, re-reading pages a budget
     // has just dropped.
     let (map_advice, file_advice) = match pattern {
-        AccessPattern::Sequential | AccessPattern::Blocks => (Advice::Sequential, FileAdvice::Sequential),
+        AccessPattern::Sequential | AccessPattern::Blocks => {
+            (Advice::Sequential, FileAdvice::Sequential)
+        }
         AccessPattern::Random => (Advice::Random, FileAdvice::Random),
     };
     let io = |e| Error::io(array.path(), e);
@@ -225,29 +245,42 @@ pub fn advise_for_order(array: &NpyArray, pattern: AccessPattern) -> Result<()> 
 /// # Errors
 /// The kernel rejects the advice.
 pub fn prefetch_rows(array: &NpyArray, rows: &[usize]) -> Result<()> {
-    let rb = array.row_bytes() as u64;
-    if rb == 0 || rows.is_empty() {
+    if array.row_bytes() == 0 || rows.is_empty() {
         return Ok(());
     }
     let mut sorted: Vec<usize> = rows.iter().copied().filter(|&r| r < array.len()).collect();
     sorted.sort_unstable();
-    let base = array.data_offset();
-    let io = |e| Error::io(array.path(), e);
     let mut run: Option<(usize, usize)> = None;
     for r in sorted {
         run = match run {
             Some((lo, hi)) if r <= hi + 1 => Some((lo, hi.max(r))),
             Some((lo, hi)) => {
-                willneed(array, base + lo as u64 * rb, (hi - lo + 1) as u64 * rb).map_err(io)?;
+                prefetch_row_range(array, lo..hi + 1)?;
                 Some((r, r))
             }
             None => Some((r, r)),
         };
     }
-    if let Some((lo, hi)) = run {
-        willneed(array, base + lo as u64 * rb, (hi - lo + 1) as u64 * rb).map_err(io)?;
+    match run {
+        Some((lo, hi)) => prefetch_row_range(array, lo..hi + 1),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Starts reading the contiguous rows `rows` of `array` (one request, e.g.
+/// a whole block of the block order as it is about to enter the window).
+/// The range is clamped to the array.
+///
+/// # Errors
+/// The kernel rejects the advice.
+pub fn prefetch_row_range(array: &NpyArray, rows: std::ops::Range<usize>) -> Result<()> {
+    let end = rows.end.min(array.len());
+    if rows.start >= end {
+        return Ok(());
+    }
+    let rb = array.row_bytes() as u64;
+    let offset = array.data_offset() + rows.start as u64 * rb;
+    willneed(array, offset, (end - rows.start) as u64 * rb).map_err(|e| Error::io(array.path(), e))
 }
 
 fn willneed(array: &NpyArray, offset: u64, len: u64) -> std::io::Result<()> {
@@ -302,7 +335,12 @@ impl std::fmt::Debug for PageBudget {
 impl PageBudget {
     /// A budget of `bytes` (0 drops every region as soon as a newer one is touched).
     pub fn new(bytes: u64) -> PageBudget {
-        PageBudget { budget: bytes, held: 0, page: sys::page_size() as u64, regions: VecDeque::new() }
+        PageBudget {
+            budget: bytes,
+            held: 0,
+            page: sys::page_size() as u64,
+            regions: VecDeque::new(),
+        }
     }
 
     /// The budget in bytes.
@@ -344,7 +382,11 @@ impl PageBudget {
             }
             _ => {
                 self.held += end - start;
-                self.regions.push_back(Region { array: array.clone(), start, end });
+                self.regions.push_back(Region {
+                    array: array.clone(),
+                    start,
+                    end,
+                });
             }
         }
         if self.held > self.budget {
@@ -388,11 +430,15 @@ impl PageBudget {
         while i < dropped.len() {
             let (start, mut end) = (dropped[i].start, dropped[i].end);
             let mut j = i + 1;
-            while j < dropped.len() && dropped[j].same_file(&dropped[i].array) && dropped[j].start <= end {
+            while j < dropped.len()
+                && dropped[j].same_file(&dropped[i].array)
+                && dropped[j].start <= end
+            {
                 end = end.max(dropped[j].end);
                 j += 1;
             }
-            drop_range(&dropped[i].array, start, end - start).map_err(|e| Error::io(dropped[i].array.path(), e))?;
+            drop_range(&dropped[i].array, start, end - start)
+                .map_err(|e| Error::io(dropped[i].array.path(), e))?;
             i = j;
         }
         Ok(())

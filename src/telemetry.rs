@@ -53,7 +53,10 @@ fn seconds<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::E
     s.serialize_f64(d.as_secs_f64())
 }
 
-fn residency_list<S: Serializer>(v: &[(String, f64)], s: S) -> std::result::Result<S::Ok, S::Error> {
+fn residency_list<S: Serializer>(
+    v: &[(String, f64)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     #[derive(Serialize)]
     struct Entry<'a> {
         file: &'a str,
@@ -61,7 +64,10 @@ fn residency_list<S: Serializer>(v: &[(String, f64)], s: S) -> std::result::Resu
     }
     let mut seq = s.serialize_seq(Some(v.len()))?;
     for (file, fraction) in v {
-        seq.serialize_element(&Entry { file, fraction: *fraction })?;
+        seq.serialize_element(&Entry {
+            file,
+            fraction: *fraction,
+        })?;
     }
     seq.end()
 }
@@ -93,14 +99,22 @@ fn percent(f: f64) -> String {
 impl fmt::Display for EpochTelemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let wall = self.wall.as_secs_f64();
-        writeln!(f, "samples            {} in {} batches", self.samples, self.batches)?;
+        writeln!(
+            f,
+            "samples            {} in {} batches",
+            self.samples, self.batches
+        )?;
         writeln!(
             f,
             "wall time          {wall:.3} s ({:.0} samples/s), first batch after {:.1} ms",
             self.throughput,
             self.time_to_first_batch.as_secs_f64() * 1e3
         )?;
-        let rate = if wall > 0.0 { self.bytes_read as f64 / wall / 1e6 } else { 0.0 };
+        let rate = if wall > 0.0 {
+            self.bytes_read as f64 / wall / 1e6
+        } else {
+            0.0
+        };
         writeln!(
             f,
             "read from storage  {} ({rate:.1} MB/s), {} major faults, {} through read()",
@@ -108,10 +122,24 @@ impl fmt::Display for EpochTelemetry {
             self.major_faults,
             human_bytes(self.rchar)
         )?;
-        write!(f, "peak anon memory   {}", human_bytes(self.peak_anon_bytes))?;
+        write!(
+            f,
+            "peak anon memory   {}",
+            human_bytes(self.peak_anon_bytes)
+        )?;
         for (name, before) in &self.residency_before {
-            let after = self.residency_after.iter().find(|(n, _)| n == name).map(|(_, a)| *a).unwrap_or(f64::NAN);
-            write!(f, "\nresident           {} -> {}  {name}", percent(*before), percent(after))?;
+            let after = self
+                .residency_after
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, a)| *a)
+                .unwrap_or(f64::NAN);
+            write!(
+                f,
+                "\nresident           {} -> {}  {name}",
+                percent(*before),
+                percent(after)
+            )?;
         }
         Ok(())
     }
@@ -130,7 +158,10 @@ impl ProcessIo {
     /// The current counters; zeros where `/proc/self/io` is missing or unreadable.
     pub fn now() -> ProcessIo {
         let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
-        ProcessIo { read_bytes: proc_field(&text, "read_bytes:"), rchar: proc_field(&text, "rchar:") }
+        ProcessIo {
+            read_bytes: proc_field(&text, "read_bytes:"),
+            rchar: proc_field(&text, "rchar:"),
+        }
     }
 }
 
@@ -155,7 +186,14 @@ fn proc_field(text: &str, key: &str) -> u64 {
 fn residencies(arrays: &[&NpyArray]) -> Vec<(String, f64)> {
     arrays
         .iter()
-        .map(|a| (a.name(), cache::residency_of(a).map(|r| r.fraction()).unwrap_or(f64::NAN)))
+        .map(|a| {
+            (
+                a.name(),
+                cache::residency_of(a)
+                    .map(|r| r.fraction())
+                    .unwrap_or(f64::NAN),
+            )
+        })
         .collect()
 }
 
@@ -238,7 +276,11 @@ impl TelemetryRecorder {
             samples: self.samples,
             batches: self.batches,
             wall,
-            throughput: if secs > 0.0 { self.samples as f64 / secs } else { 0.0 },
+            throughput: if secs > 0.0 {
+                self.samples as f64 / secs
+            } else {
+                0.0
+            },
             time_to_first_batch: self.first.unwrap_or(wall),
             bytes_read: io.read_bytes.saturating_sub(self.io.read_bytes),
             rchar: io.rchar.saturating_sub(self.io.rchar),

@@ -23,21 +23,27 @@ impl MemoryCgroup {
     pub fn create(limit: u64) -> Result<MemoryCgroup, String> {
         let name = format!("npyflow-bench-{}", std::process::id());
         let v1 = Path::new(V1_ROOT);
-        let v2_has_memory = std::fs::read_to_string(Path::new(V2_ROOT).join("cgroup.subtree_control"))
-            .map(|s| s.split_whitespace().any(|c| c == "memory"))
-            .unwrap_or(false);
+        let v2_has_memory =
+            std::fs::read_to_string(Path::new(V2_ROOT).join("cgroup.subtree_control"))
+                .map(|s| s.split_whitespace().any(|c| c == "memory"))
+                .unwrap_or(false);
         let (dir, limit_file) = if v1.join("memory.limit_in_bytes").exists() {
             (v1.join(&name), "memory.limit_in_bytes")
         } else if v2_has_memory {
             (Path::new(V2_ROOT).join(&name), "memory.max")
         } else {
-            return Err("no memory cgroup controller is available (neither v1 at /sys/fs/cgroup/memory \
+            return Err(
+                "no memory cgroup controller is available (neither v1 at /sys/fs/cgroup/memory \
                         nor v2 with +memory in /sys/fs/cgroup)"
-                .to_string());
+                    .to_string(),
+            );
         };
         std::fs::create_dir(&dir).map_err(|e| match e.kind() {
             io::ErrorKind::PermissionDenied => {
-                format!("cannot create memory cgroup {} (run as root to measure under a memory limit)", dir.display())
+                format!(
+                    "cannot create memory cgroup {} (run as root to measure under a memory limit)",
+                    dir.display()
+                )
             }
             _ => format!("cannot create memory cgroup {}: {e}", dir.display()),
         })?;

@@ -12,7 +12,7 @@ use ndarray::{ArrayViewD, IxDyn};
 
 use super::cast::{cast_into, copy_native};
 use super::dtype::{Dtype, ElemType};
-use super::header::{parse_header, Header, HeaderProblem};
+use super::header::{parse_header, Header, HeaderProblem, MAX_HEADER_BYTES};
 use crate::{sys, Error, ErrorKind, Real, Result};
 
 /// How array bytes are fetched from storage.
@@ -135,6 +135,13 @@ impl NpyArray {
         file_len: u64,
         options: OpenOptions,
     ) -> Result<NpyArray> {
+        if let Some(m) = &map {
+            // Before the first touch: with the kernel's default read-around,
+            // the fault that reads the header would pull up to `read_ahead_kb`
+            // (8 MiB here) of data into the cache just by opening the file.
+            // The iterator re-advises for its order.
+            let _ = m.advise(memmap2::Advice::Random);
+        }
         let header = {
             let head: Vec<u8>;
             let bytes: &[u8] = match &map {
@@ -144,7 +151,7 @@ impl NpyArray {
                 }
                 None => {
                     // Read the preamble, then as much header as it announces (bounded).
-                    let want = len.min(1 << 20) as usize;
+                    let want = len.min(MAX_HEADER_BYTES as u64) as usize;
                     let mut buf = vec![0u8; want];
                     let n = read_full_at(&file, &mut buf, base).map_err(|e| Error::io(&path, e))?;
                     buf.truncate(n);
@@ -181,10 +188,6 @@ impl NpyArray {
         }
         let row_len = header.shape.iter().skip(1).product::<usize>();
         let row_bytes = row_len * header.dtype.size();
-        if let Some(m) = &map {
-            // Random access only: the iterator re-advises for its order.
-            let _ = m.advise(memmap2::Advice::Random);
-        }
         Ok(NpyArray {
             inner: Arc::new(Inner {
                 path,

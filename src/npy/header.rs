@@ -18,6 +18,11 @@ pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// when reading untrusted files; we allow more for very high-rank shapes).
 const MAX_HEADER_LEN: usize = 1 << 20;
 
+/// The most bytes [`parse_header`] ever reads: the longest preamble (12
+/// bytes, versions 2 and 3) plus the longest header it accepts. A reader
+/// that fetches only a prefix of the file must fetch at least this much.
+pub(crate) const MAX_HEADER_BYTES: usize = 12 + MAX_HEADER_LEN;
+
 /// What the header of a `.npy` file says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {

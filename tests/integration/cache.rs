@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use npyflow::bench::{self, AdviceMode, BenchConfig, BenchOrder, CacheState, Cell, MemoryMode};
 use npyflow::npy::{write_npy, ElemType};
 use npyflow::{
-    advise_for_order, evict_array, evict_file, file_residency, prefetch_rows, residency_of, warm_file, AccessPattern,
-    NpyArray, PageBudget, TelemetryRecorder,
+    advise_for_order, evict_array, evict_file, file_residency, prefetch_row_range, prefetch_rows,
+    residency_of, warm_file, AccessPattern, NpyArray, PageBudget, TelemetryRecorder,
 };
 
 fn tempdir() -> tempfile::TempDir {
@@ -51,7 +51,8 @@ fn fs_type(path: &Path) -> String {
 /// Eviction is a no-op on memory-backed filesystems: their pages are the file.
 fn eviction_meaningless(path: &Path) -> Option<String> {
     let ty = fs_type(path);
-    matches!(ty.as_str(), "tmpfs" | "ramfs" | "devtmpfs").then(|| format!("{} is on {ty}", path.display()))
+    matches!(ty.as_str(), "tmpfs" | "ramfs" | "devtmpfs")
+        .then(|| format!("{} is on {ty}", path.display()))
 }
 
 fn read_all(x: &NpyArray) {
@@ -67,7 +68,11 @@ fn residency_rises_when_read_and_drops_after_eviction() {
     let path = write_rows(dir.path(), "r.npy", 256, 32 << 10);
     warm_file(&path).unwrap();
     let warm = file_residency(&path).unwrap();
-    assert!(warm.pages >= (8 << 20) / warm.page_size, "{} pages", warm.pages);
+    assert!(
+        warm.pages >= (8 << 20) / warm.page_size,
+        "{} pages",
+        warm.pages
+    );
     assert!(warm.fraction() > 0.0);
     if let Some(why) = eviction_meaningless(&path) {
         eprintln!("skipping the eviction half: {why}");
@@ -75,15 +80,28 @@ fn residency_rises_when_read_and_drops_after_eviction() {
     }
     evict_file(&path).unwrap();
     let cold = file_residency(&path).unwrap();
-    assert!(cold.resident < warm.resident, "evict: {} -> {} resident pages", warm.resident, cold.resident);
+    assert!(
+        cold.resident < warm.resident,
+        "evict: {} -> {} resident pages",
+        warm.resident,
+        cold.resident
+    );
 
     // Through an open map: reading faults pages in, evict_array drops them
     // although this process maps them.
     let x = NpyArray::open(&path).unwrap();
     read_all(&x);
     let read = residency_of(&x).unwrap();
-    assert_eq!(read.pages, x.data_len().div_ceil(read.page_size) + usize::from(x.data_offset() % read.page_size as u64 != 0));
-    assert!(read.fraction() > 0.9, "after reading every row: {}", read.fraction());
+    assert_eq!(
+        read.pages,
+        x.data_len().div_ceil(read.page_size)
+            + usize::from(x.data_offset() % read.page_size as u64 != 0)
+    );
+    assert!(
+        read.fraction() > 0.9,
+        "after reading every row: {}",
+        read.fraction()
+    );
     evict_array(&x).unwrap();
     assert!(residency_of(&x).unwrap().resident < read.resident);
 }
@@ -103,7 +121,11 @@ fn prefetch_brings_rows_in_and_every_pattern_is_accepted() {
     let dir = tempdir();
     let path = write_rows(dir.path(), "p.npy", 512, 4096);
     let x = NpyArray::open(&path).unwrap();
-    for p in [AccessPattern::Sequential, AccessPattern::Blocks, AccessPattern::Random] {
+    for p in [
+        AccessPattern::Sequential,
+        AccessPattern::Blocks,
+        AccessPattern::Random,
+    ] {
         advise_for_order(&x, p).unwrap();
     }
     if let Some(why) = eviction_meaningless(&path) {
@@ -115,14 +137,20 @@ fn prefetch_brings_rows_in_and_every_pattern_is_accepted() {
     // Adjacent rows coalesce into one request; out-of-range rows are ignored.
     let rows = [300, 10, 11, 12, 13, 200, 9999];
     prefetch_rows(&x, &rows).unwrap();
+    // A block of rows in one request; a range past the end is clamped.
+    prefetch_row_range(&x, 400..404).unwrap();
+    prefetch_row_range(&x, 510..9999).unwrap();
     // WILLNEED only starts the reads; give them time to land.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut now = residency_of(&x).unwrap().resident;
-    while now < before + 6 && Instant::now() < deadline {
+    while now < before + 11 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
         now = residency_of(&x).unwrap().resident;
     }
-    assert!(now >= before + 6, "prefetching 6 rows of one page: {before} -> {now} resident pages");
+    assert!(
+        now >= before + 11,
+        "prefetching 12 rows of one page: {before} -> {now} resident pages"
+    );
 }
 
 #[test]
@@ -153,13 +181,20 @@ fn page_budget_keeps_residency_under_the_budget() {
         for (k, &i) in rows.iter().enumerate() {
             x.read_row_raw(i, &mut row).unwrap();
             pb.touch_rows(&x, &[i]).unwrap();
-            assert!(pb.resident_bytes() <= budget + slack, "{order:?}: held {}", pb.resident_bytes());
+            assert!(
+                pb.resident_bytes() <= budget + slack,
+                "{order:?}: held {}",
+                pb.resident_bytes()
+            );
             if k % 64 == 0 {
                 worst = worst.max(residency_of(&x).unwrap().resident_bytes());
             }
         }
         worst = worst.max(residency_of(&x).unwrap().resident_bytes());
-        assert!(worst <= budget + slack, "{order:?}: residency reached {worst} bytes with a {budget}-byte budget");
+        assert!(
+            worst <= budget + slack,
+            "{order:?}: residency reached {worst} bytes with a {budget}-byte budget"
+        );
         // The file is 16x the budget, so the budget really dropped pages.
         assert!(worst > 0);
         pb.release_all().unwrap();
@@ -192,11 +227,22 @@ fn telemetry_sees_a_cold_epoch() {
     assert!(t.time_to_first_batch <= t.wall);
     let name = x.name();
     assert_eq!(t.residency_before[0].0, name);
-    assert!(t.residency_before[0].1 < 0.5, "before: {:?}", t.residency_before);
-    assert!(t.residency_after[0].1 > 0.9, "after: {:?}", t.residency_after);
+    assert!(
+        t.residency_before[0].1 < 0.5,
+        "before: {:?}",
+        t.residency_before
+    );
+    assert!(
+        t.residency_after[0].1 > 0.9,
+        "after: {:?}",
+        t.residency_after
+    );
     let exposed = Path::new("/proc/self/io").exists();
     if exposed {
-        assert!(t.bytes_read > 0 || t.major_faults > 0, "a cold read of 8 MiB shows no I/O: {t}");
+        assert!(
+            t.bytes_read > 0 || t.major_faults > 0,
+            "a cold read of 8 MiB shows no I/O: {t}"
+        );
     } else {
         eprintln!("no /proc/self/io: only fault counts checked");
     }
@@ -243,30 +289,18 @@ fn a_bench_cell_runs_a_whole_epoch_and_reports_it() {
     assert_eq!(r.epoch_fraction, 1.0);
     assert!(r.images_per_s > 0.0 && r.skipped.is_none());
     assert_eq!(r.label(), "blocks/cold/matched/unlimited");
-    let table = bench::table(&[r.clone()]);
-    assert!(table.lines().nth(1).unwrap().starts_with("blocks"), "{table}");
+    let table = bench::table(std::slice::from_ref(&r));
+    assert!(
+        table.lines().nth(1).unwrap().starts_with("blocks"),
+        "{table}"
+    );
     let csv = dir.path().join("rows.csv");
     bench::write_csv(&[r], &csv).unwrap();
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 2);
-    assert_eq!(text.lines().nth(1).unwrap().split(',').count(), text.lines().next().unwrap().split(',').count());
+    assert_eq!(
+        text.lines().nth(1).unwrap().split(',').count(),
+        text.lines().next().unwrap().split(',').count()
+    );
     assert_eq!(config.cells().len(), 12);
-}
-
-#[test]
-fn zz_debug_cold_cell() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/npyflow-bench/images-32x32x3-682.npy");
-    evict_file(&path).unwrap();
-    eprintln!("after evict: {:?}", file_residency(&path).unwrap().fraction());
-    let x = NpyArray::open(&path).unwrap();
-    eprintln!("after open: {:?}", residency_of(&x).unwrap().fraction());
-    let rec = TelemetryRecorder::start(&[&x]);
-    read_all(&x);
-    let t = rec.finish(&[&x]);
-    eprintln!("{t}");
-    let config = BenchConfig::for_file(1 << 21);
-    for adv in [AdviceMode::Kernel, AdviceMode::Matched] {
-    let cell = Cell { order: BenchOrder::Shuffle, cache: CacheState::Cold, advice: adv, memory: MemoryMode::Unlimited };
-    eprintln!("{:?}", bench::run_cell(&path, cell, &config).unwrap());
-    }
 }
