@@ -205,8 +205,8 @@ pub enum AccessPattern {
     /// than the file (numpy #13172).
     Random,
     /// Contiguous blocks visited in random order (the page-aware block
-    /// shuffle): forward read-ahead from each fault, as each block is read
-    /// whole before it leaves the active window.
+    /// shuffle): no read-ahead on faults; the iterator prefetches whole
+    /// blocks a window ahead instead.
     Blocks,
 }
 
@@ -220,14 +220,14 @@ pub enum AccessPattern {
 /// # Errors
 /// The kernel rejects the advice (never for a valid open array on Linux).
 pub fn advise_for_order(array: &NpyArray, pattern: AccessPattern) -> Result<()> {
-    // Forward-only read-ahead for block orders too: MADV_NORMAL's
-    // read-around also reads *behind* a fault, re-reading pages a budget
-    // has just dropped.
+    // Sequential: forward-only read-ahead (MADV_NORMAL's read-around also
+    // reads *behind* a fault, re-reading pages a budget has just dropped).
+    // Blocks: no read-ahead at all on faults — the iterator asks for whole
+    // blocks a window ahead itself, and fault read-ahead (`read_ahead_kb`,
+    // 8 MiB on some disks) on top of that thrashes a small memory cap.
     let (map_advice, file_advice) = match pattern {
-        AccessPattern::Sequential | AccessPattern::Blocks => {
-            (Advice::Sequential, FileAdvice::Sequential)
-        }
-        AccessPattern::Random => (Advice::Random, FileAdvice::Random),
+        AccessPattern::Sequential => (Advice::Sequential, FileAdvice::Sequential),
+        AccessPattern::Random | AccessPattern::Blocks => (Advice::Random, FileAdvice::Random),
     };
     let io = |e| Error::io(array.path(), e);
     if let Some(m) = array.map() {

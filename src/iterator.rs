@@ -363,6 +363,7 @@ impl IteratorBuilder {
                 .cache_budget
                 .map(|b| std::sync::Mutex::new(PageBudget::new(b))),
             hints: std::sync::atomic::AtomicBool::new(true),
+            windows: std::sync::Mutex::new(None),
         });
         let batch = ctx.new_batch();
         Ok(NumpyArrayIterator {

@@ -131,22 +131,46 @@ pub fn global_plan(order: Order, n: usize, seed: u64, epoch: u64) -> Vec<usize> 
         Order::Shuffle => SampleRng::new(seed, Stream::Permutation, epoch, 0).shuffle(&mut idx),
         Order::Blocks { block_rows, window } => {
             let block_rows = block_rows.max(1);
-            let window = window.max(1);
-            let blocks = n.div_ceil(block_rows);
-            let mut block_order: Vec<usize> = (0..blocks).collect();
-            SampleRng::new(seed, Stream::Blocks, epoch, 0).shuffle(&mut block_order);
             idx.clear();
-            for (w, group) in block_order.chunks(window).enumerate() {
-                let start = idx.len();
-                for &b in group {
+            for (w, win) in block_windows(n, block_rows, window, seed, epoch).iter().enumerate() {
+                for &b in &win.blocks {
                     idx.extend(b * block_rows..((b + 1) * block_rows).min(n));
                 }
                 SampleRng::new(seed, Stream::Permutation, epoch, w as u64 + 1)
-                    .shuffle(&mut idx[start..]);
+                    .shuffle(&mut idx[win.start..win.end]);
             }
         }
     }
     idx
+}
+
+/// One window of the block order: the blocks read together and the
+/// positions `[start, end)` of the global plan their rows occupy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub blocks: Vec<usize>,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The windows of [`Order::Blocks`] for `epoch`, in plan order. Cheap
+/// (one entry per block), so the pipeline can recompute it to prefetch
+/// whole blocks a window ahead of the reader.
+pub(crate) fn block_windows(n: usize, block_rows: usize, window: usize, seed: u64, epoch: u64) -> Vec<Window> {
+    let block_rows = block_rows.max(1);
+    let blocks = n.div_ceil(block_rows);
+    let mut block_order: Vec<usize> = (0..blocks).collect();
+    SampleRng::new(seed, Stream::Blocks, epoch, 0).shuffle(&mut block_order);
+    let mut pos = 0;
+    block_order
+        .chunks(window.max(1))
+        .map(|group| {
+            let rows: usize = group.iter().map(|&b| ((b + 1) * block_rows).min(n) - b * block_rows).sum();
+            let w = Window { blocks: group.to_vec(), start: pos, end: pos + rows };
+            pos += rows;
+            w
+        })
+        .collect()
 }
 
 /// This shard's plan for `epoch`: its slice of the global plan.

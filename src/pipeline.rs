@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use crate::batch::{typed_mut, Batch, Images};
-use crate::cache::{prefetch_rows, PageBudget};
+use crate::cache::{prefetch_row_range, prefetch_rows, PageBudget};
 use crate::generator::{ImageDataGenerator, Scratch};
 use crate::npy::NpyArray;
-use crate::order::{epoch_plan, num_batches, Order, Shard};
+use crate::order::{block_windows, epoch_plan, num_batches, Order, Shard, Window};
 use crate::rng::{SampleRng, Stream};
 use crate::save::SaveConfig;
 use crate::{ImageShape, OutputDtype, Real, Result};
@@ -47,6 +47,8 @@ pub(crate) struct Context {
     /// (`WILLNEED`): on for data not fully cached, off once it is, so warm
     /// epochs pay no syscalls.
     pub hints: AtomicBool,
+    /// The block order's windows of one epoch, for whole-block prefetch.
+    pub windows: Mutex<Option<(u64, Arc<Vec<Window>>)>>,
 }
 
 impl Context {
@@ -103,8 +105,12 @@ impl Context {
             rows.sort_unstable();
         }
         if self.hints.load(Ordering::Relaxed) {
-            // Many reads in flight, in file order, before the gather faults on them one by one.
-            prefetch_rows(&self.x, &rows)?;
+            if let Order::Blocks { block_rows, window } = self.order {
+                self.prefetch_windows(epoch, start, end, block_rows, window)?;
+            } else {
+                // Many reads in flight, in file order, before the gather faults on them one by one.
+                prefetch_rows(&self.x, &rows)?;
+            }
         }
         batch.len = idx.len();
         batch.epoch = epoch;
@@ -140,9 +146,54 @@ impl Context {
         Ok(())
     }
 
+    /// Block order: when a batch enters a new window of blocks, ask the
+    /// kernel for every block of the *next* window as whole contiguous
+    /// ranges (at the start of an epoch, for the first two windows). Reads
+    /// stay large and mostly sequential, a window ahead of the gather,
+    /// instead of one small request per row.
+    fn prefetch_windows(&self, epoch: u64, start: usize, end: usize, block_rows: usize, window: usize) -> Result<()> {
+        let windows = {
+            let mut cache = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.as_ref().map(|c| c.0) != Some(epoch) {
+                *cache = Some((epoch, Arc::new(block_windows(self.n, block_rows, window, self.seed, epoch))));
+            }
+            Arc::clone(&cache.as_ref().expect("set above").1)
+        };
+        // This batch's positions in the global plan (a shard takes a slice of it).
+        let offset = self.shard.range(self.n).0;
+        let (first, last) = (offset + start, offset + end);
+        if first >= last {
+            return Ok(());
+        }
+        let find = |pos: usize| windows.partition_point(|w| w.end <= pos);
+        let (w_first, w_last) = (find(first), find(last - 1));
+        // Each window that begins inside this batch triggers the next one;
+        // the first batch of an epoch also fetches the window it is in.
+        let mut targets: Vec<usize> = Vec::new();
+        if start == 0 {
+            targets.extend([w_first, w_first + 1]);
+        }
+        for (e, win) in windows.iter().enumerate().take(w_last + 1).skip(w_first) {
+            if win.start >= first {
+                targets.push(e + 1);
+            }
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        for win in targets.iter().filter_map(|&t| windows.get(t)) {
+            for &b in &win.blocks {
+                let lo = self.base + b * block_rows;
+                let hi = self.base + ((b + 1) * block_rows).min(self.n);
+                prefetch_row_range(&self.x, lo..hi)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Asks the kernel to start reading batch `index` of `plan` (lookahead).
     pub fn hint(&self, index: usize, plan: &[usize]) -> Result<()> {
-        if !self.hints.load(Ordering::Relaxed) {
+        // The block order prefetches whole windows in `assemble` instead.
+        if !self.hints.load(Ordering::Relaxed) || matches!(self.order, Order::Blocks { .. }) {
             return Ok(());
         }
         let start = (index * self.batch_size).min(plan.len());

@@ -201,14 +201,26 @@ fn an_epoch_larger_than_the_memory_cap_delivers_every_sample() {
         "echo $$ > {}/cgroup.procs && exec \"$0\" --exact memcap::an_epoch_larger_than_the_memory_cap_delivers_every_sample --nocapture --test-threads 1",
         cg.display()
     );
-    let out = Command::new("sh")
+    let mut child = Command::new("sh")
         .arg("-c")
         .arg(script)
         .arg(&exe)
         .env(CHILD_ENV, &path)
         .env("NPYFLOW_MEMCAP_LIMIT", cap.to_string())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // A thrashing loader would otherwise hang CI: give the child a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
     let failcnt = std::fs::read_to_string(cg.join("memory.failcnt")).unwrap_or_default();
     let max_usage =
         std::fs::read_to_string(cg.join("memory.max_usage_in_bytes")).unwrap_or_default();
