@@ -132,7 +132,10 @@ pub fn global_plan(order: Order, n: usize, seed: u64, epoch: u64) -> Vec<usize> 
         Order::Blocks { block_rows, window } => {
             let block_rows = block_rows.max(1);
             idx.clear();
-            for (w, win) in block_windows(n, block_rows, window, seed, epoch).iter().enumerate() {
+            for (w, win) in block_windows(n, block_rows, window, seed, epoch)
+                .iter()
+                .enumerate()
+            {
                 for &b in &win.blocks {
                     idx.extend(b * block_rows..((b + 1) * block_rows).min(n));
                 }
@@ -156,7 +159,13 @@ pub(crate) struct Window {
 /// The windows of [`Order::Blocks`] for `epoch`, in plan order. Cheap
 /// (one entry per block), so the pipeline can recompute it to prefetch
 /// whole blocks a window ahead of the reader.
-pub(crate) fn block_windows(n: usize, block_rows: usize, window: usize, seed: u64, epoch: u64) -> Vec<Window> {
+pub(crate) fn block_windows(
+    n: usize,
+    block_rows: usize,
+    window: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<Window> {
     let block_rows = block_rows.max(1);
     let blocks = n.div_ceil(block_rows);
     let mut block_order: Vec<usize> = (0..blocks).collect();
@@ -165,8 +174,15 @@ pub(crate) fn block_windows(n: usize, block_rows: usize, window: usize, seed: u6
     block_order
         .chunks(window.max(1))
         .map(|group| {
-            let rows: usize = group.iter().map(|&b| ((b + 1) * block_rows).min(n) - b * block_rows).sum();
-            let w = Window { blocks: group.to_vec(), start: pos, end: pos + rows };
+            let rows: usize = group
+                .iter()
+                .map(|&b| ((b + 1) * block_rows).min(n) - b * block_rows)
+                .sum();
+            let w = Window {
+                blocks: group.to_vec(),
+                start: pos,
+                end: pos + rows,
+            };
             pos += rows;
             w
         })

@@ -151,11 +151,21 @@ impl Context {
     /// ranges (at the start of an epoch, for the first two windows). Reads
     /// stay large and mostly sequential, a window ahead of the gather,
     /// instead of one small request per row.
-    fn prefetch_windows(&self, epoch: u64, start: usize, end: usize, block_rows: usize, window: usize) -> Result<()> {
+    fn prefetch_windows(
+        &self,
+        epoch: u64,
+        start: usize,
+        end: usize,
+        block_rows: usize,
+        window: usize,
+    ) -> Result<()> {
         let windows = {
             let mut cache = self.windows.lock().unwrap_or_else(|e| e.into_inner());
             if cache.as_ref().map(|c| c.0) != Some(epoch) {
-                *cache = Some((epoch, Arc::new(block_windows(self.n, block_rows, window, self.seed, epoch))));
+                *cache = Some((
+                    epoch,
+                    Arc::new(block_windows(self.n, block_rows, window, self.seed, epoch)),
+                ));
             }
             Arc::clone(&cache.as_ref().expect("set above").1)
         };
