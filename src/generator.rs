@@ -12,12 +12,12 @@ pub use config::{GeneratorOptions, ShiftRange, ZoomRange};
 pub use preprocess::{ImageMut, PreprocessingFunction};
 
 use crate::augment::{
-    affine_transform, apply_brightness_shift, apply_channel_shift, check_len, flip_horizontal,
-    flip_vertical, keras_affine, FillMode, ResampleScratch, TransformParams, TransformRanges,
+    apply_brightness_shift, apply_channel_shift, check_len, flip_horizontal, flip_vertical,
+    keras_affine, FillMode, ResampleScratch, TransformParams, TransformRanges,
 };
 use crate::layout::ImageShape;
 use crate::rng::SampleRng;
-use crate::standardize::standardize_with_scratch;
+use crate::standardize::{rescale_factor, standardize_with_scratch, Steps};
 use crate::statistics::Statistics;
 use crate::{Real, Result};
 
@@ -67,9 +67,12 @@ impl Default for ImageDataGenerator {
     }
 }
 
+/// Fills a sample's buffer (see [`ImageDataGenerator::process_sample_from`]).
+pub(crate) type Read<'a, T> = &'a mut dyn FnMut(&mut [T]) -> Result<()>;
+
 /// Reusable per-thread memory for [`ImageDataGenerator::process_sample`] and
-/// [`ImageDataGenerator::apply_transform`]: the resampling output, the
-/// resampler's own buffers and the ZCA product. They grow to the largest
+/// [`ImageDataGenerator::apply_transform`]: the image the resampler reads or
+/// writes beside the sample, the resampler's own buffers and the ZCA product. They grow to the largest
 /// image seen and are then reused, so the steady state allocates nothing per
 /// sample.
 #[derive(Debug, Default)]
@@ -194,9 +197,27 @@ impl ImageDataGenerator {
         params: &TransformParams,
         scratch: &mut Scratch<T>,
     ) -> Result<()> {
+        self.transform_sample(image, shape, params, scratch, None, None)
+            .map(|_| ())
+    }
+
+    /// [`ImageDataGenerator::apply_transform`], with `rescale` (if any) folded
+    /// into the resampler's writes when it can be: returns whether it was, in
+    /// which case the caller must not rescale again. Only for a caller that
+    /// rescales right after (see [`ImageDataGenerator::fusable_rescale`]).
+    fn transform_sample<T: Real>(
+        &self,
+        image: &mut [T],
+        shape: ImageShape,
+        params: &TransformParams,
+        scratch: &mut Scratch<T>,
+        rescale: Option<f64>,
+        read: Option<Read<'_, T>>,
+    ) -> Result<bool> {
         // Checked up front so that no step sees a buffer of the wrong size.
         check_len(image.len(), shape)?;
         let p = params;
+        let (mut flipped, mut scaled) = (false, false);
         if let Some(m) = keras_affine(
             p.theta,
             p.tx,
@@ -207,38 +228,80 @@ impl ImageDataGenerator {
             shape.height,
             shape.width,
         ) {
-            let out = &mut scratch.resampled;
-            // Every output value is written by the resampler, so the buffer
-            // only needs the right length, not zeroing per sample.
-            if out.len() != image.len() {
-                out.clear();
-                out.resize(image.len(), T::zero());
+            let buf = &mut scratch.resampled;
+            // Every value is written by the resampler (or by `read`), so the
+            // buffer only needs the right length, not zeroing per sample.
+            if buf.len() != image.len() {
+                buf.clear();
+                buf.resize(image.len(), T::zero());
             }
-            affine_transform(
-                image,
-                out,
+            // Resampling needs the source and the result apart: a sample still
+            // to be read goes to the scratch buffer and is resampled into
+            // `image`; one already in `image` is resampled into the scratch
+            // buffer and copied back.
+            let reading = read.is_some();
+            let (src, dst) = match read {
+                Some(read) => {
+                    read(buf)?;
+                    (&buf[..], &mut image[..])
+                }
+                None => (&image[..], &mut buf[..]),
+            };
+            // Keras flips after the channel shift, but a flip only moves values
+            // and the shift only changes them (by a whole-image rule), so the
+            // two commute and the flips can ride on the resampler's writes.
+            (flipped, scaled) = scratch.resample.transform(
+                src,
+                dst,
                 shape,
                 &m,
                 self.options.interpolation_order,
                 self.fill_mode,
                 self.options.cval,
-                &mut scratch.resample,
+                [p.flip_vertical, p.flip_horizontal],
+                rescale,
             );
-            image.copy_from_slice(out);
+            if !reading {
+                image.copy_from_slice(buf);
+            }
+        } else if let Some(read) = read {
+            read(image)?;
         }
         if let Some(intensity) = p.channel_shift_intensity {
             apply_channel_shift(image, intensity);
         }
-        if p.flip_horizontal {
+        if p.flip_horizontal && !flipped {
             flip_horizontal(image, shape)?;
         }
-        if p.flip_vertical {
+        if p.flip_vertical && !flipped {
             flip_vertical(image, shape)?;
         }
         if let Some(b) = p.brightness {
             apply_brightness_shift(image, shape, b, self.options.brightness_mode)?;
         }
-        Ok(())
+        Ok(rescale.is_some() && scaled)
+    }
+
+    /// `rescale`, when it is the whole of `standardize` and nothing runs
+    /// between the resampling and it for a sample drawn with `params`: no
+    /// preprocessing function, no channel shift or brightness, no sample- or
+    /// featurewise step, no ZCA. Multiplying each value as it is written is
+    /// then the same arithmetic as the separate pass (`f32(v) · f32(rescale)`).
+    fn fusable_rescale(&self, params: &TransformParams) -> Option<f64> {
+        let steps = Steps::from_options(&self.options);
+        let other = steps.samplewise_center
+            || steps.samplewise_std
+            || steps.featurewise_center
+            || steps.featurewise_std
+            || steps.zca;
+        let between = self.preprocessing_function.is_some()
+            || params.channel_shift_intensity.is_some()
+            || params.brightness.is_some();
+        if other || between {
+            None
+        } else {
+            rescale_factor(&self.options)
+        }
     }
 
     /// [`ImageDataGenerator::apply_transform`] with parameters from
@@ -298,7 +361,157 @@ impl ImageDataGenerator {
         rng: &mut SampleRng,
         scratch: &mut Scratch<T>,
     ) -> Result<()> {
-        self.random_transform(sample, shape, rng, scratch)?;
+        self.process(sample, shape, rng, scratch, None)
+    }
+
+    /// [`ImageDataGenerator::process_sample`] on a sample not read yet:
+    /// `read` fills a buffer of `shape.len()` elements with it (say
+    /// [`NpyArray::read_sample_into`](crate::NpyArray::read_sample_into)).
+    /// The result is the same, bit for bit, but when the sample is resampled
+    /// it is read into the scratch buffer and resampled straight into
+    /// `sample`, which saves copying the image once.
+    ///
+    /// # Errors
+    /// As [`ImageDataGenerator::process_sample`], and `read`'s.
+    // The pipeline's gather.
+    pub(crate) fn process_sample_from<T: Real>(
+        &self,
+        sample: &mut [T],
+        shape: ImageShape,
+        rng: &mut SampleRng,
+        scratch: &mut Scratch<T>,
+        read: Read<'_, T>,
+    ) -> Result<()> {
+        self.process(sample, shape, rng, scratch, Some(read))
+    }
+
+    fn process<T: Real>(
+        &self,
+        sample: &mut [T],
+        shape: ImageShape,
+        rng: &mut SampleRng,
+        scratch: &mut Scratch<T>,
+        read: Option<Read<'_, T>>,
+    ) -> Result<()> {
+        let params = self.get_random_transform(shape, rng);
+        let rescale = self.fusable_rescale(&params);
+        if self.transform_sample(sample, shape, &params, scratch, rescale, read)? {
+            // The rescale was the whole of `standardize`, and it is done.
+            return Ok(());
+        }
         self.standardize_into(sample, shape, &mut scratch.zca)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Stream;
+    use crate::{ShiftRange, ZoomRange};
+
+    /// Without resampling, reading through the generator is the same too.
+    #[test]
+    fn reading_through_the_generator_without_resampling() {
+        let generator = ImageDataGenerator::new(GeneratorOptions {
+            horizontal_flip: true,
+            rescale: Some(0.5),
+            ..GeneratorOptions::default()
+        })
+        .unwrap();
+        let shape = ImageShape::hwc(3, 4, 3);
+        let image: Vec<f64> = (0..shape.len()).map(|i| i as f64).collect();
+        let mut scratch = Scratch::default();
+        for index in 0..8 {
+            let rng = || SampleRng::new(1, Stream::Augment, 0, index);
+            let mut a = image.clone();
+            generator
+                .process_sample(&mut a, shape, &mut rng(), &mut scratch)
+                .unwrap();
+            let mut b = vec![f64::NAN; image.len()];
+            let mut read = |buf: &mut [f64]| {
+                buf.copy_from_slice(&image);
+                Ok(())
+            };
+            generator
+                .process_sample_from(&mut b, shape, &mut rng(), &mut scratch, &mut read)
+                .unwrap();
+            assert_eq!(a, b);
+        }
+    }
+
+    /// Folding `rescale` (and the flips) into the resampler gives, to the
+    /// bit, what the separate passes give, in every layout and order.
+    #[test]
+    fn fused_rescale_and_flips_equal_the_separate_passes() {
+        for (order, fill) in [(1, "nearest"), (1, "constant"), (0, "reflect"), (3, "wrap")] {
+            let generator = ImageDataGenerator::new(GeneratorOptions {
+                rotation_range: 20.0,
+                width_shift_range: ShiftRange::Float(0.1),
+                height_shift_range: ShiftRange::Float(0.1),
+                shear_range: 10.0,
+                zoom_range: ZoomRange::Scalar(0.1),
+                horizontal_flip: true,
+                vertical_flip: true,
+                rescale: Some(1.0 / 255.0),
+                interpolation_order: order,
+                fill_mode: fill.into(),
+                ..GeneratorOptions::default()
+            })
+            .unwrap();
+            for shape in [
+                ImageShape::hwc(12, 9, 3),
+                ImageShape::hwc(7, 8, 1),
+                ImageShape::chw(3, 6, 5),
+            ] {
+                let image: Vec<f32> = (0..shape.len()).map(|i| ((i * 37) % 256) as f32).collect();
+                let mut scratch = Scratch::default();
+                for index in 0..24 {
+                    let rng = || SampleRng::new(5, Stream::Augment, 0, index);
+                    let mut fused = image.clone();
+                    generator
+                        .process_sample(&mut fused, shape, &mut rng(), &mut scratch)
+                        .unwrap();
+                    let mut separate = image.clone();
+                    let params = generator.get_random_transform(shape, &mut rng());
+                    let m = keras_affine(
+                        params.theta,
+                        params.tx,
+                        params.ty,
+                        params.shear,
+                        params.zx,
+                        params.zy,
+                        shape.height,
+                        shape.width,
+                    );
+                    if let Some(m) = m {
+                        let mut out = vec![0.0; separate.len()];
+                        crate::affine_transform(
+                            &separate,
+                            &mut out,
+                            shape,
+                            &m,
+                            order,
+                            generator.fill_mode(),
+                            0.0,
+                            &mut ResampleScratch::default(),
+                        );
+                        separate = out;
+                    }
+                    if params.flip_horizontal {
+                        flip_horizontal(&mut separate, shape).unwrap();
+                    }
+                    if params.flip_vertical {
+                        flip_vertical(&mut separate, shape).unwrap();
+                    }
+                    generator.standardize(&mut separate, shape).unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&fused),
+                        bits(&separate),
+                        "{fill} {order} {shape:?} {index}"
+                    );
+                }
+            }
+        }
     }
 }

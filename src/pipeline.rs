@@ -224,11 +224,17 @@ impl Context {
         let images = &mut images[..idx.len() * sl];
         let one = |img: &mut [T], j: usize| -> Result<()> {
             let row = self.base + j;
-            self.x.read_sample_into(row, img)?;
             let mut rng = SampleRng::new(self.seed, Stream::Augment, epoch, row as u64);
+            // The generator reads the row itself, straight into its scratch
+            // when the sample is resampled (one image copy fewer).
             T::with_scratch(|scratch| {
-                self.generator
-                    .process_sample(img, self.shape, &mut rng, scratch)
+                self.generator.process_sample_from(
+                    img,
+                    self.shape,
+                    &mut rng,
+                    scratch,
+                    &mut |buf: &mut [T]| self.x.read_sample_into(row, buf),
+                )
             })
         };
         if threads <= 1 || idx.len() <= 1 || sl == 0 {

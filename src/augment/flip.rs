@@ -13,21 +13,38 @@ pub fn flip_horizontal<T: Copy>(image: &mut [T], shape: ImageShape) -> Result<()
     if shape.is_empty() {
         return Ok(());
     }
-    match shape.format {
-        DataFormat::ChannelsLast => {
-            let c = shape.channels;
+    match (shape.format, shape.channels) {
+        (DataFormat::ChannelsFirst, _) | (_, 1) => {
+            image.chunks_exact_mut(shape.width).for_each(<[T]>::reverse)
+        }
+        (_, 3) => swap_pixels::<T, 3>(image, shape.width),
+        (_, 4) => swap_pixels::<T, 4>(image, shape.width),
+        (_, c) => {
             for row in image.chunks_exact_mut(shape.width * c) {
                 // Reversing the row reverses the channels of each pixel too;
                 // reversing every pixel back restores their order.
                 row.reverse();
-                if c > 1 {
-                    row.chunks_exact_mut(c).for_each(<[T]>::reverse);
-                }
+                row.chunks_exact_mut(c).for_each(<[T]>::reverse);
             }
         }
-        DataFormat::ChannelsFirst => image.chunks_exact_mut(shape.width).for_each(<[T]>::reverse),
     }
     Ok(())
+}
+
+/// Mirrors every row of `w` pixels of `C` channels by swapping pixel `j`
+/// with pixel `w - 1 - j` as fixed-size arrays (one pass, no per-element
+/// reversal of the channels).
+fn swap_pixels<T: Copy, const C: usize>(image: &mut [T], w: usize) {
+    for row in image.chunks_exact_mut(w * C) {
+        let (left, right) = row.split_at_mut(w / 2 * C);
+        // An odd row keeps its middle pixel, the first of `right`.
+        let right = &mut right[w % 2 * C..];
+        for (a, b) in left.chunks_exact_mut(C).zip(right.rchunks_exact_mut(C)) {
+            let a: &mut [T; C] = a.try_into().expect("C elements");
+            let b: &mut [T; C] = b.try_into().expect("C elements");
+            std::mem::swap(a, b);
+        }
+    }
 }
 
 /// Reverses the rows of one image (Keras' `flip_vertical`).
@@ -79,6 +96,10 @@ mod tests {
             ImageShape::hwc(3, 4, 2),
             ImageShape::chw(2, 3, 4),
             ImageShape::hwc(5, 1, 3),
+            ImageShape::hwc(2, 5, 3),
+            ImageShape::hwc(3, 6, 3),
+            ImageShape::hwc(2, 7, 4),
+            ImageShape::hwc(4, 3, 1),
         ] {
             let x = image(shape);
             let (mut h, mut v) = (x.clone(), x.clone());

@@ -8,9 +8,11 @@
 //! This file holds the public surface and [`general_pixel`], scipy's rules in
 //! full for any order. The kernels live beside it: orders 0 and 1 in
 //! `resample_low` (fast paths for pixels whose footprint is inside the image
-//! and for the nearest / constant borders), orders 2..=5 in `resample_spline`
-//! (B-spline prefilter from `spline`, kept in [`ResampleScratch`], then
-//! evaluation). Boundary folding is in `boundary`.
+//! and for the nearest / constant borders, and a single-precision order-1
+//! kernel for `f32` images), orders 2..=5 in `resample_spline` (B-spline
+//! prefilter from `spline`, kept in [`ResampleScratch`], then evaluation).
+//! Boundary folding is in `boundary`. [`ResampleScratch::transform`] lets the
+//! generator fold its next steps (flips, `rescale`) into the writes.
 
 use std::fmt;
 use std::str::FromStr;
@@ -133,6 +135,11 @@ pub struct ResampleScratch {
 /// bit on the conformance fixtures, up to the sign of zero. A non-finite
 /// coordinate yields `cval`.
 ///
+/// One exception, for speed: order 1 on `f32` images (Keras' default) keeps
+/// the coordinates, taps and border rules in f64 but blends the interior in
+/// single precision, within ~5e-5 of scipy on 0..255 data (the spec allows
+/// 1e-4; typically ~1e-5). `f64` images are always scipy's to the bit.
+///
 /// # Panics
 ///
 /// On caller bugs only, never on pixel or matrix values: `order > 5` (the
@@ -164,46 +171,83 @@ pub fn affine_transform<T: Real>(
     cval: f64,
     scratch: &mut ResampleScratch,
 ) {
-    let order = usize::from(order);
-    assert!(
-        order <= MAX_ORDER,
-        "affine_transform: interpolation order {order} is not in 0..=5"
-    );
-    assert_eq!(
-        input.len(),
-        shape.len(),
-        "affine_transform: input length does not match {shape:?}"
-    );
-    assert_eq!(
-        output.len(),
-        shape.len(),
-        "affine_transform: output length does not match {shape:?}"
-    );
-    if shape.is_empty() {
-        return;
-    }
-    if order <= 1 {
-        resample_low::low_order(
-            input,
-            output,
-            shape,
-            m,
-            order,
-            mode,
-            cval,
-            &mut scratch.plan,
+    scratch.transform(input, output, shape, m, order, mode, cval, [false; 2], None);
+}
+
+impl ResampleScratch {
+    /// [`affine_transform`] with two of Keras' next steps folded into the
+    /// writes, saving a pass each:
+    ///
+    /// - `flips` (`[vertical, horizontal]`): the output mirrored, as
+    ///   `flip_vertical` / `flip_horizontal` on the result would;
+    /// - `scale`: every output value multiplied by `T::from_f64_lossy(scale)`
+    ///   in `T` after rounding, as `standardize`'s `rescale` would.
+    ///
+    /// Returns whether each was applied: `(flips, scale)`. Orders 0 and 1
+    /// always apply the flips; the scale is applied only by the
+    /// single-precision order-1 kernel. Whatever was not applied is left to
+    /// the caller, and `affine_transform`'s result is unchanged.
+    ///
+    /// # Panics
+    /// As [`affine_transform`].
+    #[allow(clippy::too_many_arguments)] // affine_transform's arguments, plus the fusions
+    pub(crate) fn transform<T: Real>(
+        &mut self,
+        input: &[T],
+        output: &mut [T],
+        shape: ImageShape,
+        m: &Affine2,
+        order: u8,
+        mode: FillMode,
+        cval: f64,
+        flips: [bool; 2],
+        scale: Option<f64>,
+    ) -> (bool, bool) {
+        let order = usize::from(order);
+        assert!(
+            order <= MAX_ORDER,
+            "affine_transform: interpolation order {order} is not in 0..=5"
         );
-    } else {
-        resample_spline::spline_order(
-            input,
-            output,
-            shape,
-            m,
-            order,
-            mode,
-            cval,
-            &mut scratch.prefilter,
+        assert_eq!(
+            input.len(),
+            shape.len(),
+            "affine_transform: input length does not match {shape:?}"
         );
+        assert_eq!(
+            output.len(),
+            shape.len(),
+            "affine_transform: output length does not match {shape:?}"
+        );
+        if shape.is_empty() {
+            return (true, true);
+        }
+        if order <= 1 {
+            let scaled = resample_low::low_order(
+                input,
+                output,
+                shape,
+                m,
+                order,
+                mode,
+                cval,
+                &mut self.plan,
+                flips,
+                scale,
+            );
+            (true, scaled)
+        } else {
+            resample_spline::spline_order(
+                input,
+                output,
+                shape,
+                m,
+                order,
+                mode,
+                cval,
+                &mut self.prefilter,
+            );
+            (flips == [false; 2], scale.is_none())
+        }
     }
 }
 

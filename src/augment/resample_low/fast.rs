@@ -1,0 +1,729 @@
+//! Order 1 in single precision: the kernel behind Keras' default
+//! augmentation (bilinear, `float32`), for channels-last images of 1, 3 or
+//! 4 channels and channels-first ones plane by plane.
+//!
+//! Positions are exact enough to be invisible and only the blend runs in
+//! f32, one pixel's channels as the lanes of one 4-wide vector. The error
+//! against scipy's f64 result rounded to f32, on 0..255 data, is bounded by
+//! a few f32 roundings of values below 256 plus the 24-bit fractions (each
+//! within 2^-25 pixel): about 5e-5 at worst, against the spec's 1e-4; the
+//! conformance fixtures see one f32 ulp (1.5e-5), random matrices 3e-5.
+//!
+//! Coordinates are fixed point (40 fractional bits), anchored at source
+//! pixel (0, 0) and stepped by the matrix's columns, so a mirrored output
+//! (Keras' flips, fused here) holds the very values of the unmirrored one,
+//! and the drift across an image stays below 1e-9 pixel. In each output row
+//! the columns whose four taps are all inside the image form one interval
+//! (the map is affine); it is solved exactly in integers ([`span`]) and run
+//! with no clamp and no branch but the loop's ([`stepped`]).
+//!
+//! The columns outside it depend on the mode. `nearest` clamps the fixed
+//! point coordinates to the image, which is exactly the nearest extension,
+//! so its whole row stays in fixed point ([`nearest_row`]). Every other mode
+//! first shrinks the interval to where scipy's own coordinates (its sums, in
+//! its order, in f64) agree that the taps are inside, then takes the pixels
+//! around it through scipy's border rules in the parent module
+//! ([`Row::segment`]): the discontinuous modes (`constant`, legacy `wrap`)
+//! switch to their border value at exactly the pixels scipy does.
+//!
+//! Keras' `rescale` can ride along (a multiply of each rounded value, as
+//! `standardize` would do it). Loads are 4 lanes wide whatever the channel
+//! count: the extra lanes read the next pixel and are discarded. Stores are 4
+//! lanes wide too, spilling onto the next output pixel, which is written
+//! afterwards (pixels are produced in memory order); where no room is left,
+//! at the end of the image, pixels are stored channel by channel. All of it
+//! is safe slicing that LLVM turns into plain vector loads and stores.
+
+use super::{Border, Job, Packed};
+use crate::augment::FillMode;
+use crate::DataFormat;
+
+/// 1.5 · 2^52: adding it to an f64 below 2^51 in magnitude rounds it to an
+/// integer, kept in the low bits of the sum, with adds that vectorise on the
+/// baseline target (whose float-to-int conversions saturate in software).
+const ROUND: f64 = 6_755_399_441_055_744.0;
+
+/// Fractional bits of the fixed-point coordinates.
+const FRAC: u32 = 40;
+
+/// The fractions handed to the blend keep the top 24 of those bits (what an
+/// f32 holds), rounded: the coordinates carry half of the dropped bits'
+/// weight as a bias, so that truncating them rounds.
+const DROP: u32 = FRAC - 24;
+
+/// `2^FRAC`.
+const ONE: f64 = (1u64 << FRAC) as f64;
+
+/// Largest image side the fixed point holds (coordinates below 2^22).
+const MAX_SIDE: usize = 1 << 22;
+
+/// Coordinates beyond this magnitude (or non-finite ones) send the image to
+/// the exact path, which owns scipy's handling of absurd matrices. Keras'
+/// draws stay within a few image sizes; this keeps every fixed-point value
+/// below 2^60.
+const SANE: f64 = (1u64 << 20) as f64;
+
+/// `floor(t)` for |t| < 2^51: round, then step down if above.
+#[inline(always)]
+fn floor_small(t: f64) -> f64 {
+    let r = (t + ROUND) - ROUND;
+    r - if r > t { 1.0 } else { 0.0 }
+}
+
+/// `max(a, b)` as a single `maxsd` (b when either is NaN).
+#[inline(always)]
+fn fmax(a: f64, b: f64) -> f64 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// `min(a, b)` as a single `minsd` (b when either is NaN).
+#[inline(always)]
+fn fmin(a: f64, b: f64) -> f64 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Whether the image can take the single-precision kernel: at least 2×2,
+/// sides the fixed point holds, a tap offset that fits 31 bits, and finite,
+/// moderate coordinates at the four corners (the map is affine, so
+/// everywhere in between as well).
+fn applies(job: &Job<'_, f32>) -> bool {
+    let (h, w) = (job.shape.height, job.shape.width);
+    if h < 2 || w < 2 || h >= MAX_SIDE || w >= MAX_SIDE || job.input.len() >= 1 << 31 {
+        return false;
+    }
+    let (hm1, wm1) = ((h - 1) as f64, (w - 1) as f64);
+    [(0.0, 0.0), (0.0, wm1), (hm1, 0.0), (hm1, wm1)]
+        .into_iter()
+        .flat_map(|(r, c)| job.m.apply(r, c))
+        .all(|v| v.abs() < SANE) // false for NaN
+}
+
+/// Bilinear blend of four 4-lane pixels, `f = [fy, fx]`, as lerps (each
+/// exact at fraction 0 and, for whole-number data, at fraction 1), times
+/// `s` (Keras' `rescale`, applied to the rounded value as `standardize`
+/// would; 1 when there is none, an exact no-op).
+#[inline(always)]
+fn lerp4(p00: &[f32], p01: &[f32], p10: &[f32], p11: &[f32], f: [f32; 2], s: f32) -> [f32; 4] {
+    let (fy, fx) = (f[0], f[1]);
+    let mut v = [0.0; 4];
+    for k in 0..4 {
+        let top = p00[k] + (p01[k] - p00[k]) * fx;
+        let bot = p10[k] + (p11[k] - p10[k]) * fx;
+        v[k] = (top + (bot - top) * fy) * s;
+    }
+    v
+}
+
+/// The same blend channel by channel, reading exactly `C` lanes per tap:
+/// for the taps at the very end of the buffer, where 4 lanes do not fit.
+#[cold]
+#[inline(never)]
+fn lerp_edge<const C: usize>(input: &[f32], sr: usize, at: usize, f: [f32; 2], s: f32) -> [f32; 4] {
+    let (fy, fx) = (f[0], f[1]);
+    let (r0, r1) = (&input[at..at + 2 * C], &input[at + sr..at + sr + 2 * C]);
+    let mut v = [0.0; 4];
+    for k in 0..C {
+        let top = r0[k] + (r0[C + k] - r0[k]) * fx;
+        let bot = r1[k] + (r1[C + k] - r1[k]) * fx;
+        v[k] = (top + (bot - top) * fy) * s;
+    }
+    v
+}
+
+/// Blends the pixel whose top-left tap is at `at` (an in-range tap) into
+/// the first 4 lanes of `out`.
+#[inline(always)]
+fn put<const C: usize>(out: &mut [f32], input: &[f32], sr: usize, at: usize, f: [f32; 2], s: f32) {
+    match input.get(at..at + sr + C + 4) {
+        Some(t) => {
+            let (r0, r1) = (&t[..C + 4], &t[sr..]);
+            out[..4].copy_from_slice(&lerp4(r0, &r0[C..], r1, &r1[C..], f, s));
+        }
+        None => out[..4].copy_from_slice(&lerp_edge::<C>(input, sr, at, f, s)),
+    }
+}
+
+/// One output row in a mode other than `nearest`: the source row's part of
+/// scipy's sums and the mapping from output column to source column.
+struct Row<'a, 'j, const C: usize> {
+    job: &'a Job<'j, f32>,
+    border: &'a mut Border<'j, f32, Packed<C>>,
+    /// `offset + r·a0` for both axes (scipy's first partial sums).
+    base: [f64; 2],
+    /// `a1` for both axes (the column coefficients).
+    a1: [f64; 2],
+    /// Source column of output column `j`: `c0 + j·dc`.
+    c0: f64,
+    dc: f64,
+    /// `(h - 1, w - 1)`: the largest coordinate on each axis.
+    hi: [f64; 2],
+    /// Elements per input row.
+    sr: usize,
+    /// The factor every value is multiplied by (see [`lerp4`]).
+    scale: f32,
+}
+
+impl<const C: usize> Row<'_, '_, C> {
+    /// scipy's coordinate for output column `j`: `(offset + r·a0) + c·a1`.
+    #[inline(always)]
+    fn coord(&self, j: usize) -> [f64; 2] {
+        let c = self.c0 + j as f64 * self.dc;
+        [self.base[0] + c * self.a1[0], self.base[1] + c * self.a1[1]]
+    }
+
+    /// Whether all four taps of output column `j` are inside the image, by
+    /// scipy's coordinate (the exact path's test; NaN fails it).
+    fn inside(&self, j: usize) -> bool {
+        let v = self.coord(j);
+        (v[0] >= 0.0) & (v[0] < self.hi[0]) & (v[1] >= 0.0) & (v[1] < self.hi[1])
+    }
+
+    /// The element offset of the top-left tap of `v` and the fractions
+    /// `[fy, fx]` towards the next row and column, for a coordinate that is
+    /// [`Row::inside`] (clamped anyway, so that no input can index out of
+    /// the image).
+    #[inline(always)]
+    fn locate(&self, v: [f64; 2]) -> (usize, [f32; 2]) {
+        let mut vc = [0.0; 2];
+        let mut fl = [0.0; 2];
+        for k in 0..2 {
+            vc[k] = fmin(fmax(v[k], 0.0), self.hi[k]);
+            fl[k] = floor_small(fmin(vc[k], self.hi[k] - 1.0));
+        }
+        // Whole numbers below 2^31: the sum is exact, and so is its read-out.
+        let at = fl[0] * self.sr as f64 + fl[1] * C as f64;
+        let f = [(vc[0] - fl[0]) as f32, (vc[1] - fl[1]) as f32];
+        ((at + ROUND).to_bits() as u32 as usize, f)
+    }
+
+    /// Output column `j` by scipy's border rules (the exact path), scaled.
+    /// `constant`'s commonest case, a coordinate outside `[0, n - 1]` on
+    /// either axis, is answered here: `cval` whatever the taps.
+    #[inline(always)]
+    fn border_pixel(&mut self, j: usize) -> [f32; 4] {
+        let v = self.coord(j);
+        let out = (v[0] < 0.0) | (v[0] > self.hi[0]) | (v[1] < 0.0) | (v[1] > self.hi[1]);
+        if self.job.mode == FillMode::Constant && out {
+            return [self.job.cval as f32 * self.scale; 4];
+        }
+        self.border_exact(v)
+    }
+
+    /// [`Row::border_pixel`] through the parent module's rules.
+    #[inline(never)]
+    fn border_exact(&mut self, v: [f64; 2]) -> [f32; 4] {
+        let mut px = [0.0; 4];
+        self.border.pixel::<true>(&mut px, v[0], v[1], 0);
+        px.map(|v| v * self.scale)
+    }
+
+    /// Output columns `[from, to)` of the row starting at element `start`,
+    /// in a mode other than `nearest`, from scipy's coordinates: the blend
+    /// for pixels inside (those the fixed-point interval missed by a
+    /// rounding), scipy's border rules for the others.
+    fn segment(&mut self, output: &mut [f32], start: usize, from: usize, to: usize) {
+        let input = self.job.input;
+        // Below 2^31 (see `applies`): widened from u32, so that LLVM sees
+        // that `at + sr + C + 4` cannot wrap.
+        let sr = self.sr as u32 as usize;
+        // 4-lane stores while there is room (the spill lands on the next
+        // pixel, written later), then channel by channel.
+        let end = (start + to * C + 4 - C).min(output.len());
+        let mut rest = &mut output[start + from * C..end];
+        let mut j = from;
+        while rest.len() >= 4 {
+            let cur = std::mem::take(&mut rest);
+            if self.inside(j) {
+                let (at, f) = self.locate(self.coord(j));
+                put::<C>(cur, input, sr, at, f, self.scale);
+            } else {
+                cur[..4].copy_from_slice(&self.border_pixel(j));
+            }
+            rest = &mut cur[C..];
+            j += 1;
+        }
+        for j in j..to {
+            let v = self.coord(j);
+            let px = if self.inside(j) {
+                let (at, f) = self.locate(v);
+                lerp_edge::<C>(input, sr, at, f, self.scale)
+            } else {
+                self.border_pixel(j)
+            };
+            let at = start + j * C;
+            output[at..at + C].copy_from_slice(&px[..C]);
+        }
+    }
+}
+
+/// The tap offset of fixed-point coordinates `p` and the top 24 fractional
+/// bits of each axis (exact in f32; the bias of the coordinates makes this
+/// truncation round), for [`stepped`].
+#[inline(always)]
+fn taps<const C: usize, const CLAMP: bool>(
+    p: [i64; 2],
+    top: [i64; 2],
+    last: [i64; 2],
+    sr32: u32,
+) -> (usize, [f32; 2]) {
+    let unit = 1.0 / (1 << 24) as f32;
+    let mut i = [0u32; 2];
+    let mut f = [0.0f32; 2];
+    for k in 0..2 {
+        if CLAMP {
+            let p = p[k].clamp(0, top[k]);
+            let t = p.min(last[k]);
+            i[k] = (t >> FRAC) as u32;
+            f[k] = ((p - (t & !((1 << FRAC) - 1))) >> DROP) as f32 * unit;
+        } else {
+            i[k] = (p[k] >> FRAC) as u32;
+            f[k] = ((p[k] >> DROP) as u32 & 0xff_ffff) as f32 * unit;
+        }
+    }
+    ((i[0] * sr32 + i[1] * C as u32) as usize, f)
+}
+
+/// `count` pixels in memory order from the start of `out`, with fixed-point
+/// coordinates `p` stepped by `d`: 4-lane stores while `out` has room, then
+/// channel by channel. Without `CLAMP` every first tap must be in
+/// `[0, n - 2]` (the interior of a row, see [`span`]); with it, coordinates
+/// are clamped to `[0, top]` (`top` = (n - 1) in fixed point), the `nearest`
+/// extension, and the first tap stops at `n - 2` with a fraction of up to 1.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the loop's whole state, passed by value
+fn stepped<const C: usize, const CLAMP: bool>(
+    input: &[f32],
+    sr32: u32,
+    out: &mut [f32],
+    count: usize,
+    p: [i64; 2],
+    d: [i64; 2],
+    top: [i64; 2],
+    scale: f32,
+) {
+    let sr = sr32 as usize;
+    let [mut y, mut x] = p;
+    let last = [top[0] - (1 << FRAC), top[1] - (1 << FRAC)];
+    let taps = move |y: i64, x: i64| taps::<C, CLAMP>([y, x], top, last, sr32);
+    let total = out.len();
+    let mut rest = &mut *out;
+    while rest.len() >= 4 {
+        let cur = std::mem::take(&mut rest);
+        let (at, f) = taps(y, x);
+        put::<C>(cur, input, sr, at, f, scale);
+        y += d[0];
+        x += d[1];
+        rest = &mut cur[C..];
+    }
+    let done = (total - rest.len()) / C;
+    for px in out[done * C..].chunks_exact_mut(C).take(count - done) {
+        let (at, f) = taps(y, x);
+        px.copy_from_slice(&lerp_edge::<C>(input, sr, at, f, scale)[..C]);
+        y += d[0];
+        x += d[1];
+    }
+}
+
+/// [`stepped`] over the interior of a row, out of line so that its loop
+/// has the registers to itself.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)] // stepped's arguments
+fn interior<const C: usize>(
+    input: &[f32],
+    sr32: u32,
+    out: &mut [f32],
+    count: usize,
+    p: [i64; 2],
+    d: [i64; 2],
+    top: [i64; 2],
+    scale: f32,
+) {
+    stepped::<C, false>(input, sr32, out, count, p, d, top, scale);
+}
+
+/// One row in `nearest` mode, all in fixed point: the clamped columns
+/// `[0, lo)`, the interior `[lo, hi)`, the clamped `[hi, w)`, in memory
+/// order (each part's last 4-lane store spills onto the next part's first
+/// pixel). `out` starts at the row and extends as far as 4-lane stores may
+/// spill; `p` is the coordinate of column 0. One call per row, out of line.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)] // stepped's arguments
+fn nearest_row<const C: usize>(
+    input: &[f32],
+    sr32: u32,
+    out: &mut [f32],
+    [lo, hi]: [usize; 2],
+    p: [i64; 2],
+    d: [i64; 2],
+    top: [i64; 2],
+    scale: f32,
+) {
+    let w = sr32 as usize / C;
+    let len = out.len();
+    let at = |j: usize| [p[0] + j as i64 * d[0], p[1] + j as i64 * d[1]];
+    let part = |from: usize, to: usize| from * C..(to * C + 4 - C).min(len);
+    if lo > 0 {
+        stepped::<C, true>(input, sr32, &mut out[part(0, lo)], lo, p, d, top, scale);
+    }
+    if lo < hi {
+        let o = &mut out[part(lo, hi)];
+        stepped::<C, false>(input, sr32, o, hi - lo, at(lo), d, top, scale);
+    }
+    if hi < w {
+        let o = &mut out[part(hi, w)];
+        stepped::<C, true>(input, sr32, o, w - hi, at(hi), d, top, scale);
+    }
+}
+
+/// Order 1 for a packed channels-last image (or one plane) of `C` ≤ 4
+/// channels.
+fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32) {
+    let (h, w) = (job.shape.height, job.shape.width);
+    let (input, m) = (job.input, job.m);
+    // Below 2^31 (see `applies`): tap offsets are computed in u32 and
+    // widened, which lets LLVM see that `at + sr + C + 4` cannot wrap.
+    let sr32 = (w * C) as u32;
+    let sr = sr32 as usize;
+    let mut border = Border::new(job, Packed::<C>);
+    let [flip_v, flip_h] = job.flips;
+    // Output column j samples source column c0 + j·dc.
+    let (c0, dc) = if flip_h { (w - 1, -1) } else { (0, 1) };
+    let a1 = [m.a[0][1], m.a[1][1]];
+    // The map in fixed point, in source coordinates (so that a mirrored
+    // output holds the very same values): below 2^62 (see `applies`), off by
+    // (r + c + 1)·2^-41 pixel at most. The bias makes the truncation to 24
+    // fractional bits in `stepped` round.
+    let fixed = |v: f64| (v * ONE) as i64;
+    let bias = 1 << (DROP - 1);
+    let origin = m.apply(0.0, 0.0).map(|v| fixed(v) + bias);
+    let dr = [fixed(m.a[0][0]), fixed(m.a[1][0])];
+    let dc_fixed = [fixed(a1[0]), fixed(a1[1])];
+    let dj = dc_fixed.map(|d| d * dc);
+    let top = [((h - 1) as i64) << FRAC, ((w - 1) as i64) << FRAC];
+    let exact = job.mode != FillMode::Nearest;
+    let len = output.len();
+    for i in 0..h {
+        let r = if flip_v { h - 1 - i } else { i };
+        let p = [0, 1].map(|k| origin[k] + r as i64 * dr[k] + c0 as i64 * dc_fixed[k]);
+        // The columns whose fixed-point first taps are in [0, n - 2] on both
+        // axes, solved exactly in integers.
+        let ((lo_y, hi_y), (lo_x, hi_x)) =
+            (span(p[0], dj[0], top[0], w), span(p[1], dj[1], top[1], w));
+        let lo = lo_y.max(lo_x);
+        let mut hi = hi_y.min(hi_x).max(lo);
+        let mut lo = lo;
+        let start = i * w * C;
+        let row_out = &mut output[start..(start + w * C + 4 - C).min(len)];
+        if !exact {
+            nearest_row::<C>(input, sr32, row_out, [lo, hi], p, dj, top, scale);
+            continue;
+        }
+        let mut row = Row::<C> {
+            job,
+            border: &mut border,
+            base: [
+                m.offset[0] + r as f64 * m.a[0][0],
+                m.offset[1] + r as f64 * m.a[1][0],
+            ],
+            a1,
+            c0: c0 as f64,
+            dc: dc as f64,
+            hi: [(h - 1) as f64, (w - 1) as f64],
+            sr,
+            scale,
+        };
+        // The discontinuous modes switch to their border where scipy's own
+        // coordinates do: the interval shrinks to where scipy agrees.
+        while lo < hi && !row.inside(lo) {
+            lo += 1;
+        }
+        while hi > lo && !row.inside(hi - 1) {
+            hi -= 1;
+        }
+        row.segment(output, start, 0, lo);
+        if lo < hi {
+            let out = &mut output[start + lo * C..(start + hi * C + 4 - C).min(len)];
+            let first = [p[0] + lo as i64 * dj[0], p[1] + lo as i64 * dj[1]];
+            interior::<C>(input, sr32, out, hi - lo, first, dj, top, scale);
+        }
+        row.segment(output, start, hi, w);
+    }
+}
+
+/// The columns `j` in `[0, w)` with `0 <= p + j·d < top`, as a range (empty
+/// when `lo >= hi`): the solution of two linear inequalities in integers.
+#[inline(always)]
+fn span(p: i64, d: i64, top: i64, w: usize) -> (usize, usize) {
+    // floor(a / b) for b > 0.
+    let floor_div = |a: i64, b: i64| a.div_euclid(b);
+    let (lo, hi) = match d.signum() {
+        0 if (0..top).contains(&p) => return (0, w),
+        0 => return (0, 0),
+        // j >= ceil(-p / d) and j < ceil((top - p) / d).
+        1 => (-floor_div(p, d), -floor_div(p - top, d)),
+        // j > (p - top) / |d| and j <= p / |d|.
+        _ => (floor_div(p - top, -d) + 1, floor_div(p, -d) + 1),
+    };
+    let clamp = |v: i64| v.clamp(0, w as i64) as usize;
+    (clamp(lo), clamp(hi))
+}
+
+/// Runs order 1 in single precision when the image qualifies (see
+/// [`applies`]) and the layout has a kernel (channels-last with 1, 3 or 4
+/// channels; channels-first plane by plane); `false` leaves the image to the
+/// exact path.
+pub(super) fn linear_f32(job: &Job<'_, f32>, output: &mut [f32], scale: f32) -> bool {
+    if !applies(job) {
+        return false;
+    }
+    let shape = job.shape;
+    let packed = shape.format == DataFormat::ChannelsLast || shape.channels == 1;
+    match (packed, shape.channels) {
+        (true, 1) => run::<1>(job, output, scale),
+        (true, 3) => run::<3>(job, output, scale),
+        (true, 4) => run::<4>(job, output, scale),
+        (true, _) => return false,
+        (false, _) => {
+            let plane = shape.height * shape.width;
+            let one = crate::ImageShape::hwc(shape.height, shape.width, 1);
+            for (src, dst) in job
+                .input
+                .chunks_exact(plane)
+                .zip(output.chunks_exact_mut(plane))
+            {
+                let job = Job {
+                    input: src,
+                    shape: one,
+                    ..*job
+                };
+                run::<1>(&job, dst, scale);
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::augment::{flip_horizontal, flip_vertical, keras_affine};
+    use crate::{Affine2, FillMode, ImageShape, ResampleScratch};
+
+    /// A small deterministic generator (64-bit LCG, high bits).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+
+        fn range(&mut self, lo: f64, hi: f64) -> f64 {
+            lo + (hi - lo) * self.next()
+        }
+    }
+
+    /// Matrices of every kind: Keras draws (rotation, shear, zoom, shift), and
+    /// exact ones whose coordinates land on whole and half pixels (pure
+    /// shifts, quarter turns, zoom by 2), where the border rules switch.
+    fn matrices(h: usize, w: usize, rng: &mut Lcg) -> Vec<Affine2> {
+        let mut out = vec![
+            Affine2 {
+                offset: [1.0, -2.0],
+                ..Affine2::IDENTITY
+            },
+            Affine2 {
+                offset: [0.5, 0.5],
+                ..Affine2::IDENTITY
+            },
+            Affine2 {
+                a: [[0.0, 1.0], [-1.0, 0.0]],
+                offset: [0.0, (w - 1) as f64],
+            },
+            Affine2 {
+                a: [[2.0, 0.0], [0.0, 0.5]],
+                offset: [-1.0, 0.25],
+            },
+        ];
+        for _ in 0..12 {
+            let (hf, wf) = (h as f64, w as f64);
+            let m = keras_affine(
+                rng.range(-45.0, 45.0),
+                rng.range(-0.3, 0.3) * hf,
+                rng.range(-0.3, 0.3) * wf,
+                rng.range(-20.0, 20.0),
+                rng.range(0.7, 1.3),
+                rng.range(0.7, 1.3),
+                h,
+                w,
+            );
+            out.extend(m);
+        }
+        out
+    }
+
+    /// f32 (the single-precision kernel) against f64 (scipy's arithmetic) on
+    /// 0..255 data, for every mode, layout and flip: within 1e-4, and the
+    /// fused flips equal to flipping afterwards.
+    #[test]
+    fn single_precision_order_1_stays_within_the_spec_of_scipy() {
+        let mut rng = Lcg(7);
+        let mut scratch = ResampleScratch::default();
+        let mut worst = 0.0f64;
+        let shapes = [
+            ImageShape::hwc(32, 32, 3),
+            ImageShape::hwc(7, 5, 3),
+            ImageShape::hwc(2, 2, 3),
+            ImageShape::hwc(9, 13, 1),
+            ImageShape::hwc(6, 11, 4),
+            ImageShape::hwc(5, 6, 2),
+            ImageShape::chw(3, 8, 9),
+            ImageShape::hwc(1, 7, 3),
+            ImageShape::hwc(2, 9, 3),
+            ImageShape::hwc(9, 2, 1),
+            ImageShape::hwc(3, 130, 4),
+            ImageShape::hwc(17, 16, 3),
+        ];
+        for shape in shapes {
+            // Whole numbers (u8 images), fractional values, and the steepest
+            // data there is (a 0/255 checkerboard, the last shape).
+            let whole = shape.channels != 4;
+            let checker = shape.height == 17;
+            let data: Vec<f64> = (0..shape.len())
+                .map(|i| {
+                    let v = rng.range(0.0, 255.0);
+                    let pixel = i / shape.channels;
+                    if checker {
+                        255.0 * ((pixel / shape.width + pixel % shape.width) % 2) as f64
+                    } else if whole {
+                        v.round()
+                    } else {
+                        f64::from(v as f32)
+                    }
+                })
+                .collect();
+            let single: Vec<f32> = data.iter().map(|&v| v as f32).collect();
+            for m in matrices(shape.height, shape.width, &mut rng) {
+                for mode in FillMode::ALL {
+                    for flips in [[false, false], [false, true], [true, false], [true, true]] {
+                        let mut want = vec![0.0f64; data.len()];
+                        scratch.transform(
+                            &data, &mut want, shape, &m, 1, mode, 17.0, [false; 2], None,
+                        );
+                        if flips[1] {
+                            flip_horizontal(&mut want, shape).unwrap();
+                        }
+                        if flips[0] {
+                            flip_vertical(&mut want, shape).unwrap();
+                        }
+                        // Half the runs rescale as they write (compared in
+                        // 0..255 units).
+                        let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
+                        let mut got = vec![f32::NAN; data.len()];
+                        let done = scratch
+                            .transform(&single, &mut got, shape, &m, 1, mode, 17.0, flips, scale);
+                        // Scaled only by the single-precision kernel, which
+                        // takes 1, 3 or 4 channels from 2×2 up.
+                        let fast = shape.height > 1 && shape.channels != 2;
+                        assert_eq!(done, (true, fast || scale.is_none()), "{shape:?}");
+                        let unit = match scale {
+                            Some(s) if fast => f64::from(s as f32),
+                            _ => 1.0,
+                        };
+                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                            let err = (f64::from(*g) / unit - (*w as f32) as f64).abs();
+                            assert!(
+                                err <= 1e-4,
+                                "{shape:?} {m:?} {mode} {flips:?} at {i}: {g} vs {w}"
+                            );
+                            worst = worst.max(err);
+                        }
+                    }
+                }
+            }
+        }
+        println!("worst f32 order-1 error against f64: {worst:e}");
+    }
+
+    /// Orders 0 and 1 in f64 write flipped outputs equal, to the bit, to the
+    /// unflipped result flipped afterwards.
+    #[test]
+    fn fused_flips_equal_flipping_afterwards() {
+        let mut rng = Lcg(11);
+        let mut scratch = ResampleScratch::default();
+        for shape in [ImageShape::hwc(6, 7, 3), ImageShape::chw(2, 5, 4)] {
+            let data: Vec<f64> = (0..shape.len()).map(|_| rng.range(-3.0, 300.0)).collect();
+            for m in matrices(shape.height, shape.width, &mut rng) {
+                for (order, mode) in [
+                    (0, FillMode::Reflect),
+                    (1, FillMode::Wrap),
+                    (0, FillMode::Nearest),
+                ] {
+                    let mut want = vec![0.0; data.len()];
+                    scratch.transform(
+                        &data, &mut want, shape, &m, order, mode, 2.0, [false; 2], None,
+                    );
+                    flip_horizontal(&mut want, shape).unwrap();
+                    flip_vertical(&mut want, shape).unwrap();
+                    let mut got = vec![0.0; data.len()];
+                    let done = scratch.transform(
+                        &data, &mut got, shape, &m, order, mode, 2.0, [true; 2], None,
+                    );
+                    assert_eq!(done, (true, true));
+                    assert_eq!(got, want, "{shape:?} {m:?} {mode} order {order}");
+                }
+            }
+        }
+        // Orders 2..=5 leave the flips to the caller.
+        let shape = ImageShape::hwc(4, 4, 1);
+        let data = vec![1.0f32; 16];
+        let mut out = vec![0.0f32; 16];
+        let m = Affine2::IDENTITY;
+        let nearest = FillMode::Nearest;
+        let done = scratch.transform(&data, &mut out, shape, &m, 3, nearest, 0.0, [true; 2], None);
+        assert_eq!(done, (false, true));
+        let done = scratch.transform(
+            &data,
+            &mut out,
+            shape,
+            &m,
+            3,
+            nearest,
+            0.0,
+            [false; 2],
+            Some(2.0),
+        );
+        assert_eq!(done, (true, false));
+    }
+
+    /// Absurd matrices leave the kernel to the exact path (cval, no panic).
+    #[test]
+    fn non_finite_matrices_fall_back() {
+        let shape = ImageShape::hwc(5, 4, 3);
+        let data = vec![3.0f32; shape.len()];
+        let mut scratch = ResampleScratch::default();
+        for bad in [f64::NAN, f64::INFINITY, 1e300] {
+            let m = Affine2 {
+                a: [[bad, 0.0], [0.0, 1.0]],
+                offset: [0.0, bad],
+            };
+            for mode in FillMode::ALL {
+                let mut out = vec![0.0f32; data.len()];
+                scratch.transform(&data, &mut out, shape, &m, 1, mode, 2.0, [true; 2], None);
+                if !bad.is_finite() {
+                    assert!(out.iter().all(|&v| v == 2.0), "{bad} {mode}");
+                }
+            }
+        }
+    }
+}
