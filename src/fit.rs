@@ -716,6 +716,32 @@ fn zca_matrix(sigma: Vec<f64>, d: usize, epsilon: f64) -> Result<ZcaMatrix> {
     ZcaMatrix::from_row_major(d, pc)
 }
 
+impl crate::ImageDataGenerator {
+    /// Keras' `fit(x, augment, rounds, seed)`: computes the featurewise
+    /// statistics the options ask for in one streaming pass over `x` (any
+    /// size: memory does not depend on the number of samples) and stores
+    /// them on the generator. With `config.augment`, samples go through this
+    /// generator's `random_transform` first, as in Keras.
+    ///
+    /// # Errors
+    /// As [`fit`]: rank other than 4, a ZCA matrix beyond
+    /// `config.zca_memory_limit`, unreadable data.
+    pub fn fit<S: SampleSource + ?Sized>(
+        &mut self,
+        x: &S,
+        config: &FitConfig,
+    ) -> Result<&Statistics> {
+        use crate::pipeline::ScratchSlot;
+        let this = &*self;
+        let augment = |img: &mut [f64], shape: ImageShape, rng: &mut SampleRng| -> Result<()> {
+            f64::with_scratch(|scratch| this.random_transform(img, shape, rng, scratch))
+        };
+        let stats = fit(self.options(), x, config, Some(&augment))?;
+        self.set_statistics(Some(stats));
+        Ok(self.statistics().expect("set above"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -768,31 +794,5 @@ mod tests {
         );
         let p = plan_fit(&o, &[10, 224, 224, 3], &c).unwrap();
         assert!(p.zca_bytes > 2 * 150_528u64 * 150_528 * 8);
-    }
-}
-
-impl crate::ImageDataGenerator {
-    /// Keras' `fit(x, augment, rounds, seed)`: computes the featurewise
-    /// statistics the options ask for in one streaming pass over `x` (any
-    /// size: memory does not depend on the number of samples) and stores
-    /// them on the generator. With `config.augment`, samples go through this
-    /// generator's `random_transform` first, as in Keras.
-    ///
-    /// # Errors
-    /// As [`fit`]: rank other than 4, a ZCA matrix beyond
-    /// `config.zca_memory_limit`, unreadable data.
-    pub fn fit<S: SampleSource + ?Sized>(
-        &mut self,
-        x: &S,
-        config: &FitConfig,
-    ) -> Result<&Statistics> {
-        use crate::pipeline::ScratchSlot;
-        let this = &*self;
-        let augment = |img: &mut [f64], shape: ImageShape, rng: &mut SampleRng| -> Result<()> {
-            f64::with_scratch(|scratch| this.random_transform(img, shape, rng, scratch))
-        };
-        let stats = fit(self.options(), x, config, Some(&augment))?;
-        self.set_statistics(Some(stats));
-        Ok(self.statistics().expect("set above"))
     }
 }

@@ -94,44 +94,44 @@ mod order;
 mod pipeline;
 mod preview;
 mod rng;
-mod standardize;
-mod synth;
-mod statistics;
 mod save;
+mod standardize;
+mod statistics;
+mod synth;
 mod sys;
 mod telemetry;
 
-pub use batch::{Batch, Rows};
-pub use iterator::{IteratorBuilder, NumpyArrayIterator, Position, WHITE_LIST_FORMATS};
-pub use save::{save_image, SaveConfig, SaveFormat};
-pub use element::{OutputDtype, Real};
-pub use error::{Error, ErrorKind, Result};
 pub use augment::{affine_transform, keras_affine, Affine2, FillMode, ResampleScratch};
-pub use generator::{GeneratorOptions, ImageDataGenerator, Scratch, ShiftRange, ZoomRange};
-pub use generator::{ImageMut, PreprocessingFunction};
 pub use augment::{
     apply_brightness_shift, apply_channel_shift, flip_horizontal, flip_vertical, BrightnessMode,
     TransformParams,
 };
-pub use npy::{NpyArray, NpzArchive};
-pub use layout::{DataFormat, ImageShape};
-pub use order::{epoch_plan, global_plan, num_batches, subset_range, Order, Shard, Subset};
-pub use rng::{fresh_seed, SampleRng, Stream};
-pub use fit::{fit, fit_with_plan, plan_fit, AugmentFn, FitConfig, FitPlan, SampleSource};
-pub use standardize::{standardize, standardize_with_scratch};
-pub use statistics::{Statistics, ZcaMatrix};
+pub use batch::{Batch, Rows};
 pub use cache::{
-    advise_for_order, evict_array, evict_file, file_residency, prefetch_row_range, prefetch_rows, residency_of,
-    warm_file, AccessPattern, PageBudget, Residency,
+    advise_for_order, evict_array, evict_file, file_residency, prefetch_row_range, prefetch_rows,
+    residency_of, warm_file, AccessPattern, PageBudget, Residency,
 };
-pub use telemetry::{anon_rss_bytes, EpochTelemetry, ProcessIo, TelemetryRecorder};
 pub use convert::{
     cast_elements, convert_array, convert_images, extract_npz, list_image_folder,
     npz_member_header, ColorMode, ConvertArrayOptions, ConvertArrayReport, ExtractedMember,
     ImageConvertOptions, ImageConvertReport, ImageFolder, Progress, ResizeFilter, SkippedImage,
 };
+pub use element::{OutputDtype, Real};
+pub use error::{Error, ErrorKind, Result};
+pub use fit::{fit, fit_with_plan, plan_fit, AugmentFn, FitConfig, FitPlan, SampleSource};
+pub use generator::{GeneratorOptions, ImageDataGenerator, Scratch, ShiftRange, ZoomRange};
+pub use generator::{ImageMut, PreprocessingFunction};
+pub use iterator::{IteratorBuilder, NumpyArrayIterator, Position, WHITE_LIST_FORMATS};
+pub use layout::{DataFormat, ImageShape};
+pub use npy::{NpyArray, NpzArchive};
+pub use order::{epoch_plan, global_plan, num_batches, subset_range, Order, Shard, Subset};
 pub use preview::{contact_sheet, write_preview, PreviewOptions, PreviewReport};
+pub use rng::{fresh_seed, SampleRng, Stream};
+pub use save::{save_image, SaveConfig, SaveFormat};
+pub use standardize::{standardize, standardize_with_scratch};
+pub use statistics::{Statistics, ZcaMatrix};
 pub use synth::{write_synthetic, SynthOptions, SynthPaths, SYNTH_CLASSES};
+pub use telemetry::{anon_rss_bytes, EpochTelemetry, ProcessIo, TelemetryRecorder};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

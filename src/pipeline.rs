@@ -141,24 +141,21 @@ impl Context {
             // A poisoned lock only means another thread panicked mid-update;
             // the budget's bookkeeping is still usable.
             let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
-            b.touch_rows(&self.x, &rows)?;
+            self.charge_budget(&mut b, epoch, start, end, &rows)?;
         }
         Ok(())
     }
 
-    /// Block order: when a batch enters a new window of blocks, ask the
-    /// kernel for every block of the *next* window as whole contiguous
-    /// ranges (at the start of an epoch, for the first two windows). Reads
-    /// stay large and mostly sequential, a window ahead of the gather,
-    /// instead of one small request per row.
-    fn prefetch_windows(
+    /// Block order: the windows of `epoch` and the ones this batch (plan
+    /// positions `start..end`) enters, i.e. whose first position lies in it.
+    fn entered_windows(
         &self,
         epoch: u64,
         start: usize,
         end: usize,
         block_rows: usize,
         window: usize,
-    ) -> Result<()> {
+    ) -> (Arc<Vec<Window>>, Vec<usize>) {
         let windows = {
             let mut cache = self.windows.lock().unwrap_or_else(|e| e.into_inner());
             if cache.as_ref().map(|c| c.0) != Some(epoch) {
@@ -172,29 +169,85 @@ impl Context {
         // This batch's positions in the global plan (a shard takes a slice of it).
         let offset = self.shard.range(self.n).0;
         let (first, last) = (offset + start, offset + end);
-        if first >= last {
-            return Ok(());
-        }
-        let find = |pos: usize| windows.partition_point(|w| w.end <= pos);
-        let (w_first, w_last) = (find(first), find(last - 1));
-        // Each window that begins inside this batch triggers the next one;
-        // the first batch of an epoch also fetches the window it is in.
-        let mut targets: Vec<usize> = Vec::new();
-        if start == 0 {
-            targets.extend([w_first, w_first + 1]);
-        }
-        for (e, win) in windows.iter().enumerate().take(w_last + 1).skip(w_first) {
-            if win.start >= first {
-                targets.push(e + 1);
+        let mut entered = Vec::new();
+        if first < last {
+            let find = |pos: usize| windows.partition_point(|w| w.end <= pos);
+            let (w_first, w_last) = (find(first), find(last - 1));
+            if start == 0 {
+                entered.push(w_first);
             }
+            for (e, win) in windows.iter().enumerate().take(w_last + 1).skip(w_first) {
+                if win.start >= first && !entered.contains(&e) {
+                    entered.push(e);
+                }
+            }
+        }
+        (windows, entered)
+    }
+
+    /// The file rows of every block of `win`, as contiguous ranges.
+    fn block_ranges<'a>(
+        &'a self,
+        win: &'a Window,
+        block_rows: usize,
+    ) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
+        win.blocks.iter().map(move |&b| {
+            self.base + b * block_rows..self.base + ((b + 1) * block_rows).min(self.n)
+        })
+    }
+
+    /// Block order: when a batch enters a window of blocks, ask the kernel
+    /// for every block of the *next* window as whole contiguous ranges (the
+    /// first batch of an epoch also asks for its own window). Reads stay
+    /// large and mostly sequential, a window ahead of the gather, instead of
+    /// one small request per row.
+    fn prefetch_windows(
+        &self,
+        epoch: u64,
+        start: usize,
+        end: usize,
+        block_rows: usize,
+        window: usize,
+    ) -> Result<()> {
+        let (windows, entered) = self.entered_windows(epoch, start, end, block_rows, window);
+        let mut targets: Vec<usize> = entered.iter().map(|e| e + 1).collect();
+        if start == 0 {
+            targets.extend(entered.first().copied());
         }
         targets.sort_unstable();
         targets.dedup();
         for win in targets.iter().filter_map(|&t| windows.get(t)) {
-            for &b in &win.blocks {
-                let lo = self.base + b * block_rows;
-                let hi = self.base + ((b + 1) * block_rows).min(self.n);
-                prefetch_row_range(&self.x, lo..hi)?;
+            for range in self.block_ranges(win, block_rows) {
+                prefetch_row_range(&self.x, range)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds the page budget. Block order: whole blocks of the window that
+    /// this batch finished (rows share pages, so dropping rows one by one
+    /// would also drop parts of unread neighbours and refault them); other
+    /// orders: the rows just read.
+    fn charge_budget(
+        &self,
+        budget: &mut PageBudget,
+        epoch: u64,
+        start: usize,
+        end: usize,
+        rows: &[usize],
+    ) -> Result<()> {
+        let Order::Blocks { block_rows, window } = self.order else {
+            return budget.touch_rows(&self.x, rows);
+        };
+        let (windows, entered) = self.entered_windows(epoch, start, end, block_rows, window);
+        let rb = self.x.row_bytes() as u64;
+        for e in entered.into_iter().filter(|&e| e > 0) {
+            for range in self.block_ranges(&windows[e - 1], block_rows) {
+                budget.touch(
+                    &self.x,
+                    self.x.data_offset() + range.start as u64 * rb,
+                    range.len() as u64 * rb,
+                )?;
             }
         }
         Ok(())

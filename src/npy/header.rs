@@ -156,11 +156,10 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, HeaderProblem> {
         _ => return Err(overflow()),
     }
     // Mapped views index with isize; keep the end offset addressable.
-    if data_len
-        .checked_add(end)
-        .is_none_or(|total| total > isize::MAX as usize)
-    {
-        return Err(overflow());
+    // (`match`, not `Option::is_none_or`: that needs Rust 1.82, the MSRV is 1.80.)
+    match data_len.checked_add(end) {
+        Some(total) if total <= isize::MAX as usize => {}
+        _ => return Err(overflow()),
     }
     Ok(Header {
         version,
