@@ -51,14 +51,19 @@
 //! # Safety of memory maps
 //!
 //! Opening an array is a safe call with a documented contract: **the file
-//! must not be truncated or rewritten while it is mapped.** A mapped file
-//! that shrinks turns reads of the lost pages into `SIGBUS`. npyflow checks
-//! each file's size before every batch and returns
-//! [`ErrorKind::FileChanged`] when it shrank, which catches the common case
-//! (a file replaced between batches) but cannot close the window between that
-//! check and the reads. Where other processes may rewrite files, or on network
-//! filesystems, open arrays with [`npy::SourceKind::Read`] (`pread` into
-//! private buffers: identical output, an I/O error instead of a signal).
+//! must not be truncated or rewritten in place while it is mapped.** A mapped
+//! file that shrinks turns reads of the lost pages into `SIGBUS`. npyflow
+//! checks each file's size before every batch and returns
+//! [`ErrorKind::FileChanged`] when it shrank. That catches a truncation
+//! between batches of a synchronous iterator, but not one that lands while a
+//! batch is being gathered — and with prefetch on (the default), batches are
+//! gathered on a background thread while the caller works, so the unchecked
+//! window is the whole background assembly (measured: 8–10 SIGBUS in 40
+//! truncations mid-epoch). A file replaced by rename is harmless (the old
+//! inode stays mapped); a same-size rewrite in place is not detected. Where
+//! other processes may change files, or on network filesystems, open arrays
+//! with [`npy::SourceKind::Read`] (`pread` into private buffers: identical
+//! output, a clean error instead of a signal).
 //! All `unsafe` code lives in one private module (`sys`), each block with a
 //! `// SAFETY:` note.
 //!
