@@ -240,16 +240,7 @@ pub(crate) fn axis_taps(
 mod tests {
     use super::*;
 
-    const ALL: [FillMode; 8] = [
-        FillMode::Constant,
-        FillMode::Nearest,
-        FillMode::Reflect,
-        FillMode::Wrap,
-        FillMode::Mirror,
-        FillMode::GridWrap,
-        FillMode::GridMirror,
-        FillMode::GridConstant,
-    ];
+    const ALL: [FillMode; 8] = FillMode::ALL;
 
     /// The sample read by order 0 at integer coordinate `x` on `[a b c d]`
     /// (`None` = cval), as scipy 1.17.1 answers
