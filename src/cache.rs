@@ -118,6 +118,27 @@ pub fn residency_of(array: &NpyArray) -> Result<Residency> {
         .map_err(|e| Error::io(array.path(), e))
 }
 
+/// The resident fraction of an array's data region (header excluded), as
+/// [`Residency::fraction`] (0 for an empty array).
+///
+/// Cheaper than [`residency_of`] when only the number matters: the kernel
+/// counts with `cachestat` (about 6 ms for a 4 GiB file against 50–75 ms for
+/// a `mincore` scan) and `mincore` is the fallback on kernels before 6.5.
+///
+/// # Errors
+/// I/O errors from the kernel calls.
+pub fn resident_fraction(array: &NpyArray) -> Result<f64> {
+    let len = array.data_len() as u64;
+    if len == 0 {
+        return Ok(0.0);
+    }
+    match sys::cachestat(array.file(), array.data_offset(), len) {
+        Ok(Some((cached, pages))) => Ok(cached as f64 / pages.max(1) as f64),
+        Ok(None) => residency_of(array).map(|r| r.fraction()),
+        Err(e) => Err(Error::io(array.path(), e)),
+    }
+}
+
 /// Residency of a whole file (`vmtouch FILE`). An empty file has 0 pages.
 ///
 /// # Errors
@@ -283,8 +304,23 @@ pub fn prefetch_row_range(array: &NpyArray, rows: std::ops::Range<usize>) -> Res
     willneed(array, offset, (end - rows.start) as u64 * rb).map_err(|e| Error::io(array.path(), e))
 }
 
+/// Largest single `WILLNEED` request. Linux silently truncates one request
+/// to the device's read-ahead size (`read_ahead_kb`, often 128 KiB–8 MiB),
+/// so a 16 MiB block asked for at once came in only half read and the rest
+/// was faulted in page by page (524k major faults on a 4 GiB epoch). The
+/// kernel reads in 2 MiB chunks internally, so asking in 2 MiB pieces costs
+/// nothing extra.
+const WILLNEED_CHUNK: u64 = 2 << 20;
+
 fn willneed(array: &NpyArray, offset: u64, len: u64) -> std::io::Result<()> {
-    sys::fadvise(array.file(), offset, len, FileAdvice::WillNeed)
+    let end = offset.saturating_add(len);
+    let mut at = offset;
+    while at < end {
+        let n = WILLNEED_CHUNK.min(end - at);
+        sys::fadvise(array.file(), at, n, FileAdvice::WillNeed)?;
+        at += n;
+    }
+    Ok(())
 }
 
 /// One page-aligned file range read through the budget.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
-use crate::cache::{advise_for_order, residency_of, AccessPattern, PageBudget};
+use crate::cache::{advise_for_order, resident_fraction, AccessPattern, PageBudget};
 use crate::generator::ImageDataGenerator;
 use crate::npy::NpyArray;
 use crate::order::{subset_range, Order, Shard, Subset};
@@ -661,8 +661,8 @@ impl NumpyArrayIterator {
     /// budget is going to evict them).
     fn begin_epoch(&mut self) {
         let cached = self.ctx.budget.is_none()
-            && residency_of(&self.ctx.x)
-                .map(|r| r.fraction() >= 1.0)
+            && resident_fraction(&self.ctx.x)
+                .map(|f| f >= 1.0)
                 .unwrap_or(false);
         self.ctx
             .hints

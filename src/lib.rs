@@ -114,7 +114,7 @@ pub use augment::{
 pub use batch::{Batch, Rows};
 pub use cache::{
     advise_for_order, evict_array, evict_file, file_residency, prefetch_row_range, prefetch_rows,
-    residency_of, warm_file, AccessPattern, PageBudget, Residency,
+    residency_of, resident_fraction, warm_file, AccessPattern, PageBudget, Residency,
 };
 pub use convert::{
     cast_elements, convert_array, convert_images, extract_npz, list_image_folder,

@@ -106,6 +106,13 @@ impl Context {
         }
         if self.hints.load(Ordering::Relaxed) {
             if let Order::Blocks { block_rows, window } = self.order {
+                if start == 0 {
+                    // The epoch's first batch is scattered over its whole
+                    // window: ask for its own rows before the window's
+                    // blocks so they are at the head of the device queue
+                    // and the first batch does not wait for the window.
+                    prefetch_rows(&self.x, &rows)?;
+                }
                 self.prefetch_windows(epoch, start, end, block_rows, window)?;
             } else {
                 // Many reads in flight, in file order, before the gather faults on them one by one.

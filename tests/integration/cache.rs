@@ -9,7 +9,8 @@ use npyflow::bench::{self, AdviceMode, BenchConfig, BenchOrder, CacheState, Cell
 use npyflow::npy::{write_npy, ElemType};
 use npyflow::{
     advise_for_order, evict_array, evict_file, file_residency, prefetch_row_range, prefetch_rows,
-    residency_of, warm_file, AccessPattern, NpyArray, PageBudget, TelemetryRecorder,
+    residency_of, resident_fraction, warm_file, AccessPattern, NpyArray, PageBudget,
+    TelemetryRecorder,
 };
 
 fn tempdir() -> tempfile::TempDir {
@@ -151,6 +152,60 @@ fn prefetch_brings_rows_in_and_every_pattern_is_accepted() {
         now >= before + 11,
         "prefetching 12 rows of one page: {before} -> {now} resident pages"
     );
+}
+
+#[test]
+fn a_large_range_prefetch_lands_whole() {
+    // Linux truncates one WILLNEED request to the device's read-ahead size
+    // (128 KiB to a few MiB); a 24 MiB block must still come in entirely.
+    let dir = tempdir();
+    let path = write_rows(dir.path(), "big.npy", 384, 64 << 10);
+    let x = NpyArray::open(&path).unwrap();
+    if let Some(why) = eviction_meaningless(&path) {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    evict_array(&x).unwrap();
+    prefetch_row_range(&x, 0..x.len()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = resident_fraction(&x).unwrap();
+    while got < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        got = resident_fraction(&x).unwrap();
+    }
+    assert_eq!(
+        got, 1.0,
+        "24 MiB asked for in one call: {got} of it resident"
+    );
+}
+
+#[test]
+fn resident_fraction_agrees_with_the_mincore_map() {
+    let dir = tempdir();
+    let path = write_rows(dir.path(), "f.npy", 512, 4096);
+    let x = NpyArray::open(&path).unwrap();
+    read_all(&x);
+    assert_eq!(
+        resident_fraction(&x).unwrap(),
+        residency_of(&x).unwrap().fraction()
+    );
+    if eviction_meaningless(&path).is_some() {
+        return;
+    }
+    evict_array(&x).unwrap();
+    // Every fourth row back in (a row straddles two pages, so about half
+    // the pages): both counts see the same pages.
+    let mut row = vec![0u8; x.row_bytes()];
+    for i in (0..x.len()).step_by(4) {
+        x.read_row_raw(i, &mut row).unwrap();
+    }
+    let (fast, map) = (resident_fraction(&x).unwrap(), residency_of(&x).unwrap());
+    assert!(
+        (fast - map.fraction()).abs() <= 2.0 / map.pages as f64,
+        "cachestat {fast} vs mincore {}",
+        map.fraction()
+    );
+    assert!(fast > 0.3 && fast < 0.8, "{fast}");
 }
 
 #[test]
