@@ -17,7 +17,9 @@ on those same files measures, in this one run:
   4. (root, memory cgroup available) a file of NPYFLOW_BENCH_GB GiB (default 1), cold,
      under a memory cgroup of a quarter of the file: numpy memmap shuffled
      gather vs npyflow shuffled and block orders, against fio's random-read
-     limit (if fio is installed) and a cold sequential read, all in this run.
+     limit (if fio is installed) and a cold sequential read, all in this run;
+     also npyflow's streaming fit (mean + std) against the sequential read,
+     and the cold runs' time to first batch and peak anonymous memory.
 
 npyflow runs through `cargo run --release -p npyflow-tool -- iterate ... --json`
 (the tool is built first; build time is not measured). Whatever cannot run
@@ -340,7 +342,7 @@ def main():
                 ref = json.loads(out)["throughput"] if code == 0 else None
                 if ref is None:
                     skipped.append(("numpy gather in the cgroup", (err.strip().splitlines() or ["failed"])[-1]))
-                ours = blocks = None
+                ours = blocks = fit_rate = None
                 if exe is not None:
                     base = [str(exe), "iterate", str(big), "--batch-size", str(BATCH), "--seed", str(SEED),
                             "--threads", str(args.threads), "--json", *RESCALE_FLAGS, "--epochs", "1"]
@@ -352,17 +354,34 @@ def main():
                         code, out, err = cg.run([*base, *extra])
                         rate = None
                         if code == 0:
-                            rate = json.loads(out[out.index("{"):]).get("throughput")
+                            tel = json.loads(out[out.index("{"):])
+                            rate = tel.get("throughput")
+                            epoch = (tel.get("epochs") or [{}])[0]
+                            device.append(
+                                f"npyflow {order}, cold in the cgroup: first batch after "
+                                f"{epoch.get('time_to_first_batch_seconds', float('nan')) * 1e3:.1f} ms, "
+                                f"peak anonymous memory {epoch.get('peak_anon_bytes', 0) / 2**20:.1f} MiB, "
+                                f"{epoch.get('major_faults', 0)} major faults")
                         else:
                             skipped.append((f"npyflow {order} in the cgroup", (err.strip().splitlines() or ["failed"])[-1]))
                         if order == "shuffle":
                             ours = rate
                         else:
                             blocks = rate
+                    evict(big)
+                    stats = DATA / "fit-stats.npz"
+                    code, out, err = cg.run([str(exe), "fit", str(big), "--featurewise-center",
+                                             "--featurewise-std-normalization", "--out", str(stats), "--json"])
+                    if code == 0:
+                        fit_rate = json.loads(out[out.index("{"):]).get("bytes_per_second")
+                    else:
+                        skipped.append(("npyflow fit in the cgroup", (err.strip().splitlines() or ["failed"])[-1]))
                 rows.append((f"cold shuffle, {limit >> 20} MiB cgroup", "numpy memmap gather", ref, ours, 100))
                 if rand_limit:
                     rows.append((f"cold shuffle, {limit >> 20} MiB cgroup", "fio qd32 limit", rand_limit, ours, 0.5))
                 rows.append((f"cold blocks, {limit >> 20} MiB cgroup", "cold sequential read", seq / 3072, blocks, 0.7))
+                rows.append((f"cold fit mean+std, {limit >> 20} MiB cgroup", "cold sequential read", seq / 3072,
+                             fit_rate and fit_rate / 3072, 0.6))
             finally:
                 cg.close()
 

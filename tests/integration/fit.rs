@@ -486,3 +486,59 @@ fn fitted_statistics_survive_save_and_load() {
     standardize(&options, Some(&back), &mut b, shape).unwrap();
     assert_eq!(a, b);
 }
+
+/// Records which rows were asked for ahead and checks each read was.
+struct Prefetched {
+    shape: [usize; 4],
+    asked: std::sync::Mutex<Vec<bool>>,
+    unasked_reads: AtomicU64,
+}
+
+impl SampleSource for Prefetched {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn read_sample_into(&self, index: usize, out: &mut [f64]) -> Result<()> {
+        if !self.asked.lock().unwrap()[index] {
+            self.unasked_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        out.iter_mut().for_each(|v| *v = (index % 7) as f64);
+        Ok(())
+    }
+    fn prefetch(&self, rows: std::ops::Range<usize>) -> Result<()> {
+        assert!(
+            rows.start < rows.end && rows.end <= self.shape[0],
+            "{rows:?}"
+        );
+        self.asked.lock().unwrap()[rows]
+            .iter_mut()
+            .for_each(|a| *a = true);
+        Ok(())
+    }
+}
+
+#[test]
+fn fit_asks_for_every_row_before_reading_it() {
+    // Several chunks (4 KiB buffers of 2×2×1 f64 samples = 128 rows each)
+    // and two augmentation rounds, so the requests wrap around the array.
+    let n = 1000;
+    let source = Prefetched {
+        shape: [n, 2, 2, 1],
+        asked: std::sync::Mutex::new(vec![false; n]),
+        unasked_reads: AtomicU64::new(0),
+    };
+    let options = GeneratorOptions {
+        featurewise_center: true,
+        ..Default::default()
+    };
+    let config = FitConfig {
+        chunk_bytes: 4096,
+        augment: true,
+        rounds: 2,
+        ..FitConfig::default()
+    };
+    let identity = |_: &mut [f64], _: ImageShape, _: &mut SampleRng| -> Result<()> { Ok(()) };
+    fit(&options, &source, &config, Some(&identity)).unwrap();
+    assert_eq!(source.unasked_reads.load(Ordering::Relaxed), 0);
+    assert!(source.asked.lock().unwrap().iter().all(|&a| a));
+}

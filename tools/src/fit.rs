@@ -61,6 +61,10 @@ impl SampleSource for Counting<'_> {
         self.bar.inc(1);
         Ok(())
     }
+
+    fn prefetch(&self, rows: std::ops::Range<usize>) -> npyflow::Result<()> {
+        SampleSource::prefetch(self.x, rows)
+    }
 }
 
 /// Fits `generator`'s featurewise statistics on `x`, saves them to `out`,
@@ -123,7 +127,11 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         zca_memory_limit: args.zca_memory_limit,
         ..FitConfig::default()
     };
+    let started = std::time::Instant::now();
     let (stats, plan) = fit_and_save(&x, &generator, &config, &args.out, ui)?;
+    let seconds = started.elapsed().as_secs_f64();
+    // Bytes of the array read per second of the whole pass (all rounds).
+    let read_rate = (plan.rows as f64 / x.len().max(1) as f64) * x.data_len() as f64 / seconds;
     if args.json {
         return ui::print_json(&json!({
             "x": args.x,
@@ -135,12 +143,16 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
             "mean": stats.mean(),
             "std": stats.std(),
             "zca_dim": stats.zca().map(|z| z.dim()),
+            "seconds": seconds,
+            "bytes_per_second": read_rate,
         }));
     }
     let mut text = format!(
-        "fitted {} samples of {} ({} buffer{})\nmean  {}\nstd   {}",
+        "fitted {} samples of {} in {:.2} s ({}/s, {} buffer{})\nmean  {}\nstd   {}",
         plan.rows,
         args.x.display(),
+        seconds,
+        ui::bytes(read_rate as u64),
         ui::bytes(plan.chunk_bytes),
         if plan.zca_bytes > 0 {
             format!(", {} for ZCA", ui::bytes(plan.zca_bytes))
