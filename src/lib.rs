@@ -126,7 +126,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use fit::{fit, fit_with_plan, plan_fit, AugmentFn, FitConfig, FitPlan, SampleSource};
 pub use generator::{GeneratorOptions, ImageDataGenerator, Scratch, ShiftRange, ZoomRange};
 pub use generator::{ImageMut, PreprocessingFunction};
-pub use iterator::{IteratorBuilder, NumpyArrayIterator, Position, WHITE_LIST_FORMATS};
+pub use iterator::{
+    IteratorBuilder, NumpyArrayIterator, Position, AUTO_PREFETCH_BYTES, WHITE_LIST_FORMATS,
+};
 pub use layout::{DataFormat, ImageShape};
 pub use npy::{NpyArray, NpzArchive};
 pub use order::{epoch_plan, global_plan, num_batches, subset_range, Order, Shard, Subset};

@@ -49,6 +49,9 @@ pub(crate) struct Context {
     pub hints: AtomicBool,
     /// The block order's windows of one epoch, for whole-block prefetch.
     pub windows: Mutex<Option<(u64, Arc<Vec<Window>>)>>,
+    /// The plans of the last two epochs the prefetch workers asked for
+    /// (workers straddle an epoch boundary), computed once each.
+    pub plans: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
 }
 
 impl Context {
@@ -65,6 +68,21 @@ impl Context {
     /// The (subset-relative) sample indices of `epoch`, this shard only.
     pub fn plan(&self, epoch: u64) -> Vec<usize> {
         epoch_plan(self.order, self.n, self.seed, epoch, self.shard)
+    }
+
+    /// [`Context::plan`] shared between the prefetch workers.
+    pub fn shared_plan(&self, epoch: u64) -> Arc<Vec<usize>> {
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, p)) = plans.iter().find(|(e, _)| *e == epoch) {
+            return Arc::clone(p);
+        }
+        // Computed under the lock: the other worker needs the same plan.
+        let plan = Arc::new(self.plan(epoch));
+        if plans.len() >= 2 {
+            plans.remove(0);
+        }
+        plans.push((epoch, Arc::clone(&plan)));
+        plan
     }
 
     /// A fresh buffer for this iterator's batches.
@@ -297,20 +315,30 @@ impl Context {
                 )
             })
         };
-        if threads <= 1 || idx.len() <= 1 || sl == 0 {
-            for (img, &j) in images.chunks_exact_mut(sl.max(1)).zip(idx) {
+        // Samples in order, each row's cache lines requested while the one
+        // before is processed (a shuffled row is a DRAM miss).
+        let run = |images: &mut [T], idx: &[usize]| -> Result<()> {
+            self.x.prefetch_row_cpu(self.base + idx[0]);
+            for (k, (img, &j)) in images.chunks_exact_mut(sl).zip(idx).enumerate() {
+                if let Some(&next) = idx.get(k + 1) {
+                    self.x.prefetch_row_cpu(self.base + next);
+                }
                 one(img, j)?;
             }
             Ok(())
+        };
+        if idx.is_empty() || sl == 0 {
+            Ok(())
+        } else if threads <= 1 || idx.len() <= 1 {
+            run(images, idx)
         } else {
             // Small images: hand rayon a few samples per task so scheduling
             // overhead stays well below the per-sample work.
-            let min_len = (16_384 / sl.max(1)).clamp(1, 64);
+            let per_task = (16_384 / sl).clamp(1, 64);
             images
-                .par_chunks_exact_mut(sl)
-                .with_min_len(min_len)
-                .zip(idx.par_iter())
-                .try_for_each(|(img, &j)| one(img, j))
+                .par_chunks_mut(sl * per_task)
+                .zip(idx.par_chunks(per_task))
+                .try_for_each(|(images, idx)| run(images, idx))
         }
     }
 }
@@ -350,16 +378,43 @@ pub(crate) fn advance(epoch: u64, batch: usize, len: usize) -> (u64, usize) {
 /// A filled buffer (or the error that stopped it) with the batch it holds.
 type Ready = (u64, usize, Result<()>, Batch);
 
-/// A background thread that assembles the next `depth` batches while the
-/// caller works on the current one. Buffers circulate: the caller returns
-/// each lent batch, the producer refills it. `depth + 1` buffers in all, so
-/// memory stays bounded by the prefetch depth whatever the dataset size.
-pub(crate) struct Producer {
-    /// The (epoch, batch) the producer will deliver next.
-    pub next: (u64, usize),
+/// The position `steps` batches after `pos` (see [`advance`]).
+fn advance_by(mut pos: (u64, usize), steps: usize, len: usize) -> (u64, usize) {
+    for _ in 0..steps {
+        pos = advance(pos.0, pos.1, len);
+    }
+    pos
+}
+
+/// One background thread of a [`Producer`] and the channels to it.
+struct Worker {
     ready: Option<std::sync::mpsc::Receiver<Ready>>,
     free: Option<std::sync::mpsc::Sender<Batch>>,
     handle: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Background threads that assemble the next batches while the caller
+/// works on the current one.
+///
+/// With `threads` cores and `depth` batches ahead, `min(threads, depth)`
+/// workers each assemble *whole* batches, taking turns (worker `k` builds
+/// batches `k, k + W, k + 2W, ...` of the walk), and the caller takes them
+/// back in turn, so batches arrive in order. A 32×32 image costs a few
+/// microseconds, so a batch of them is too small to split across cores
+/// without the hand-offs costing as much as the work (rayon's wake-ups took
+/// a third of the time); whole batches per core need no hand-off but the
+/// one to the caller. Workers left with spare threads (`depth < threads`)
+/// split each batch over them with rayon.
+///
+/// Buffers circulate: the caller returns each lent batch to the worker it
+/// took the next one from. `depth + 1` buffers in all, so memory stays
+/// bounded by the prefetch depth whatever the dataset size.
+pub(crate) struct Producer {
+    /// The (epoch, batch) the producer will deliver next.
+    pub next: (u64, usize),
+    workers: Vec<Worker>,
+    /// The worker whose batch comes next.
+    turn: usize,
 }
 
 impl Producer {
@@ -372,9 +427,65 @@ impl Producer {
         depth: usize,
     ) -> Producer {
         let depth = depth.max(1);
-        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Ready>(depth);
+        let count = threads.clamp(1, depth);
+        let len = ctx.num_batches();
+        let workers = (0..count)
+            .map(|k| {
+                // Buffers dealt out as evenly as they go; each worker has one at least.
+                let buffers = depth / count + usize::from(k < depth % count);
+                let inner = if k < threads % count {
+                    threads / count + 1
+                } else {
+                    threads / count
+                };
+                Worker::start(
+                    Arc::clone(&ctx),
+                    Arc::clone(&pool),
+                    inner.max(1),
+                    advance_by(start, k, len),
+                    count,
+                    buffers,
+                )
+            })
+            .collect();
+        Producer {
+            next: start,
+            workers,
+            turn: 0,
+        }
+    }
+
+    /// Swaps `lent` (the batch the caller is done with) for the next ready one.
+    /// Returns the result of assembling it. `None` if the producer died.
+    pub fn swap(&mut self, lent: &mut Batch, len: usize) -> Option<Result<()>> {
+        let worker = &self.workers[self.turn];
+        let (epoch, index, result, buf) = worker.ready.as_ref()?.recv().ok()?;
+        debug_assert_eq!((epoch, index), self.next);
+        let old = std::mem::replace(lent, buf);
+        if let Some(free) = &worker.free {
+            let _ = free.send(old);
+        }
+        self.turn = (self.turn + 1) % self.workers.len();
+        self.next = advance(epoch, index, len);
+        Some(result)
+    }
+}
+
+impl Worker {
+    /// Starts a thread assembling batch `first` and then every `stride`-th
+    /// batch after it, into `buffers` fresh buffers, with `threads` threads
+    /// per batch.
+    fn start(
+        ctx: Arc<Context>,
+        pool: Arc<rayon::ThreadPool>,
+        threads: usize,
+        first: (u64, usize),
+        stride: usize,
+        buffers: usize,
+    ) -> Worker {
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Ready>(buffers);
         let (free_tx, free_rx) = std::sync::mpsc::channel::<Batch>();
-        for _ in 0..depth {
+        for _ in 0..buffers {
             // Sending on a fresh channel whose receiver we hold cannot fail.
             let _ = free_tx.send(ctx.new_batch());
         }
@@ -382,54 +493,44 @@ impl Producer {
             .name("npyflow-prefetch".into())
             .spawn(move || {
                 let len = ctx.num_batches();
-                let (mut epoch, mut index) = start;
-                let mut plan: Option<(u64, Vec<usize>)> = None;
+                let (mut epoch, mut index) = first;
                 while let Ok(mut buf) = free_rx.recv() {
-                    if plan.as_ref().map(|p| p.0) != Some(epoch) {
-                        plan = Some((epoch, ctx.plan(epoch)));
-                    }
-                    let p = &plan.as_ref().expect("plan set above").1;
-                    // Overlap the storage reads of the batch after this one
+                    let plan = ctx.shared_plan(epoch);
+                    // Overlap the storage reads of this worker's next batch
                     // with this one's compute.
-                    let _ = ctx.hint(index + 1, p);
-                    let result = pool.install(|| ctx.assemble(epoch, index, p, &mut buf, threads));
+                    let _ = ctx.hint(index + stride, &plan);
+                    let result = if threads <= 1 {
+                        ctx.assemble(epoch, index, &plan, &mut buf, 1)
+                    } else {
+                        pool.install(|| ctx.assemble(epoch, index, &plan, &mut buf, threads))
+                    };
                     let failed = result.is_err();
                     if ready_tx.send((epoch, index, result, buf)).is_err() || failed {
                         return;
                     }
-                    (epoch, index) = advance(epoch, index, len);
+                    (epoch, index) = advance_by((epoch, index), stride, len);
                 }
             })
-            .expect("spawning the prefetch thread");
-        Producer {
-            next: start,
+            .expect("spawning a prefetch thread");
+        Worker {
             ready: Some(ready_rx),
             free: Some(free_tx),
             handle: Some(handle),
         }
     }
-
-    /// Swaps `lent` (the batch the caller is done with) for the next ready one.
-    /// Returns the result of assembling it. `None` if the producer died.
-    pub fn swap(&mut self, lent: &mut Batch, len: usize) -> Option<Result<()>> {
-        let (epoch, index, result, buf) = self.ready.as_ref()?.recv().ok()?;
-        debug_assert_eq!((epoch, index), self.next);
-        let old = std::mem::replace(lent, buf);
-        if let Some(free) = &self.free {
-            let _ = free.send(old);
-        }
-        self.next = advance(epoch, index, len);
-        Some(result)
-    }
 }
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        // Closing both channels wakes the thread wherever it waits.
-        self.free.take();
-        self.ready.take();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
+        // Closing both channels wakes each thread wherever it waits.
+        for w in &mut self.workers {
+            w.free.take();
+            w.ready.take();
+        }
+        for w in &mut self.workers {
+            if let Some(h) = w.handle.take() {
+                let _ = h.join();
+            }
         }
     }
 }

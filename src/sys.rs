@@ -135,6 +135,28 @@ pub(crate) fn cachestat(file: &File, offset: u64, len: u64) -> io::Result<Option
     Ok(None)
 }
 
+/// Asks the CPU to start loading every cache line of `bytes` into its
+/// caches (a software prefetch), so that a row about to be read arrives
+/// while the current one is processed: a shuffled row is a DRAM miss, and
+/// its 48 lines (3 KiB) cost more than converting them. No-op off x86_64.
+#[inline]
+pub(crate) fn prefetch_lines(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch is only a hint: it never faults, has no
+        // architectural effect and does not read the memory into any
+        // register; the pointer is inside a live slice anyway. SSE (which
+        // the intrinsic needs) is part of the x86_64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// Kernel read-ahead / caching hints for a file range (posix_fadvise).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FileAdvice {

@@ -183,7 +183,7 @@ fn proc_field(text: &str, key: &str) -> u64 {
 }
 
 /// Resident fraction of each array's data; NaN where it cannot be measured.
-fn residencies(arrays: &[&NpyArray]) -> Vec<(String, f64)> {
+pub(crate) fn residencies(arrays: &[&NpyArray]) -> Vec<(String, f64)> {
     arrays
         .iter()
         .map(|a| (a.name(), cache::resident_fraction(a).unwrap_or(f64::NAN)))
@@ -199,7 +199,7 @@ const ANON_SAMPLE_EVERY: Duration = Duration::from_millis(5);
 /// [`start`](TelemetryRecorder::start), [`first_batch`](TelemetryRecorder::first_batch)
 /// when the first batch is ready, [`batch`](TelemetryRecorder::batch) after
 /// each batch, [`finish`](TelemetryRecorder::finish).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TelemetryRecorder {
     started: Instant,
     first: Option<Duration>,
@@ -216,7 +216,13 @@ impl TelemetryRecorder {
     /// Snapshots counters and residency of `arrays`, then starts the clock
     /// (so the `mincore` scan is not billed to the epoch).
     pub fn start(arrays: &[&NpyArray]) -> TelemetryRecorder {
-        let residency_before = residencies(arrays);
+        Self::start_with_residency(residencies(arrays))
+    }
+
+    /// [`start`](TelemetryRecorder::start) with the residency before the
+    /// epoch already measured (e.g. the previous epoch's residency after
+    /// it, a moment ago): a residency scan fewer per epoch.
+    pub fn start_with_residency(residency_before: Vec<(String, f64)>) -> TelemetryRecorder {
         let peak_anon = anon_rss_bytes();
         let io = ProcessIo::now();
         let faults = sys::major_faults();
@@ -256,6 +262,12 @@ impl TelemetryRecorder {
     fn sample_anon(&mut self) {
         self.peak_anon = self.peak_anon.max(anon_rss_bytes());
         self.last_anon_sample = Instant::now();
+    }
+
+    /// The telemetry so far, as [`finish`](TelemetryRecorder::finish) would
+    /// report it now, while recording goes on.
+    pub fn snapshot(&self, arrays: &[&NpyArray]) -> EpochTelemetry {
+        self.clone().finish(arrays)
     }
 
     /// Stops the clock and measures the deltas and residency after the epoch.

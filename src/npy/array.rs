@@ -304,6 +304,17 @@ impl NpyArray {
         self.data_bytes().map(|d| &d[i * rb..(i + 1) * rb])
     }
 
+    /// Starts loading row `i` into the CPU caches when it is mapped (nothing
+    /// for `pread` arrays or rows out of range): the gather of a shuffled
+    /// batch calls it for the next row while it converts the current one.
+    pub fn prefetch_row_cpu(&self, i: usize) {
+        if i < self.len() {
+            if let Some(row) = self.row_bytes_mapped(i) {
+                crate::sys::prefetch_lines(row);
+            }
+        }
+    }
+
     /// Errors when the file shrank since it was opened (truncated or replaced
     /// under the map). Cheap (one `fstat`); the iterator calls it before each batch.
     ///

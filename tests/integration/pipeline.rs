@@ -46,8 +46,8 @@ fn same_bytes_for_any_threads_and_prefetch() {
         },
     ] {
         let mut reference = None;
-        for threads in [1, 2, 8] {
-            for prefetch in [0, 1, 4] {
+        for threads in [1, 2, 3, 8] {
+            for prefetch in [0, 1, 3, 4] {
                 let mut it = augmenting()
                     .flow(x.clone())
                     .order(order)

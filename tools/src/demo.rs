@@ -129,7 +129,7 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         .threads(args.threads)
         .build()?;
     let bar = ui.bar(it.len() as u64, "epoch 1", Unit::Items);
-    let report = run_epochs(&mut it, &[&x, &y], 1, None, None, &bar);
+    let report = run_epochs(&mut it, 1, None, None, &bar);
     bar.finish_and_clear();
     let report = report?;
 

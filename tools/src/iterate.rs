@@ -9,9 +9,7 @@ use indicatif::ProgressBar;
 use serde_json::json;
 
 use npyflow::npy::{Dtype, ElemType, NpyWriter};
-use npyflow::{
-    EpochTelemetry, NpyArray, NumpyArrayIterator, Order, OutputDtype, SaveFormat, TelemetryRecorder,
-};
+use npyflow::{EpochTelemetry, NpyArray, NumpyArrayIterator, Order, OutputDtype, SaveFormat};
 
 use crate::opts::{GenArgs, IterArgs};
 use crate::ui::{self, Ui, Unit};
@@ -109,7 +107,6 @@ fn rows_in(batches: u64, len: u64, n: u64, batch_size: u64) -> u64 {
 /// telemetry per epoch and optionally streaming the images into `out`.
 pub fn run_epochs(
     it: &mut NumpyArrayIterator,
-    arrays: &[&NpyArray],
     epochs: u64,
     max_batches: Option<u64>,
     out: Option<&Path>,
@@ -152,9 +149,8 @@ pub fn run_epochs(
         if report.batches >= total {
             break;
         }
-        let mut rec = TelemetryRecorder::start(arrays);
+        // The iterator records each epoch's telemetry itself.
         while let Some(batch) = it.next_in_epoch()? {
-            rec.batch(batch.len());
             if let Some(w) = writer.as_mut() {
                 w.write_bytes(batch.image_bytes())?;
             }
@@ -162,11 +158,15 @@ pub fn run_epochs(
             report.samples += batch.len() as u64;
             bar.inc(1);
             if report.batches >= total {
-                report.epochs.push(rec.finish(arrays));
+                // Stopped inside the epoch (or at its very end).
+                let t = it.current_epoch_telemetry();
+                report
+                    .epochs
+                    .extend(t.or_else(|| it.last_epoch_telemetry().cloned()));
                 break 'epochs;
             }
         }
-        report.epochs.push(rec.finish(arrays));
+        report.epochs.extend(it.last_epoch_telemetry().cloned());
     }
     report.seconds = started.elapsed().as_secs_f64();
     if let Some(w) = writer {
@@ -196,33 +196,24 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
     }
     let generator = args.generator.generator(args.stats.as_deref())?;
     let x = NpyArray::open(&args.x)?;
-    let mut arrays = vec![x.clone()];
     let mut builder = args.iter.builder(x)?.generator(generator);
     if let Some(p) = &args.y {
-        let y = NpyArray::open(p)?;
-        arrays.push(y.clone());
-        builder = builder.y(y);
+        builder = builder.y(NpyArray::open(p)?);
     }
     if let Some(p) = &args.sample_weight {
-        let w = NpyArray::open(p)?;
-        arrays.push(w.clone());
-        builder = builder.sample_weight(w);
+        builder = builder.sample_weight(NpyArray::open(p)?);
     }
     for p in &args.aux {
-        let a = NpyArray::open(p)?;
-        arrays.push(a.clone());
-        builder = builder.aux(a);
+        builder = builder.aux(NpyArray::open(p)?);
     }
     if let Some(dir) = &args.save_to_dir {
         let format: SaveFormat = args.save_format.parse()?;
         builder = builder.save_to_dir(dir, args.save_prefix.clone(), format);
     }
     let mut it = builder.build()?;
-    let refs: Vec<&NpyArray> = arrays.iter().collect();
     let bar = ui.bar(0, "batches", Unit::Items);
     let report = run_epochs(
         &mut it,
-        &refs,
         args.epochs,
         args.max_batches,
         args.out.as_deref(),

@@ -334,9 +334,10 @@ pub struct IterArgs {
     /// Threads assembling each batch (0 = all cores).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
-    /// Batches prepared ahead in the background.
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub prefetch: usize,
+    /// Batches prepared ahead in the background (0 = none) [default: as
+    /// many as fit in 32 MiB of buffers, 2 to 4 per thread]
+    #[arg(long, value_name = "N")]
+    pub prefetch: Option<usize>,
     /// Keep at most this much of the files in the page cache (e.g. 512M).
     #[arg(long, value_parser = parse_bytes, value_name = "BYTES")]
     pub cache_budget: Option<u64>,
@@ -375,8 +376,10 @@ impl IterArgs {
             .order(order)
             .ignore_class_split(self.ignore_class_split)
             .drop_last(self.drop_last)
-            .threads(self.threads)
-            .prefetch(self.prefetch);
+            .threads(self.threads);
+        if let Some(depth) = self.prefetch {
+            b = b.prefetch(depth);
+        }
         if let Some(seed) = self.seed {
             b = b.seed(seed);
         }
