@@ -374,6 +374,7 @@ impl IteratorBuilder {
             hints: std::sync::atomic::AtomicBool::new(true),
             windows: std::sync::Mutex::new(None),
             plans: std::sync::Mutex::new(Vec::new()),
+            readahead: Default::default(),
         });
         let batch = ctx.new_batch();
         let prefetch = self.prefetch.unwrap_or_else(|| {

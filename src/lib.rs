@@ -98,6 +98,7 @@ pub mod npy;
 mod order;
 mod pipeline;
 mod preview;
+mod readahead;
 mod rng;
 mod save;
 mod standardize;

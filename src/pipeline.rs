@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use crate::batch::{typed_mut, Batch, Images};
-use crate::cache::{prefetch_row_range, prefetch_rows, PageBudget};
+use crate::cache::{prefetch_rows, PageBudget};
 use crate::generator::{ImageDataGenerator, Scratch};
 use crate::npy::NpyArray;
 use crate::order::{block_windows, epoch_plan, num_batches, Order, Shard, Window};
+use crate::readahead::Readahead;
 use crate::rng::{SampleRng, Stream};
 use crate::save::SaveConfig;
 use crate::{ImageShape, OutputDtype, Real, Result};
@@ -49,6 +50,8 @@ pub(crate) struct Context {
     pub hints: AtomicBool,
     /// The block order's windows of one epoch, for whole-block prefetch.
     pub windows: Mutex<Option<(u64, Arc<Vec<Window>>)>>,
+    /// Reads the block order's windows ahead without blocking assembly.
+    pub readahead: Readahead,
     /// The plans of the last two epochs the prefetch workers asked for
     /// (workers straddle an epoch boundary), computed once each.
     pub plans: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
@@ -243,7 +246,7 @@ impl Context {
         targets.dedup();
         for win in targets.iter().filter_map(|&t| windows.get(t)) {
             for range in self.block_ranges(win, block_rows) {
-                prefetch_row_range(&self.x, range)?;
+                self.readahead.request(&self.x, range);
             }
         }
         Ok(())

@@ -307,10 +307,12 @@ impl NpyArray {
     /// Starts loading row `i` into the CPU caches when it is mapped (nothing
     /// for `pread` arrays or rows out of range): the gather of a shuffled
     /// batch calls it for the next row while it converts the current one.
+    /// Only the first 4 KiB: past them the hardware prefetcher has seen the
+    /// stream, and a whole 150 KB row would only evict the current one.
     pub fn prefetch_row_cpu(&self, i: usize) {
         if i < self.len() {
             if let Some(row) = self.row_bytes_mapped(i) {
-                crate::sys::prefetch_lines(row);
+                crate::sys::prefetch_lines(&row[..row.len().min(4096)]);
             }
         }
     }

@@ -1,0 +1,90 @@
+//! A background thread that asks the kernel to read file ranges ahead.
+//!
+//! `WILLNEED` is asynchronous only until the device queue is full: past
+//! that, submitting a large range blocks until enough of it has been read.
+//! The block order asks for a whole window of blocks (64 MiB and more) when
+//! a batch enters a window; done on the assembling thread, the first batch
+//! of a cold epoch waited for two windows to be read (110–270 ms). Here the
+//! requests are queued to one thread per iterator and the assembling threads
+//! never wait on them.
+
+use std::ops::Range;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use crate::cache::prefetch_row_range;
+use crate::npy::NpyArray;
+
+/// Rows of one array to be read ahead.
+type Request = (NpyArray, Range<usize>);
+
+/// The thread and the queue to it, started on the first request.
+#[derive(Debug, Default)]
+pub(crate) struct Readahead {
+    worker: Mutex<Option<(Sender<Request>, JoinHandle<()>)>>,
+}
+
+impl Readahead {
+    /// Queues rows `rows` of `array` to be read ahead; returns at once.
+    /// Requests are served in order. A hint only: failures are logged.
+    pub fn request(&self, array: &NpyArray, rows: Range<usize>) {
+        let mut worker = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        if worker.is_none() {
+            let (tx, rx) = channel::<Request>();
+            let spawned = std::thread::Builder::new()
+                .name("npyflow-readahead".into())
+                .spawn(move || {
+                    for (array, rows) in rx {
+                        if let Err(e) = prefetch_row_range(&array, rows) {
+                            log::debug!("read-ahead of {} refused: {e}", array.name());
+                        }
+                    }
+                });
+            match spawned {
+                Ok(handle) => *worker = Some((tx, handle)),
+                // No thread to be had: read ahead here, as before.
+                Err(_) => {
+                    let _ = prefetch_row_range(array, rows);
+                    return;
+                }
+            }
+        }
+        if let Some((tx, _)) = worker.as_ref() {
+            // The thread only stops when the sender is dropped (below).
+            let _ = tx.send((array.clone(), rows));
+        }
+    }
+}
+
+impl Drop for Readahead {
+    fn drop(&mut self) {
+        let worker = self.worker.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some((tx, handle)) = worker.take() {
+            // Closing the queue ends the thread once it has served it.
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::npy::{write_npy, ElemType};
+
+    #[test]
+    fn requests_are_served_and_drop_joins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.npy");
+        write_npy(&path, ElemType::U8, &[64, 4096], &vec![7u8; 64 * 4096]).unwrap();
+        let x = NpyArray::open(&path).unwrap();
+        let ra = Readahead::default();
+        ra.request(&x, 0..32);
+        ra.request(&x, 32..64);
+        // Out-of-range rows are clamped, not an error or a panic.
+        ra.request(&x, 60..1000);
+        assert!(ra.worker.lock().unwrap().is_some());
+        drop(ra); // joins the thread after the queue is served
+    }
+}
