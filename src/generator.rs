@@ -67,8 +67,10 @@ impl Default for ImageDataGenerator {
     }
 }
 
-/// Fills a sample's buffer (see [`ImageDataGenerator::process_sample_from`]).
-pub(crate) type Read<'a, T> = &'a mut dyn FnMut(&mut [T]) -> Result<()>;
+/// Fills a sample's buffer (see [`ImageDataGenerator::process_sample_from`]),
+/// each value multiplied by the factor when one is given (`rescale` riding
+/// on the read, as `standardize` would apply it: `v · T(factor)`).
+pub(crate) type Read<'a, T> = &'a mut dyn FnMut(&mut [T], Option<f64>) -> Result<()>;
 
 /// Reusable per-thread memory for [`ImageDataGenerator::process_sample`] and
 /// [`ImageDataGenerator::apply_transform`]: the image the resampler reads or
@@ -242,7 +244,7 @@ impl ImageDataGenerator {
             let reading = read.is_some();
             let (src, dst) = match read {
                 Some(read) => {
-                    read(buf)?;
+                    read(buf, None)?;
                     (&buf[..], &mut image[..])
                 }
                 None => (&image[..], &mut buf[..]),
@@ -265,7 +267,10 @@ impl ImageDataGenerator {
                 image.copy_from_slice(buf);
             }
         } else if let Some(read) = read {
-            read(image)?;
+            // Nothing moves values between the read and `standardize` but
+            // the flips, which only move them: the rescale can ride along.
+            read(image, rescale)?;
+            scaled = true;
         }
         if let Some(intensity) = p.channel_shift_intensity {
             apply_channel_shift(image, intensity);
@@ -428,8 +433,10 @@ mod tests {
                 .process_sample(&mut a, shape, &mut rng(), &mut scratch)
                 .unwrap();
             let mut b = vec![f64::NAN; image.len()];
-            let mut read = |buf: &mut [f64]| {
-                buf.copy_from_slice(&image);
+            let mut read = |buf: &mut [f64], scale: Option<f64>| {
+                buf.iter_mut()
+                    .zip(&image)
+                    .for_each(|(b, v)| *b = v * scale.unwrap_or(1.0));
                 Ok(())
             };
             generator

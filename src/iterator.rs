@@ -378,7 +378,9 @@ impl IteratorBuilder {
         });
         let batch = ctx.new_batch();
         let prefetch = self.prefetch.unwrap_or_else(|| {
-            let bytes = (batch.image_bytes().len() as u64).max(1);
+            // A full batch's images (the buffer's capacity, not its length).
+            let rows = ctx.batch_size.min(ctx.shard_len()) as u64;
+            let bytes = (rows * (ctx.shape.len() * ctx.dtype.size()) as u64).max(1);
             (AUTO_PREFETCH_BYTES / bytes).clamp(2, 4 * threads as u64) as usize
         });
         Ok(NumpyArrayIterator {
@@ -506,6 +508,12 @@ impl NumpyArrayIterator {
     /// Threads used to assemble a batch.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Batches prepared ahead in the background (the one set, or the
+    /// default chosen from the batch size; see [`IteratorBuilder::prefetch`]).
+    pub fn prefetch_depth(&self) -> usize {
+        self.prefetch
     }
 
     /// Telemetry of the last epoch walked to its end with `next_batch` /

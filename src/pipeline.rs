@@ -314,7 +314,7 @@ impl Context {
                     self.shape,
                     &mut rng,
                     scratch,
-                    &mut |buf: &mut [T]| self.x.read_sample_into(row, buf),
+                    &mut |buf: &mut [T], scale| self.x.read_sample_scaled_into(row, buf, scale),
                 )
             })
         };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use ndarray::{ArrayViewD, IxDyn};
 
-use super::cast::{cast_into, copy_native};
+use super::cast::{cast_into, cast_scaled_into, copy_native};
 use super::dtype::{Dtype, ElemType};
 use super::header::{parse_header, Header, HeaderProblem, MAX_HEADER_BYTES};
 use crate::{sys, Error, ErrorKind, Real, Result};
@@ -391,20 +391,32 @@ impl NpyArray {
     /// # Panics
     /// When `i >= len()` or `out.len() != row_len()` (caller bugs).
     pub fn read_sample_into<T: Real>(&self, i: usize, out: &mut [T]) -> Result<()> {
+        self.read_sample_scaled_into(i, out, None)
+    }
+
+    /// [`NpyArray::read_sample_into`], each value then multiplied by
+    /// `T(scale)` when given, in the same pass (Keras' `rescale` on a
+    /// sample that is not resampled).
+    pub(crate) fn read_sample_scaled_into<T: Real>(
+        &self,
+        i: usize,
+        out: &mut [T],
+        scale: Option<f64>,
+    ) -> Result<()> {
         assert_eq!(
             out.len(),
             self.inner.row_len,
             "read_sample_into: buffer size"
         );
         match self.row_bytes_mapped(i) {
-            Some(src) => cast_into(src, self.dtype(), out),
+            Some(src) => cast_scaled_into(src, self.dtype(), out, scale),
             None => {
                 thread_local!(static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
                 BUF.with(|b| -> Result<()> {
                     let mut b = b.borrow_mut();
                     b.resize(self.inner.row_bytes, 0);
                     self.read_row_raw(i, &mut b)?;
-                    cast_into(&b, self.dtype(), out);
+                    cast_scaled_into(&b, self.dtype(), out, scale);
                     Ok(())
                 })?;
             }

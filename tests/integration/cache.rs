@@ -359,3 +359,68 @@ fn a_bench_cell_runs_a_whole_epoch_and_reports_it() {
     );
     assert_eq!(config.cells().len(), 12);
 }
+
+#[test]
+fn the_iterator_reports_a_stopped_epoch_and_then_the_whole_one() {
+    let dir = tempdir();
+    let images = dir.path().join("i.npy");
+    let data: Vec<u8> = (0..96 * 300).map(|i| (i * 7 % 251) as u8).collect();
+    write_npy(&images, ElemType::U8, &[96, 10, 10, 3], &data).unwrap();
+    let mut it = npyflow::NumpyArrayIterator::builder(NpyArray::open(&images).unwrap())
+        .batch_size(16)
+        .seed(3)
+        .build()
+        .unwrap();
+    assert!(it.current_epoch_telemetry().is_none(), "no epoch yet");
+    for _ in 0..2 {
+        it.next_in_epoch().unwrap().unwrap();
+    }
+    let partial = it.current_epoch_telemetry().expect("an epoch in progress");
+    assert_eq!((partial.samples, partial.batches), (32, 2));
+    assert!(it.last_epoch_telemetry().is_none());
+    while it.next_in_epoch().unwrap().is_some() {}
+    assert!(it.current_epoch_telemetry().is_none(), "the epoch is over");
+    let whole = it.last_epoch_telemetry().unwrap().clone();
+    assert_eq!((whole.samples, whole.batches), (96, 6));
+    assert!(whole.time_to_first_batch <= partial.wall);
+    // The next epoch starts from the residency this one ended with.
+    while it.next_in_epoch().unwrap().is_some() {}
+    let second = it.last_epoch_telemetry().unwrap();
+    assert_eq!(second.residency_before, whole.residency_after);
+}
+
+#[test]
+fn the_default_prefetch_depth_follows_the_batch_size() {
+    let dir = tempdir();
+    let small = dir.path().join("small.npy");
+    write_npy(&small, ElemType::U8, &[256, 8, 8, 3], &vec![1u8; 256 * 192]).unwrap();
+    let it = npyflow::NumpyArrayIterator::builder(NpyArray::open(&small).unwrap())
+        .batch_size(64)
+        .threads(2)
+        .build()
+        .unwrap();
+    // 64 × 8×8×3 f32 = 48 KiB per batch: many fit in the budget, capped at 4 per thread.
+    assert_eq!(it.prefetch_depth(), 8);
+    // 16 × 512×512×3 f32 = 48 MiB per batch: more than the budget, so 2.
+    let large = dir.path().join("large.npy");
+    write_npy(
+        &large,
+        ElemType::U8,
+        &[16, 512, 512, 3],
+        &vec![1u8; 16 * 512 * 512 * 3],
+    )
+    .unwrap();
+    let it = npyflow::NumpyArrayIterator::builder(NpyArray::open(&large).unwrap())
+        .batch_size(16)
+        .threads(2)
+        .build()
+        .unwrap();
+    assert_eq!(it.prefetch_depth(), 2);
+    assert!(npyflow::AUTO_PREFETCH_BYTES < 48 << 20);
+    // An explicit depth is kept.
+    let it = npyflow::NumpyArrayIterator::builder(NpyArray::open(&small).unwrap())
+        .prefetch(0)
+        .build()
+        .unwrap();
+    assert_eq!(it.prefetch_depth(), 0);
+}
