@@ -416,7 +416,7 @@ fn the_default_prefetch_depth_follows_the_batch_size() {
         .build()
         .unwrap();
     assert_eq!(it.prefetch_depth(), 2);
-    assert!(npyflow::AUTO_PREFETCH_BYTES < 48 << 20);
+    const { assert!(npyflow::AUTO_PREFETCH_BYTES < 48 << 20) };
     // An explicit depth is kept.
     let it = npyflow::NumpyArrayIterator::builder(NpyArray::open(&small).unwrap())
         .prefetch(0)
