@@ -322,10 +322,13 @@ impl IteratorBuilder {
         }
         // Match the kernel's read-ahead to the order: none for uniform
         // shuffles (read-around would pull ~128 KiB per faulting row and
-        // thrash a cache smaller than the file), forward for the others.
+        // thrash a cache smaller than the file), forward for the others —
+        // except under a page budget, where the kernel's sequential window
+        // (up to twice read_ahead_kb, here 16 MiB) would overrun the budget
+        // and our own bounded read-ahead does the work.
         let pattern = match self.order {
-            Order::Sequential => AccessPattern::Sequential,
-            Order::Shuffle => AccessPattern::Random,
+            Order::Sequential if self.cache_budget.is_none() => AccessPattern::Sequential,
+            Order::Sequential | Order::Shuffle => AccessPattern::Random,
             Order::Blocks { .. } => AccessPattern::Blocks,
         };
         advise_for_order(&self.x, pattern)?;

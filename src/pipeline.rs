@@ -21,6 +21,10 @@ use crate::rng::{SampleRng, Stream};
 use crate::save::SaveConfig;
 use crate::{ImageShape, OutputDtype, Real, Result};
 
+/// How far the sequential order reads ahead of the batch being assembled
+/// (less with a page budget: a quarter of it).
+const SEQUENTIAL_AHEAD: u64 = 16 << 20;
+
 /// Everything an iterator needs to build any batch; immutable and shared.
 #[derive(Debug)]
 pub(crate) struct Context {
@@ -126,18 +130,27 @@ impl Context {
             rows.sort_unstable();
         }
         if self.hints.load(Ordering::Relaxed) {
-            if let Order::Blocks { block_rows, window } = self.order {
-                if start == 0 {
-                    // The epoch's first batch is scattered over its whole
-                    // window: ask for its own rows before the window's
-                    // blocks so they are at the head of the device queue
-                    // and the first batch does not wait for the window.
-                    prefetch_rows(&self.x, &rows)?;
+            match self.order {
+                Order::Blocks { block_rows, window } => {
+                    if start == 0 {
+                        // The epoch's first batch is scattered over its whole
+                        // window: ask for its own rows before the window's
+                        // blocks so they are at the head of the device queue
+                        // and the first batch does not wait for the window.
+                        prefetch_rows(&self.x, &rows)?;
+                    }
+                    self.prefetch_windows(epoch, start, end, block_rows, window)?;
                 }
-                self.prefetch_windows(epoch, start, end, block_rows, window)?;
-            } else {
-                // Many reads in flight, in file order, before the gather faults on them one by one.
-                prefetch_rows(&self.x, &rows)?;
+                Order::Sequential => {
+                    if start == 0 {
+                        // The first batch need not wait for the stretch ahead.
+                        prefetch_rows(&self.x, &rows)?;
+                    }
+                    self.read_ahead_sequential(start, end, plan);
+                }
+                // Many reads in flight, in file order, before the gather
+                // faults on them one by one.
+                Order::Shuffle => prefetch_rows(&self.x, &rows)?,
             }
         }
         batch.len = idx.len();
@@ -281,10 +294,41 @@ impl Context {
         Ok(())
     }
 
-    /// Asks the kernel to start reading batch `index` of `plan` (lookahead).
+    /// Sequential order: keep [`SEQUENTIAL_AHEAD`] bytes of rows requested
+    /// ahead of the batch at plan positions `start..end`, through the
+    /// read-ahead thread (each batch asks for one batch's worth, that far
+    /// ahead; the first also for the stretch before it). The kernel's own
+    /// read-ahead of a mapped file is paced by page faults and stalled
+    /// behind our synchronous hints (974 MB/s under a 63 MiB cgroup, against
+    /// 1550 MB/s with no advice at all).
+    fn read_ahead_sequential(&self, start: usize, end: usize, plan: &[usize]) {
+        let rb = self.x.row_bytes().max(1) as u64;
+        let mut bytes = SEQUENTIAL_AHEAD;
+        if let Some(budget) = &self.budget {
+            // Read-ahead is outside the budget's count: keep it a fraction.
+            let b = budget.lock().unwrap_or_else(|e| e.into_inner()).budget();
+            bytes = bytes.min(b / 4);
+        }
+        let ahead = ((bytes / rb) as usize).max(end - start);
+        // A sequential plan is consecutive rows, so positions map to a range.
+        let rows = |from: usize, to: usize| {
+            let (from, to) = (from.min(plan.len()), to.min(plan.len()));
+            (from < to).then(|| self.base + plan[from]..self.base + plan[to - 1] + 1)
+        };
+        if start == 0 {
+            if let Some(r) = rows(0, ahead) {
+                self.readahead.request(&self.x, r);
+            }
+        }
+        if let Some(r) = rows(start + ahead, end + ahead) {
+            self.readahead.request(&self.x, r);
+        }
+    }
+
+    /// Asks the kernel to start reading batch `index` of `plan` (lookahead;
+    /// the shuffled order only: the others read ahead in `assemble`).
     pub fn hint(&self, index: usize, plan: &[usize]) -> Result<()> {
-        // The block order prefetches whole windows in `assemble` instead.
-        if !self.hints.load(Ordering::Relaxed) || matches!(self.order, Order::Blocks { .. }) {
+        if !self.hints.load(Ordering::Relaxed) || self.order != Order::Shuffle {
             return Ok(());
         }
         let start = (index * self.batch_size).min(plan.len());
