@@ -33,7 +33,16 @@ pub(crate) fn cast_scaled_into<T: Real>(
         if let Ok(out) = bytemuck::try_cast_slice_mut::<T, f32>(out) {
             if T::DTYPE == crate::OutputDtype::F32 {
                 let s = scale.map_or(1.0, |s| s as f32);
-                for (o, &b) in out.iter_mut().zip(bytes) {
+                // 16 at a time: one 16-byte load widened in registers (a
+                // plain loop loaded 4 bytes at a time on the SSE2 baseline).
+                let mut outs = out.chunks_exact_mut(16);
+                let mut ins = bytes.chunks_exact(16);
+                for (o, b) in (&mut outs).zip(&mut ins) {
+                    for k in 0..16 {
+                        o[k] = b[k] as f32 * s;
+                    }
+                }
+                for (o, &b) in outs.into_remainder().iter_mut().zip(ins.remainder()) {
                     *o = b as f32 * s;
                 }
                 return;
