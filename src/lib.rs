@@ -57,7 +57,7 @@
 //! [`ErrorKind::FileChanged`] when it shrank. That catches a truncation
 //! between batches of a synchronous iterator, but not one that lands while a
 //! batch is being gathered — and with prefetch on (the default), batches are
-//! gathered on a background thread while the caller works, so the unchecked
+//! gathered on background threads while the caller works, so the unchecked
 //! window is the whole background assembly (measured: 8–10 SIGBUS in 40
 //! truncations mid-epoch). A file replaced by rename is harmless (the old
 //! inode stays mapped); a same-size rewrite in place is not detected. Where

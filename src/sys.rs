@@ -1,5 +1,6 @@
 //! The one module with `unsafe`: memory maps and the kernel calls around them
-//! (mincore, madvise, posix_fadvise, getrusage).
+//! (mincore, cachestat, madvise, posix_fadvise, getrusage), and the CPU's
+//! software prefetch.
 //!
 //! Everything here is a thin, documented wrapper; callers elsewhere in the
 //! crate stay safe code. The crate denies `unsafe_code` everywhere else.

@@ -362,6 +362,45 @@ impl NpyArray {
         Ok(())
     }
 
+    /// Rows `first..first + count` converted to `T`, in C order, into `out`,
+    /// read with one `pread` of their bytes whatever the source: for
+    /// streaming passes (`fit`), where a map would cost a page fault per
+    /// 4 KiB and a `pread` per chunk costs one call.
+    ///
+    /// # Errors
+    /// I/O errors (a file that shrank is one: no `SIGBUS` on this path).
+    ///
+    /// # Panics
+    /// When the rows are out of range or `out.len() != count * row_len()`.
+    pub(crate) fn read_samples_pread<T: Real>(
+        &self,
+        first: usize,
+        count: usize,
+        out: &mut [T],
+    ) -> Result<()> {
+        assert!(
+            first + count <= self.len(),
+            "rows {first}+{count} out of range"
+        );
+        assert_eq!(
+            out.len(),
+            count * self.inner.row_len,
+            "read_samples_pread: buffer size"
+        );
+        thread_local!(static BYTES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
+        BYTES.with(|b| -> Result<()> {
+            let mut b = b.borrow_mut();
+            b.resize(count * self.inner.row_bytes, 0);
+            let off = self.data_offset() + (first * self.inner.row_bytes) as u64;
+            self.inner
+                .file
+                .read_exact_at(&mut b, off)
+                .map_err(|e| Error::io(&self.inner.path, e))?;
+            cast_scaled_into(&b, self.dtype(), out, None);
+            Ok(())
+        })
+    }
+
     /// Copies row `i` into `out` in native byte order (for typed views of y, weights, aux).
     ///
     /// # Errors

@@ -49,6 +49,23 @@ pub(crate) fn cast_scaled_into<T: Real>(
             }
         }
     }
+    if dtype.elem == ElemType::U8 && bytes.len() == out.len() && T::DTYPE == crate::OutputDtype::F64
+    {
+        if let Ok(out) = bytemuck::try_cast_slice_mut::<T, f64>(out) {
+            let s = scale.unwrap_or(1.0);
+            let mut outs = out.chunks_exact_mut(16);
+            let mut ins = bytes.chunks_exact(16);
+            for (o, b) in (&mut outs).zip(&mut ins) {
+                for k in 0..16 {
+                    o[k] = b[k] as f64 * s;
+                }
+            }
+            for (o, &b) in outs.into_remainder().iter_mut().zip(ins.remainder()) {
+                *o = b as f64 * s;
+            }
+            return;
+        }
+    }
     cast_unscaled(bytes, dtype, out);
     if let Some(s) = scale {
         let s = T::from_f64_lossy(s);

@@ -65,6 +65,16 @@ impl SampleSource for Counting<'_> {
     fn prefetch(&self, rows: std::ops::Range<usize>) -> npyflow::Result<()> {
         SampleSource::prefetch(self.x, rows)
     }
+
+    fn exact_in_f32(&self) -> bool {
+        SampleSource::exact_in_f32(self.x)
+    }
+
+    fn read_samples_into(&self, first: usize, out: &mut [f64]) -> npyflow::Result<()> {
+        SampleSource::read_samples_into(self.x, first, out)?;
+        self.bar.inc((out.len() / self.x.row_len().max(1)) as u64);
+        Ok(())
+    }
 }
 
 /// Fits `generator`'s featurewise statistics on `x`, saves them to `out`,
