@@ -233,32 +233,31 @@ def cold_sequential(path):
     return total / (time.perf_counter() - start)
 
 
-def fio_limit(path, seconds):
+def fio_read(path, seconds, what, args):
+    """fio's `read` stats for a read-only job on path, or None (reason recorded)."""
     if shutil.which("fio") is None:
-        skipped.append(("fio random-read limit", "fio is not installed (apt-get install fio)"))
+        skipped.append((what, "fio is not installed (apt-get install fio)"))
         return None
-    r = subprocess.run(["fio", "--name=npyflow", "--readonly", "--rw=randread", "--bs=4k", "--direct=1",
-                        "--ioengine=libaio", "--iodepth=32", f"--runtime={seconds}", "--time_based",
-                        "--output-format=json", f"--filename={path}"], capture_output=True, text=True)
+    r = subprocess.run(["fio", "--name=npyflow", "--readonly", "--direct=1", "--ioengine=libaio", *args,
+                        f"--runtime={seconds}", "--time_based", "--output-format=json", f"--filename={path}"],
+                       capture_output=True, text=True)
     try:
-        return json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]["read"]["iops"]
+        return json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]["read"]
     except (ValueError, KeyError, IndexError):
-        skipped.append(("fio random-read limit", (r.stderr.strip().splitlines() or ["no output"])[-1]))
+        skipped.append((what, (r.stderr.strip().splitlines() or ["no output"])[-1]))
         return None
+
+
+def fio_limit(path, seconds):
+    """IOPS of fio's direct random 4 KiB reads at queue depth 32: the device's random-read limit."""
+    read = fio_read(path, seconds, "fio random-read limit", ["--rw=randread", "--bs=4k", "--iodepth=32"])
+    return read and read["iops"]
 
 
 def fio_sequential(path, seconds):
     """Bytes/s of fio's direct sequential read (1 MiB, queue depth 16): the device's streaming limit."""
-    if shutil.which("fio") is None:
-        return None
-    r = subprocess.run(["fio", "--name=npyflow-seq", "--readonly", "--rw=read", "--bs=1m", "--direct=1",
-                        "--ioengine=libaio", "--iodepth=16", f"--runtime={seconds}", "--time_based",
-                        "--output-format=json", f"--filename={path}"], capture_output=True, text=True)
-    try:
-        return json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]["read"]["bw_bytes"]
-    except (ValueError, KeyError, IndexError):
-        skipped.append(("fio sequential limit", (r.stderr.strip().splitlines() or ["no output"])[-1]))
-        return None
+    read = fio_read(path, seconds, "fio sequential limit", ["--rw=read", "--bs=1m", "--iodepth=16"])
+    return read and read["bw_bytes"]
 
 
 def pages_per_sample(path):

@@ -64,6 +64,9 @@ pub trait Real:
     fn from_f64_lossy(v: f64) -> Self;
     /// Widens to `f64`.
     fn to_f64_lossless(self) -> f64;
+    /// An 8-bit value, exactly (a direct conversion: through `f64` the
+    /// compiler does not vectorise image conversion loops).
+    fn from_byte(v: u8) -> Self;
 }
 
 impl Real for f32 {
@@ -76,6 +79,10 @@ impl Real for f32 {
     fn to_f64_lossless(self) -> f64 {
         self as f64
     }
+    #[inline]
+    fn from_byte(v: u8) -> f32 {
+        f32::from(v)
+    }
 }
 
 impl Real for f64 {
@@ -87,5 +94,9 @@ impl Real for f64 {
     #[inline]
     fn to_f64_lossless(self) -> f64 {
         self
+    }
+    #[inline]
+    fn from_byte(v: u8) -> f64 {
+        f64::from(v)
     }
 }
