@@ -21,9 +21,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use npyflow::bench::{self, BenchConfig, BenchRow, CacheState, MemoryMode};
+use npyflow::bench::{self, BenchConfig, BenchRow};
 use npyflow::NpyArray;
-use plotters::prelude::*;
 
 const ROW_BYTES: usize = 32 * 32 * 3;
 
@@ -193,101 +192,21 @@ fn summarise(rows: &[BenchRow], d: &Device) {
     );
 }
 
-/// Horizontal bars of images/s per cell (log scale) with the device's
-/// ceilings as vertical lines.
+/// The chart, with the device's limits as lines.
 fn chart(rows: &[BenchRow], d: &Device, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let measured: Vec<&BenchRow> = rows
-        .iter()
-        .filter(|r| r.skipped.is_none() && r.images_per_s > 0.0)
-        .collect();
-    if measured.is_empty() {
-        return Err("no measured cells".into());
-    }
-    let mut ceilings = vec![(
+    let mut limits = vec![(
         "cold sequential read".to_string(),
         d.sequential_bytes_per_s / ROW_BYTES as f64,
     )];
     if let Ok(v) = &d.fio {
         for (qd, iops) in v {
-            ceilings.push((format!("fio randread qd{qd}"), iops / d.pages_per_sample));
+            limits.push((format!("fio randread qd{qd}"), iops / d.pages_per_sample));
         }
     }
-    let values = measured
-        .iter()
-        .map(|r| r.images_per_s)
-        .chain(ceilings.iter().map(|c| c.1));
-    let (lo, hi) = values.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = ((lo / 2.0).max(1.0), hi * 2.0);
-
-    // Empty rows on top hold the legend clear of the bars.
-    let slots = measured.len() + 3;
-    let height = 120 + 26 * slots as u32;
-    let root = BitMapBackend::new(path, (1200, height)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "npyflow page-cache benchmark: images/s, 32x32x3 u8 (log scale)",
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(300)
-        .build_cartesian_2d((lo..hi).log_scale(), (0..slots).into_segmented())?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(slots)
-        .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => measured.get(*i).map(|r| label(r)).unwrap_or_default(),
-            _ => String::new(),
-        })
-        .x_desc("images per second")
-        .draw()?;
-    chart.draw_series(measured.iter().enumerate().map(|(i, r)| {
-        let color = match (r.cell.cache, r.cell.memory) {
-            (CacheState::Cold, MemoryMode::Unlimited) => RGBColor(31, 119, 180),
-            (CacheState::Warm, MemoryMode::Unlimited) => RGBColor(255, 127, 14),
-            (CacheState::Cold, MemoryMode::Cgroup) => RGBColor(44, 160, 44),
-            (CacheState::Warm, MemoryMode::Cgroup) => RGBColor(214, 39, 40),
-        };
-        let mut bar = Rectangle::new(
-            [
-                (lo, SegmentValue::Exact(i)),
-                (r.images_per_s, SegmentValue::Exact(i + 1)),
-            ],
-            color.filled(),
-        );
-        bar.set_margin(3, 3, 0, 0);
-        bar
-    }))?;
-    let palette = [BLACK, RGBColor(120, 120, 120), RGBColor(148, 103, 189)];
-    for ((name, x), color) in ceilings.into_iter().zip(palette) {
-        let line = vec![
-            (x, SegmentValue::Exact(0)),
-            (x, SegmentValue::Exact(measured.len())),
-        ];
-        chart
-            .draw_series(LineSeries::new(line, color.stroke_width(2)))?
-            .label(format!("{name}: {x:.0} img/s"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
-}
-
-fn label(r: &BenchRow) -> String {
-    match r.limit {
-        Some(l) if r.cell.memory == MemoryMode::Cgroup => {
-            format!("{} ({} MiB)", r.label(), l >> 20)
-        }
-        _ => r.label(),
-    }
+    bench::draw_chart(
+        rows,
+        &limits,
+        "npyflow page-cache benchmark: images/s, 32x32x3 u8 (log scale)",
+        path,
+    )
 }

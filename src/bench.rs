@@ -24,8 +24,12 @@ use crate::{
 };
 
 mod cgroup;
+#[cfg(feature = "plot")]
+mod chart;
 
 pub use cgroup::MemoryCgroup;
+#[cfg(feature = "plot")]
+pub use chart::draw_chart;
 
 /// The access orders compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

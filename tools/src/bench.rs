@@ -2,14 +2,13 @@
 //! user's own file: access order × cold/warm × advice (× a memory cgroup
 //! when running as root), as a table, JSON, CSV and a chart.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-use plotters::prelude::*;
 use serde_json::json;
 
-use npyflow::bench::{self, AdviceMode, BenchConfig, BenchOrder, BenchRow, CacheState, MemoryMode};
+use npyflow::bench::{self, AdviceMode, BenchConfig, BenchOrder, CacheState};
 use npyflow::NpyArray;
 
 use crate::opts::parse_bytes;
@@ -128,10 +127,23 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
     if let Some(path) = &args.csv {
         bench::write_csv(&rows, path)?;
     }
-    let ceiling = sequential.map(|b| b / row_bytes.max(1) as f64);
+    let limits: Vec<(String, f64)> = sequential
+        .map(|b| {
+            (
+                "cold sequential read of the file".to_string(),
+                b / row_bytes.max(1) as f64,
+            )
+        })
+        .into_iter()
+        .collect();
     if let Some(path) = &args.plot {
-        chart(&rows, ceiling, path)
-            .map_err(|e| anyhow::anyhow!("{}: cannot draw the chart: {e}", path.display()))?;
+        bench::draw_chart(
+            &rows,
+            &limits,
+            "npyflow bench: images/s per cell (log scale)",
+            path,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: cannot draw the chart: {e}", path.display()))?;
     }
     if args.json {
         return ui::print_json(&json!({
@@ -160,77 +172,4 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         text.push_str(&format!("\nwrote {}", p.display()));
     }
     ui::print(&text)
-}
-
-/// Horizontal bars of images/s per measured cell (log scale), with the cold
-/// sequential read as a vertical line when measured.
-fn chart(
-    rows: &[BenchRow],
-    ceiling: Option<f64>,
-    path: &Path,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let measured: Vec<&BenchRow> = rows
-        .iter()
-        .filter(|r| r.skipped.is_none() && r.images_per_s > 0.0)
-        .collect();
-    if measured.is_empty() {
-        return Err("no measured cells".into());
-    }
-    let values = measured.iter().map(|r| r.images_per_s).chain(ceiling);
-    let (lo, hi) = values.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = ((lo / 2.0).max(1.0), hi * 2.0);
-    let height = 120 + 26 * measured.len() as u32;
-    let root = BitMapBackend::new(path, (1100, height)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "npyflow bench: images/s per cell (log scale)",
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(280)
-        .build_cartesian_2d((lo..hi).log_scale(), (0..measured.len()).into_segmented())?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(measured.len())
-        .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => measured.get(*i).map(|r| r.label()).unwrap_or_default(),
-            _ => String::new(),
-        })
-        .x_desc("images per second")
-        .draw()?;
-    chart.draw_series(measured.iter().enumerate().map(|(i, r)| {
-        let color = match (r.cell.cache, r.cell.memory) {
-            (CacheState::Cold, MemoryMode::Unlimited) => RGBColor(31, 119, 180),
-            (CacheState::Warm, MemoryMode::Unlimited) => RGBColor(255, 127, 14),
-            (CacheState::Cold, MemoryMode::Cgroup) => RGBColor(44, 160, 44),
-            (CacheState::Warm, MemoryMode::Cgroup) => RGBColor(214, 39, 40),
-        };
-        let mut bar = Rectangle::new(
-            [
-                (lo, SegmentValue::Exact(i)),
-                (r.images_per_s, SegmentValue::Exact(i + 1)),
-            ],
-            color.filled(),
-        );
-        bar.set_margin(3, 3, 0, 0);
-        bar
-    }))?;
-    if let Some(x) = ceiling {
-        let line = vec![
-            (x, SegmentValue::Exact(0)),
-            (x, SegmentValue::Exact(measured.len())),
-        ];
-        chart.draw_series(LineSeries::new(line, BLACK.stroke_width(2)))?;
-        // Said under the axis rather than in a legend, which would cover bars.
-        root.draw(&Text::new(
-            format!("black line: cold sequential read of the file, {x:.0} img/s"),
-            (20, height as i32 - 24),
-            ("sans-serif", 14),
-        ))?;
-    }
-    root.present()?;
-    Ok(())
 }
