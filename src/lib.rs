@@ -60,7 +60,7 @@
 //! between batches of a synchronous iterator, but not one that lands while a
 //! batch is being gathered — and with prefetch on (the default), batches are
 //! gathered on background threads while the caller works, so the unchecked
-//! window is the whole background assembly (measured: 8–10 SIGBUS in 40
+//! window is the whole background assembly (measured: 3–10 SIGBUS in 40
 //! truncations mid-epoch). A file replaced by rename is harmless (the old
 //! inode stays mapped); a same-size rewrite in place is not detected. Where
 //! other processes may change files, or on network filesystems, open arrays
