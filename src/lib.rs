@@ -18,7 +18,7 @@
 //!   saved positions, prefetch, parallel assembly.
 //! - [`npy`] — the format layer: header parsing over bytes, dtypes, and
 //!   crash-safe writers ([`npy::NpyWriter`], [`npy::NpzWriter`]).
-//! - [`bench`] — the page-cache benchmark as a library; with the `plot`
+//! - [`bench`](mod@bench) — the page-cache benchmark as a library; with the `plot`
 //!   feature, `bench::draw_chart` draws its PNG chart.
 //!
 //! # Example
