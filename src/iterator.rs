@@ -752,7 +752,7 @@ impl NumpyArrayIterator {
         let batch = &mut self.batch;
         let threads = self.threads;
         self.pool
-            .install(|| ctx.assemble(epoch, index, plan, batch, threads))
+            .install(|| ctx.assemble(epoch, index, plan, batch, threads, false))
     }
 }
 

@@ -107,6 +107,8 @@ impl Context {
     }
 
     /// Fills `batch` with batch `index` of `epoch`, whose plan is `plan`.
+    /// `requested`: the shuffled order's rows of this batch were already
+    /// asked for ([`Context::hint`]), so they are not asked for twice.
     pub fn assemble(
         &self,
         epoch: u64,
@@ -114,6 +116,7 @@ impl Context {
         plan: &[usize],
         batch: &mut Batch,
         threads: usize,
+        requested: bool,
     ) -> Result<()> {
         // A file that shrank under the map would SIGBUS on access; catch the
         // common case (truncation before this batch) as an error instead.
@@ -150,7 +153,8 @@ impl Context {
                 }
                 // Many reads in flight, in file order, before the gather
                 // faults on them one by one.
-                Order::Shuffle => prefetch_rows(&self.x, &rows)?,
+                Order::Shuffle if !requested => prefetch_rows(&self.x, &rows)?,
+                Order::Shuffle => {}
             }
         }
         batch.len = idx.len();
@@ -541,16 +545,22 @@ impl Worker {
             .spawn(move || {
                 let len = ctx.num_batches();
                 let (mut epoch, mut index) = first;
+                // Whether this batch's rows were asked for by the step before.
+                let mut requested = false;
                 while let Ok(mut buf) = free_rx.recv() {
                     let plan = ctx.shared_plan(epoch);
                     // Overlap the storage reads of this worker's next batch
-                    // with this one's compute.
-                    let _ = ctx.hint(index + stride, &plan);
+                    // with this one's compute (within the epoch's plan).
+                    let next = index + stride;
+                    let hinted = next < len && ctx.hint(next, &plan).is_ok();
                     let result = if threads <= 1 {
-                        ctx.assemble(epoch, index, &plan, &mut buf, 1)
+                        ctx.assemble(epoch, index, &plan, &mut buf, 1, requested)
                     } else {
-                        pool.install(|| ctx.assemble(epoch, index, &plan, &mut buf, threads))
+                        pool.install(|| {
+                            ctx.assemble(epoch, index, &plan, &mut buf, threads, requested)
+                        })
                     };
+                    requested = hinted;
                     let failed = result.is_err();
                     if ready_tx.send((epoch, index, result, buf)).is_err() || failed {
                         return;
