@@ -397,7 +397,7 @@ impl IteratorBuilder {
             producer: None,
             recorder: None,
             telemetry: None,
-            last_residency: None,
+            telemetry_epoch: None,
         })
     }
 }
@@ -440,8 +440,8 @@ pub struct NumpyArrayIterator {
     recorder: Option<TelemetryRecorder>,
     /// Telemetry of the last epoch walked to its end.
     telemetry: Option<EpochTelemetry>,
-    /// The residency after the last finished epoch, and that epoch.
-    last_residency: Option<(u64, Vec<(String, f64)>)>,
+    /// The epoch `telemetry` belongs to.
+    telemetry_epoch: Option<u64>,
 }
 
 impl std::fmt::Debug for NumpyArrayIterator {
@@ -661,9 +661,8 @@ impl NumpyArrayIterator {
             r.batch(self.batch.len);
             if index + 1 == len {
                 let recorder = self.recorder.take().expect("checked above");
-                let telemetry = recorder.finish(&self.arrays());
-                self.last_residency = Some((epoch, telemetry.residency_after.clone()));
-                self.telemetry = Some(telemetry);
+                self.telemetry = Some(recorder.finish(&self.arrays()));
+                self.telemetry_epoch = Some(epoch);
             }
         }
         Ok(())
@@ -693,8 +692,8 @@ impl NumpyArrayIterator {
     fn begin_epoch(&mut self, epoch: u64) {
         // Right after the previous epoch, its residency after is this one's
         // before: one scan of the files fewer per epoch.
-        let before = match self.last_residency.take() {
-            Some((e, r)) if e + 1 == epoch => r,
+        let before = match (&self.telemetry, self.telemetry_epoch) {
+            (Some(t), Some(e)) if e + 1 == epoch => t.residency_after.clone(),
             _ => residencies(&self.arrays()),
         };
         // The images come first in `arrays`.
