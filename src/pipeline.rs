@@ -54,7 +54,7 @@ pub(crate) struct Context {
     pub hints: AtomicBool,
     /// The block order's windows of one epoch, for whole-block prefetch.
     pub windows: Mutex<Option<(u64, Arc<Vec<Window>>)>>,
-    /// Reads the block order's windows ahead without blocking assembly.
+    /// Reads ahead (block windows, sequential stretches) without blocking assembly.
     pub readahead: Readahead,
     /// The plans of the last two epochs the prefetch workers asked for
     /// (workers straddle an epoch boundary), computed once each.
