@@ -67,7 +67,9 @@
 //! with [`npy::SourceKind::Read`] (`pread` into private buffers: identical
 //! output, a clean error instead of a signal).
 //! All `unsafe` code lives in one private module (`sys`), each block with a
-//! `// SAFETY:` note.
+//! `// SAFETY:` note. The AVX2 path of the bilinear kernel has none: it
+//! uses `pulp`'s safe intrinsics and run-time dispatch, and writes the very
+//! bits of the portable code.
 //!
 //! # Differences from Keras
 //!

@@ -38,6 +38,53 @@ use super::{Border, Job, Packed};
 use crate::augment::FillMode;
 use crate::DataFormat;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+use avx2::Avx2;
+
+/// Off x86-64 there is no vector path: a type with no values.
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy)]
+enum Avx2 {}
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Avx2 {
+    fn detect() -> Option<Self> {
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn interior<const C: usize>(
+        self,
+        _: &[f32],
+        _: u32,
+        _: &mut [f32],
+        _: usize,
+        _: [i64; 2],
+        _: [i64; 2],
+        _: [i64; 2],
+        _: f32,
+    ) {
+        match self {}
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set by the tests that hold the vector path to the scalar one.
+    static SCALAR_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The vector path when the CPU has one (and the calling test allows it).
+fn vector_path() -> Option<Avx2> {
+    #[cfg(test)]
+    if SCALAR_ONLY.get() {
+        return None;
+    }
+    Avx2::detect()
+}
+
 /// 1.5 · 2^52: adding it to an f64 below 2^51 in magnitude rounds it to an
 /// integer, kept in the low bits of the sum, with adds that vectorise on the
 /// baseline target (whose float-to-int conversions saturate in software).
@@ -365,27 +412,52 @@ fn nearest_row<const C: usize>(
     d: [i64; 2],
     top: [i64; 2],
     scale: f32,
+    vector: Option<Avx2>,
 ) {
     let w = sr32 as usize / C;
     let len = out.len();
     let at = |j: usize| [p[0] + j as i64 * d[0], p[1] + j as i64 * d[1]];
     let part = |from: usize, to: usize| from * C..(to * C + 4 - C).min(len);
     if lo > 0 {
-        stepped::<C, true>(input, sr32, &mut out[part(0, lo)], lo, p, d, top, scale);
+        let o = &mut out[part(0, lo)];
+        pixels::<C, true>(vector, input, sr32, o, lo, p, d, top, scale);
     }
     if lo < hi {
         let o = &mut out[part(lo, hi)];
-        stepped::<C, false>(input, sr32, o, hi - lo, at(lo), d, top, scale);
+        pixels::<C, false>(vector, input, sr32, o, hi - lo, at(lo), d, top, scale);
     }
     if hi < w {
         let o = &mut out[part(hi, w)];
-        stepped::<C, true>(input, sr32, o, w - hi, at(hi), d, top, scale);
+        pixels::<C, true>(vector, input, sr32, o, w - hi, at(hi), d, top, scale);
+    }
+}
+
+/// [`stepped`]: the clamped parts of a row in line, the interior on the
+/// vector path when there is one, else out of line ([`interior`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // stepped's arguments
+fn pixels<const C: usize, const CLAMP: bool>(
+    vector: Option<Avx2>,
+    input: &[f32],
+    sr32: u32,
+    out: &mut [f32],
+    count: usize,
+    p: [i64; 2],
+    d: [i64; 2],
+    top: [i64; 2],
+    scale: f32,
+) {
+    match vector {
+        _ if CLAMP => stepped::<C, true>(input, sr32, out, count, p, d, top, scale),
+        Some(v) => v.interior::<C>(input, sr32, out, count, p, d, top, scale),
+        None => interior::<C>(input, sr32, out, count, p, d, top, scale),
     }
 }
 
 /// Order 1 for a packed channels-last image (or one plane) of `C` ≤ 4
 /// channels.
 fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32) {
+    let vector = vector_path();
     let (h, w) = (job.shape.height, job.shape.width);
     let (input, m) = (job.input, job.m);
     // Below 2^31 (see `applies`): tap offsets are computed in u32 and
@@ -413,6 +485,8 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32) {
     for i in 0..h {
         let r = if flip_v { h - 1 - i } else { i };
         let p = [0, 1].map(|k| origin[k] + r as i64 * dr[k] + c0 as i64 * dc_fixed[k]);
+        let start = i * w * C;
+        let row_out = &mut output[start..(start + w * C + 4 - C).min(len)];
         // The columns whose fixed-point first taps are in [0, n - 2] on both
         // axes, solved exactly in integers.
         let ((lo_y, hi_y), (lo_x, hi_x)) =
@@ -420,10 +494,8 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32) {
         let lo = lo_y.max(lo_x);
         let mut hi = hi_y.min(hi_x).max(lo);
         let mut lo = lo;
-        let start = i * w * C;
-        let row_out = &mut output[start..(start + w * C + 4 - C).min(len)];
         if !exact {
-            nearest_row::<C>(input, sr32, row_out, [lo, hi], p, dj, top, scale);
+            nearest_row::<C>(input, sr32, row_out, [lo, hi], p, dj, top, scale, vector);
             continue;
         }
         let mut row = Row::<C> {
@@ -452,7 +524,7 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32) {
         if lo < hi {
             let out = &mut output[start + lo * C..(start + hi * C + 4 - C).min(len)];
             let first = [p[0] + lo as i64 * dj[0], p[1] + lo as i64 * dj[1]];
-            interior::<C>(input, sr32, out, hi - lo, first, dj, top, scale);
+            pixels::<C, false>(vector, input, sr32, out, hi - lo, first, dj, top, scale);
         }
         row.segment(output, start, hi, w);
     }
@@ -653,6 +725,58 @@ mod tests {
             }
         }
         println!("worst f32 order-1 error against f64: {worst:e}");
+    }
+
+    /// The AVX2 interior writes what the scalar loop writes, to the bit, for
+    /// every layout the kernel takes, every mode, flip and rescale, and
+    /// image widths around its 4-pixel groups.
+    #[test]
+    fn the_vector_path_equals_the_scalar_one_to_the_bit() {
+        if super::Avx2::detect().is_none() {
+            println!("skipped: this CPU has no AVX2, so only the scalar path runs");
+            return;
+        }
+        let mut rng = Lcg(5);
+        let mut scratch = ResampleScratch::default();
+        let shapes = [
+            ImageShape::hwc(32, 32, 3),
+            ImageShape::hwc(9, 13, 1),
+            ImageShape::hwc(6, 11, 4),
+            ImageShape::hwc(17, 16, 3),
+            ImageShape::hwc(8, 7, 3),
+            ImageShape::chw(3, 8, 9),
+            ImageShape::hwc(2, 5, 3),
+            ImageShape::hwc(40, 3, 4),
+        ];
+        let mut compared = 0;
+        for shape in shapes {
+            let data: Vec<f32> = (0..shape.len())
+                .map(|_| rng.range(0.0, 255.0) as f32)
+                .collect();
+            for m in matrices(shape.height, shape.width, &mut rng) {
+                for mode in FillMode::ALL {
+                    for flips in [[false, false], [true, true], [false, true]] {
+                        let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
+                        let run = |scalar: bool, scratch: &mut ResampleScratch| {
+                            super::SCALAR_ONLY.set(scalar);
+                            let mut out = vec![f32::NAN; data.len()];
+                            scratch
+                                .transform(&data, &mut out, shape, &m, 1, mode, 9.0, flips, scale);
+                            super::SCALAR_ONLY.set(false);
+                            out
+                        };
+                        let (scalar, vector) = (run(true, &mut scratch), run(false, &mut scratch));
+                        let same = scalar
+                            .iter()
+                            .zip(&vector)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "{shape:?} {m:?} {mode} {flips:?}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        println!("{compared} images equal on both paths");
     }
 
     /// Orders 0 and 1 in f64 write flipped outputs equal, to the bit, to the
