@@ -1,0 +1,265 @@
+//! The single-precision order-1 kernel against scipy's arithmetic, its
+//! fused flips, its fallbacks, and its vector path against its scalar one.
+
+use crate::augment::{flip_horizontal, flip_vertical, keras_affine};
+use crate::{Affine2, FillMode, ImageShape, ResampleScratch};
+
+/// A small deterministic generator (64-bit LCG, high bits).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next()
+    }
+}
+
+/// Matrices of every kind: Keras draws (rotation, shear, zoom, shift), and
+/// exact ones whose coordinates land on whole and half pixels (pure
+/// shifts, quarter turns, zoom by 2), where the border rules switch.
+fn matrices(h: usize, w: usize, rng: &mut Lcg) -> Vec<Affine2> {
+    let mut out = vec![
+        Affine2 {
+            offset: [1.0, -2.0],
+            ..Affine2::IDENTITY
+        },
+        Affine2 {
+            offset: [0.5, 0.5],
+            ..Affine2::IDENTITY
+        },
+        Affine2 {
+            a: [[0.0, 1.0], [-1.0, 0.0]],
+            offset: [0.0, (w - 1) as f64],
+        },
+        Affine2 {
+            a: [[2.0, 0.0], [0.0, 0.5]],
+            offset: [-1.0, 0.25],
+        },
+    ];
+    for _ in 0..12 {
+        let (hf, wf) = (h as f64, w as f64);
+        let m = keras_affine(
+            rng.range(-45.0, 45.0),
+            rng.range(-0.3, 0.3) * hf,
+            rng.range(-0.3, 0.3) * wf,
+            rng.range(-20.0, 20.0),
+            rng.range(0.7, 1.3),
+            rng.range(0.7, 1.3),
+            h,
+            w,
+        );
+        out.extend(m);
+    }
+    out
+}
+
+/// f32 (the single-precision kernel) against f64 (scipy's arithmetic) on
+/// 0..255 data, for every mode, layout and flip: within 1e-4, and the
+/// fused flips equal to flipping afterwards.
+#[test]
+fn single_precision_order_1_stays_within_the_spec_of_scipy() {
+    let mut rng = Lcg(7);
+    let mut scratch = ResampleScratch::default();
+    let mut worst = 0.0f64;
+    let shapes = [
+        ImageShape::hwc(32, 32, 3),
+        ImageShape::hwc(7, 5, 3),
+        ImageShape::hwc(2, 2, 3),
+        ImageShape::hwc(9, 13, 1),
+        ImageShape::hwc(6, 11, 4),
+        ImageShape::hwc(5, 6, 2),
+        ImageShape::chw(3, 8, 9),
+        ImageShape::hwc(1, 7, 3),
+        ImageShape::hwc(2, 9, 3),
+        ImageShape::hwc(9, 2, 1),
+        ImageShape::hwc(3, 130, 4),
+        ImageShape::hwc(17, 16, 3),
+    ];
+    for shape in shapes {
+        // Whole numbers (u8 images), fractional values, and the steepest
+        // data there is (a 0/255 checkerboard, the last shape).
+        let whole = shape.channels != 4;
+        let checker = shape.height == 17;
+        let data: Vec<f64> = (0..shape.len())
+            .map(|i| {
+                let v = rng.range(0.0, 255.0);
+                let pixel = i / shape.channels;
+                if checker {
+                    255.0 * ((pixel / shape.width + pixel % shape.width) % 2) as f64
+                } else if whole {
+                    v.round()
+                } else {
+                    f64::from(v as f32)
+                }
+            })
+            .collect();
+        let single: Vec<f32> = data.iter().map(|&v| v as f32).collect();
+        for m in matrices(shape.height, shape.width, &mut rng) {
+            for mode in FillMode::ALL {
+                for flips in [[false, false], [false, true], [true, false], [true, true]] {
+                    let mut want = vec![0.0f64; data.len()];
+                    scratch.transform(&data, &mut want, shape, &m, 1, mode, 17.0, [false; 2], None);
+                    if flips[1] {
+                        flip_horizontal(&mut want, shape).unwrap();
+                    }
+                    if flips[0] {
+                        flip_vertical(&mut want, shape).unwrap();
+                    }
+                    // Half the runs rescale as they write (compared in
+                    // 0..255 units).
+                    let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
+                    let mut got = vec![f32::NAN; data.len()];
+                    let done = scratch
+                        .transform(&single, &mut got, shape, &m, 1, mode, 17.0, flips, scale);
+                    // Scaled only by the single-precision kernel, which
+                    // takes 1, 3 or 4 channels from 2×2 up.
+                    let fast = shape.height > 1 && shape.channels != 2;
+                    assert_eq!(done, (true, fast || scale.is_none()), "{shape:?}");
+                    let unit = match scale {
+                        Some(s) if fast => f64::from(s as f32),
+                        _ => 1.0,
+                    };
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        let err = (f64::from(*g) / unit - (*w as f32) as f64).abs();
+                        assert!(
+                            err <= 1e-4,
+                            "{shape:?} {m:?} {mode} {flips:?} at {i}: {g} vs {w}"
+                        );
+                        worst = worst.max(err);
+                    }
+                }
+            }
+        }
+    }
+    println!("worst f32 order-1 error against f64: {worst:e}");
+}
+
+/// The AVX2 interior writes what the scalar loop writes, to the bit, for
+/// every layout the kernel takes, every mode, flip and rescale, and
+/// image widths around its 4-pixel groups.
+#[test]
+fn the_vector_path_equals_the_scalar_one_to_the_bit() {
+    if super::Avx2::detect().is_none() {
+        println!("skipped: this CPU has no AVX2, so only the scalar path runs");
+        return;
+    }
+    let mut rng = Lcg(5);
+    let mut scratch = ResampleScratch::default();
+    let shapes = [
+        ImageShape::hwc(32, 32, 3),
+        ImageShape::hwc(9, 13, 1),
+        ImageShape::hwc(6, 11, 4),
+        ImageShape::hwc(17, 16, 3),
+        ImageShape::hwc(8, 7, 3),
+        ImageShape::chw(3, 8, 9),
+        ImageShape::hwc(2, 5, 3),
+        ImageShape::hwc(40, 3, 4),
+    ];
+    let mut compared = 0;
+    for shape in shapes {
+        let data: Vec<f32> = (0..shape.len())
+            .map(|_| rng.range(0.0, 255.0) as f32)
+            .collect();
+        for m in matrices(shape.height, shape.width, &mut rng) {
+            for mode in FillMode::ALL {
+                for flips in [[false, false], [true, true], [false, true]] {
+                    let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
+                    let run = |scalar: bool, scratch: &mut ResampleScratch| {
+                        super::SCALAR_ONLY.set(scalar);
+                        let mut out = vec![f32::NAN; data.len()];
+                        scratch.transform(&data, &mut out, shape, &m, 1, mode, 9.0, flips, scale);
+                        super::SCALAR_ONLY.set(false);
+                        out
+                    };
+                    let (scalar, vector) = (run(true, &mut scratch), run(false, &mut scratch));
+                    let same = scalar
+                        .iter()
+                        .zip(&vector)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{shape:?} {m:?} {mode} {flips:?}");
+                    compared += 1;
+                }
+            }
+        }
+    }
+    println!("{compared} images equal on both paths");
+}
+
+/// Orders 0 and 1 in f64 write flipped outputs equal, to the bit, to the
+/// unflipped result flipped afterwards.
+#[test]
+fn fused_flips_equal_flipping_afterwards() {
+    let mut rng = Lcg(11);
+    let mut scratch = ResampleScratch::default();
+    for shape in [ImageShape::hwc(6, 7, 3), ImageShape::chw(2, 5, 4)] {
+        let data: Vec<f64> = (0..shape.len()).map(|_| rng.range(-3.0, 300.0)).collect();
+        for m in matrices(shape.height, shape.width, &mut rng) {
+            for (order, mode) in [
+                (0, FillMode::Reflect),
+                (1, FillMode::Wrap),
+                (0, FillMode::Nearest),
+            ] {
+                let mut want = vec![0.0; data.len()];
+                scratch.transform(
+                    &data, &mut want, shape, &m, order, mode, 2.0, [false; 2], None,
+                );
+                flip_horizontal(&mut want, shape).unwrap();
+                flip_vertical(&mut want, shape).unwrap();
+                let mut got = vec![0.0; data.len()];
+                let done = scratch.transform(
+                    &data, &mut got, shape, &m, order, mode, 2.0, [true; 2], None,
+                );
+                assert_eq!(done, (true, true));
+                assert_eq!(got, want, "{shape:?} {m:?} {mode} order {order}");
+            }
+        }
+    }
+    // Orders 2..=5 leave the flips to the caller.
+    let shape = ImageShape::hwc(4, 4, 1);
+    let data = vec![1.0f32; 16];
+    let mut out = vec![0.0f32; 16];
+    let m = Affine2::IDENTITY;
+    let nearest = FillMode::Nearest;
+    let done = scratch.transform(&data, &mut out, shape, &m, 3, nearest, 0.0, [true; 2], None);
+    assert_eq!(done, (false, true));
+    let done = scratch.transform(
+        &data,
+        &mut out,
+        shape,
+        &m,
+        3,
+        nearest,
+        0.0,
+        [false; 2],
+        Some(2.0),
+    );
+    assert_eq!(done, (true, false));
+}
+
+/// Absurd matrices leave the kernel to the exact path (cval, no panic).
+#[test]
+fn non_finite_matrices_fall_back() {
+    let shape = ImageShape::hwc(5, 4, 3);
+    let data = vec![3.0f32; shape.len()];
+    let mut scratch = ResampleScratch::default();
+    for bad in [f64::NAN, f64::INFINITY, 1e300] {
+        let m = Affine2 {
+            a: [[bad, 0.0], [0.0, 1.0]],
+            offset: [0.0, bad],
+        };
+        for mode in FillMode::ALL {
+            let mut out = vec![0.0f32; data.len()];
+            scratch.transform(&data, &mut out, shape, &m, 1, mode, 2.0, [true; 2], None);
+            if !bad.is_finite() {
+                assert!(out.iter().all(|&v| v == 2.0), "{bad} {mode}");
+            }
+        }
+    }
+}
