@@ -2,9 +2,9 @@
 //! CPUs that have it (detected at run time; the parent's scalar loop runs
 //! everywhere else and for whatever this leaves).
 //!
-//! The scalar loop spends about 45 instructions per pixel and is bound by
-//! the integer units: the fixed-point arithmetic that turns a pixel's
-//! coordinates into a tap offset and two fractions. Here the work is split
+//! The scalar loop spends about 45 instructions per pixel, most of them
+//! the fixed-point arithmetic that turns a pixel's coordinates into a tap
+//! offset and two fractions, one pixel at a time. Here the work is split
 //! between the integer and the vector units. The tap offsets stay scalar
 //! (a shift, a multiply and an add per pixel); the fractions of four pixels
 //! are cut from their 64-bit coordinates side by side and converted in one
