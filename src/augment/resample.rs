@@ -112,12 +112,13 @@ impl FromStr for FillMode {
 }
 
 /// Reusable buffers for [`affine_transform`]: the B-spline coefficients of
-/// orders 2..=5 and the row plan of order 1. Keep one per worker thread;
-/// after the first image of a given size no call allocates.
+/// orders 2..=5, the row plan of order 1 and the edge-replicated copy of
+/// small images. Keep one per worker thread; after the first image of a
+/// given size no call allocates.
 #[derive(Debug, Default)]
 pub struct ResampleScratch {
     prefilter: spline::PrefilterScratch,
-    plan: resample_low::RowPlan,
+    low: resample_low::LowScratch,
 }
 
 /// Resamples `input` into `output` (same shape and layout) with the pull
@@ -230,7 +231,7 @@ impl ResampleScratch {
                 order,
                 mode,
                 cval,
-                &mut self.plan,
+                &mut self.low,
                 flips,
                 scale,
             );

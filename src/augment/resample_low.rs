@@ -208,6 +208,14 @@ fn small_to_u32(v: f64) -> u32 {
     (v + MAGIC).to_bits() as u32
 }
 
+/// Reusable buffers of orders 0 and 1.
+#[derive(Debug, Default)]
+pub(crate) struct LowScratch {
+    plan: RowPlan,
+    /// The single-precision kernel's edge-replicated copy of small inputs.
+    padded: Vec<f32>,
+}
+
 /// Per-row scratch for order 1: the coordinates, integer taps, weights and
 /// interior flags of every output pixel of one row, computed in a first,
 /// branch-free pass (done pixel by pixel, the float-to-int conversions and
@@ -287,7 +295,7 @@ pub(crate) fn low_order<T: Real>(
     order: usize,
     mode: FillMode,
     cval: f64,
-    plan: &mut RowPlan,
+    scratch: &mut LowScratch,
     flips: [bool; 2],
     scale: Option<f64>,
 ) -> bool {
@@ -307,7 +315,7 @@ pub(crate) fn low_order<T: Real>(
             };
             // Rounded as `standardize` rounds `rescale` for f32 images.
             let scale = scale.map_or(1.0, |s| s as f32);
-            if fast::linear_f32(&job, out, scale) {
+            if fast::linear_f32(&job, out, scale, &mut scratch.padded) {
                 return true;
             }
         }
@@ -322,6 +330,7 @@ pub(crate) fn low_order<T: Real>(
         cval,
         flips,
     };
+    let plan = &mut scratch.plan;
     plan.reset(shape.width);
     match (packed, shape.channels, order) {
         (true, 1, 0) => job.nearest(output, Packed::<1>),

@@ -20,7 +20,9 @@
 //!
 //! The columns outside it depend on the mode. `nearest` clamps the fixed
 //! point coordinates to the image, which is exactly the nearest extension,
-//! so its whole row stays in fixed point ([`nearest_row`]). Every other mode
+//! so its whole row stays in fixed point ([`nearest_row`]); small images
+//! skip even that, through a copy with the edges repeated outward, in which
+//! every pixel is interior ([`padded`]). Every other mode
 //! first shrinks the interval to where scipy's own coordinates (its sums, in
 //! its order, in f64) agree that the taps are inside, then takes the pixels
 //! around it through scipy's border rules in the parent module
@@ -41,6 +43,8 @@ use crate::DataFormat;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod padded;
+
 #[cfg(target_arch = "x86_64")]
 use avx2::Avx2;
 
@@ -69,12 +73,18 @@ impl Avx2 {
     ) {
         match self {}
     }
+
+    fn vectorize<R>(self, _: impl FnOnce() -> R) -> R {
+        match self {}
+    }
 }
 
 #[cfg(test)]
 thread_local! {
     /// Set by the tests that hold the vector path to the scalar one.
     static SCALAR_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set by the tests that hold the padded copy to the direct path.
+    static UNPADDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The vector path when the CPU has one (and the calling test allows it).
@@ -455,10 +465,72 @@ fn pixels<const C: usize, const CLAMP: bool>(
     }
 }
 
+/// The map in fixed point, in source coordinates (so that a mirrored
+/// output holds the very same values): below 2^62 (see `applies`), off by
+/// (r + c + 1)·2^-41 pixel at most. The bias makes the truncation to 24
+/// fractional bits in [`taps`] round.
+struct Fixed {
+    /// Coordinates of output row 0's column 0 before the flips.
+    origin: [i64; 2],
+    /// One source row.
+    dr: [i64; 2],
+    /// One source column.
+    dc: [i64; 2],
+    /// The source column of output column 0 (`w - 1` when mirrored).
+    c0: i64,
+    /// One output column (`-dc` when mirrored).
+    step: [i64; 2],
+    /// Source row of output row `i`: `i`, or `h - 1 - i` when mirrored.
+    flip_v: bool,
+    h: usize,
+}
+
+impl Fixed {
+    fn new(job: &Job<'_, f32>) -> Self {
+        let (h, w) = (job.shape.height, job.shape.width);
+        let m = job.m;
+        let [flip_v, flip_h] = job.flips;
+        let fixed = |v: f64| (v * ONE) as i64;
+        let bias = 1 << (DROP - 1);
+        let dc = [fixed(m.a[0][1]), fixed(m.a[1][1])];
+        Fixed {
+            origin: m.apply(0.0, 0.0).map(|v| fixed(v) + bias),
+            dr: [fixed(m.a[0][0]), fixed(m.a[1][0])],
+            dc,
+            c0: if flip_h { w as i64 - 1 } else { 0 },
+            step: if flip_h { dc.map(|d| -d) } else { dc },
+            flip_v,
+            h,
+        }
+    }
+
+    /// The source row of output row `i`.
+    fn source_row(&self, i: usize) -> usize {
+        if self.flip_v {
+            self.h - 1 - i
+        } else {
+            i
+        }
+    }
+
+    /// The coordinates of output row `i`'s column 0.
+    fn row(&self, i: usize) -> [i64; 2] {
+        let r = self.source_row(i) as i64;
+        [0, 1].map(|k| self.origin[k] + r * self.dr[k] + self.c0 * self.dc[k])
+    }
+}
+
 /// Order 1 for a packed channels-last image (or one plane) of `C` ≤ 4
-/// channels.
-fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32) {
+/// channels. `padded` is the reusable buffer of [`padded`]'s copy.
+fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32, padded: &mut Vec<f32>) {
     let vector = vector_path();
+    let map = Fixed::new(job);
+    let exact = job.mode != FillMode::Nearest;
+    if !exact && !unpadded() {
+        if let Some(pad) = padded::Pad::fit(job) {
+            return padded::run::<C>(job, output, scale, &map, pad, padded, vector);
+        }
+    }
     let (h, w) = (job.shape.height, job.shape.width);
     let (input, m) = (job.input, job.m);
     // Below 2^31 (see `applies`): tap offsets are computed in u32 and
@@ -466,26 +538,14 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32) {
     let sr32 = (w * C) as u32;
     let sr = sr32 as usize;
     let mut border = Border::new(job, Packed::<C>);
-    let [flip_v, flip_h] = job.flips;
     // Output column j samples source column c0 + j·dc.
-    let (c0, dc) = if flip_h { (w - 1, -1) } else { (0, 1) };
-    let a1 = [m.a[0][1], m.a[1][1]];
-    // The map in fixed point, in source coordinates (so that a mirrored
-    // output holds the very same values): below 2^62 (see `applies`), off by
-    // (r + c + 1)·2^-41 pixel at most. The bias makes the truncation to 24
-    // fractional bits in `stepped` round.
-    let fixed = |v: f64| (v * ONE) as i64;
-    let bias = 1 << (DROP - 1);
-    let origin = m.apply(0.0, 0.0).map(|v| fixed(v) + bias);
-    let dr = [fixed(m.a[0][0]), fixed(m.a[1][0])];
-    let dc_fixed = [fixed(a1[0]), fixed(a1[1])];
-    let dj = dc_fixed.map(|d| d * dc);
+    let dc = if job.flips[1] { -1 } else { 1 };
+    let dj = map.step;
     let top = [((h - 1) as i64) << FRAC, ((w - 1) as i64) << FRAC];
-    let exact = job.mode != FillMode::Nearest;
     let len = output.len();
     for i in 0..h {
-        let r = if flip_v { h - 1 - i } else { i };
-        let p = [0, 1].map(|k| origin[k] + r as i64 * dr[k] + c0 as i64 * dc_fixed[k]);
+        let r = map.source_row(i);
+        let p = map.row(i);
         // The columns whose fixed-point first taps are in [0, n - 2] on both
         // axes, solved exactly in integers.
         let ((lo_y, hi_y), (lo_x, hi_x)) =
@@ -506,8 +566,8 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32) {
                 m.offset[0] + r as f64 * m.a[0][0],
                 m.offset[1] + r as f64 * m.a[1][0],
             ],
-            a1,
-            c0: c0 as f64,
+            a1: [m.a[0][1], m.a[1][1]],
+            c0: map.c0 as f64,
             dc: dc as f64,
             hi: [(h - 1) as f64, (w - 1) as f64],
             sr,
@@ -529,6 +589,15 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32) {
         }
         row.segment(output, start, hi, w);
     }
+}
+
+/// Whether a test has turned the padded copy off.
+fn unpadded() -> bool {
+    #[cfg(test)]
+    if UNPADDED.get() {
+        return true;
+    }
+    false
 }
 
 /// The columns `j` in `[0, w)` with `0 <= p + j·d < top`, as a range (empty
@@ -553,16 +622,21 @@ fn span(p: i64, d: i64, top: i64, w: usize) -> (usize, usize) {
 /// [`applies`]) and the layout has a kernel (channels-last with 1, 3 or 4
 /// channels; channels-first plane by plane); `false` leaves the image to the
 /// exact path.
-pub(super) fn linear_f32(job: &Job<'_, f32>, output: &mut [f32], scale: f32) -> bool {
+pub(super) fn linear_f32(
+    job: &Job<'_, f32>,
+    output: &mut [f32],
+    scale: f32,
+    padded: &mut Vec<f32>,
+) -> bool {
     if !applies(job) {
         return false;
     }
     let shape = job.shape;
     let packed = shape.format == DataFormat::ChannelsLast || shape.channels == 1;
     match (packed, shape.channels) {
-        (true, 1) => run::<1>(job, output, scale),
-        (true, 3) => run::<3>(job, output, scale),
-        (true, 4) => run::<4>(job, output, scale),
+        (true, 1) => run::<1>(job, output, scale, padded),
+        (true, 3) => run::<3>(job, output, scale, padded),
+        (true, 4) => run::<4>(job, output, scale, padded),
         (true, _) => return false,
         (false, _) => {
             let plane = shape.height * shape.width;
@@ -577,7 +651,7 @@ pub(super) fn linear_f32(job: &Job<'_, f32>, output: &mut [f32], scale: f32) -> 
                     shape: one,
                     ..*job
                 };
-                run::<1>(&job, dst, scale);
+                run::<1>(&job, dst, scale, padded);
             }
         }
     }

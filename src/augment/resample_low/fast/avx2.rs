@@ -49,6 +49,12 @@ impl Avx2 {
         V3::try_new().map(Avx2)
     }
 
+    /// `f` compiled with AVX2 enabled (the code it inlines, that is: `f`
+    /// must be `#[inline(always)]`, and what it calls too).
+    pub(super) fn vectorize<R>(self, f: impl FnOnce() -> R) -> R {
+        self.0.vectorize(f)
+    }
+
     /// The interior part of a row: [`stepped`] without the clamp (every
     /// first tap in `[0, n - 2]`), the same pixels, values and stores.
     /// `count` pixels from the start of `out`, with fixed-point coordinates

@@ -192,6 +192,90 @@ fn the_vector_path_equals_the_scalar_one_to_the_bit() {
     println!("{compared} images equal on both paths");
 }
 
+/// In `nearest` mode small images go through an edge-replicated copy
+/// (`padded`). It writes what the direct path writes, to the bit, on both
+/// the vector and the scalar loop, for every layout, flip and rescale, with
+/// margins from none to the largest copy taken, except past the last row or
+/// column: there the direct path blends the last two with a fraction of 1
+/// and the copy takes the last alone, which can differ by an ulp. So the
+/// data here repeats its last row and column (the scipy test above holds
+/// the copy's values everywhere).
+#[test]
+fn the_padded_copy_equals_the_direct_path() {
+    let mut rng = Lcg(3);
+    let mut scratch = ResampleScratch::default();
+    let shapes = [
+        ImageShape::hwc(32, 32, 3),
+        ImageShape::hwc(9, 13, 1),
+        ImageShape::hwc(6, 11, 4),
+        ImageShape::hwc(17, 16, 3),
+        ImageShape::chw(3, 8, 9),
+        ImageShape::hwc(3, 3, 3),
+        ImageShape::hwc(5, 40, 3),
+        ImageShape::hwc(64, 64, 3),
+    ];
+    let (mut padded, mut direct) = (0, 0);
+    for shape in shapes {
+        let (h, w) = (shape.height, shape.width);
+        let mut data: Vec<f32> = (0..shape.len())
+            .map(|_| rng.range(0.0, 255.0) as f32)
+            .collect();
+        for r in 0..h {
+            for c in 0..w {
+                for ch in 0..shape.channels {
+                    let from = shape.index(r.min(h - 2), c.min(w - 2), ch);
+                    data[shape.index(r, c, ch)] = data[from];
+                }
+            }
+        }
+        let mut ms = matrices(shape.height, shape.width, &mut rng);
+        // Zoomed in (no margin at all) and shifted by most of the image.
+        ms.push(keras_affine(5.0, 0.0, 0.0, 0.0, 0.5, 0.5, shape.height, shape.width).unwrap());
+        let far = (shape.height as f64 * 0.9, shape.width as f64 * -0.9);
+        ms.push(keras_affine(0.0, far.0, far.1, 0.0, 1.0, 1.0, shape.height, shape.width).unwrap());
+        for m in ms {
+            let job = super::Job {
+                input: &data,
+                shape,
+                m: &m,
+                mode: FillMode::Nearest,
+                cval: 0.0,
+                flips: [false; 2],
+            };
+            match super::padded::Pad::fit(&job) {
+                Some(_) => padded += 1,
+                None => direct += 1,
+            }
+            for flips in [[false, false], [true, true], [false, true]] {
+                let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
+                for scalar in [false, true] {
+                    let run = |unpadded: bool, scratch: &mut ResampleScratch| {
+                        super::SCALAR_ONLY.set(scalar);
+                        super::UNPADDED.set(unpadded);
+                        let mut out = vec![f32::NAN; data.len()];
+                        let nearest = FillMode::Nearest;
+                        scratch
+                            .transform(&data, &mut out, shape, &m, 1, nearest, 0.0, flips, scale);
+                        super::SCALAR_ONLY.set(false);
+                        super::UNPADDED.set(false);
+                        out
+                    };
+                    let (copy, direct) = (run(false, &mut scratch), run(true, &mut scratch));
+                    let same = copy
+                        .iter()
+                        .zip(&direct)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{shape:?} {m:?} {flips:?} scalar {scalar}");
+                }
+            }
+        }
+    }
+    // Most draws take the copy, and the far shifts of the larger shapes
+    // do not (the copy would be too large): both paths were compared.
+    println!("{padded} images through the copy, {direct} direct");
+    assert!(padded > 8 * direct && direct > 0, "{padded} / {direct}");
+}
+
 /// Orders 0 and 1 in f64 write flipped outputs equal, to the bit, to the
 /// unflipped result flipped afterwards.
 #[test]
