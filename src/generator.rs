@@ -13,9 +13,9 @@ pub use preprocess::{ImageMut, PreprocessingFunction};
 
 use crate::augment::{
     apply_brightness_shift, apply_channel_shift, check_len, flip_horizontal, flip_vertical,
-    keras_affine, FillMode, ResampleScratch, TransformParams, TransformRanges,
+    keras_affine, Affine2, FillMode, ResampleScratch, TransformParams, TransformRanges,
 };
-use crate::layout::ImageShape;
+use crate::layout::{ImageShape, Placement};
 use crate::rng::SampleRng;
 use crate::standardize::{rescale_factor, standardize_with_scratch, Steps};
 use crate::statistics::Statistics;
@@ -67,10 +67,12 @@ impl Default for ImageDataGenerator {
     }
 }
 
-/// Fills a sample's buffer (see [`ImageDataGenerator::process_sample_from`]),
-/// each value multiplied by the factor when one is given (`rescale` riding
-/// on the read, as `standardize` would apply it: `v · T(factor)`).
-pub(crate) type Read<'a, T> = &'a mut dyn FnMut(&mut [T], Option<f64>) -> Result<()>;
+/// Reads a sample into a buffer (see
+/// [`ImageDataGenerator::process_sample_from`]) where the [`Placement`] puts
+/// it (the whole buffer, or the rows inside the resampler's copy), each
+/// value multiplied by the factor when one is given (`rescale` riding on
+/// the read, as `standardize` would apply it: `v · T(factor)`).
+pub(crate) type Read<'a, T> = &'a mut dyn FnMut(&mut [T], Placement, Option<f64>) -> Result<()>;
 
 /// Reusable per-thread memory for [`ImageDataGenerator::process_sample`] and
 /// [`ImageDataGenerator::apply_transform`]: the image the resampler reads or
@@ -230,46 +232,41 @@ impl ImageDataGenerator {
             shape.height,
             shape.width,
         ) {
-            let buf = &mut scratch.resampled;
-            // Every value is written by the resampler (or by `read`), so the
-            // buffer only needs the right length, not zeroing per sample.
-            if buf.len() != image.len() {
-                buf.clear();
-                buf.resize(image.len(), T::zero());
-            }
-            // Resampling needs the source and the result apart: a sample still
-            // to be read goes to the scratch buffer and is resampled into
-            // `image`; one already in `image` is resampled into the scratch
-            // buffer and copied back.
-            let reading = read.is_some();
-            let (src, dst) = match read {
-                Some(read) => {
-                    read(buf, None)?;
-                    (&buf[..], &mut image[..])
-                }
-                None => (&image[..], &mut buf[..]),
-            };
             // Keras flips after the channel shift, but a flip only moves values
             // and the shift only changes them (by a whole-image rule), so the
             // two commute and the flips can ride on the resampler's writes.
-            (flipped, scaled) = scratch.resample.transform(
-                src,
-                dst,
-                shape,
-                &m,
-                self.options.interpolation_order,
-                self.fill_mode,
-                self.options.cval,
-                [p.flip_vertical, p.flip_horizontal],
-                rescale,
-            );
-            if !reading {
-                image.copy_from_slice(buf);
+            let order = self.options.interpolation_order;
+            let flips = [p.flip_vertical, p.flip_horizontal];
+            // A sample still to be read, that the resampler would copy
+            // first anyway, is read straight into that copy.
+            let mut read = read;
+            let copy = match &mut read {
+                Some(read) => match scratch
+                    .resample
+                    .read_buffer(shape, &m, order, self.fill_mode)
+                {
+                    Some((copy, place)) => read(copy, place, None).map(|()| true)?,
+                    None => false,
+                },
+                None => false,
+            };
+            if copy {
+                (flipped, scaled) = scratch.resample.transform_read(
+                    image,
+                    shape,
+                    &m,
+                    self.fill_mode,
+                    flips,
+                    rescale,
+                );
+            } else {
+                (flipped, scaled) =
+                    self.resample_via(image, shape, &m, flips, scratch, rescale, read)?;
             }
         } else if let Some(read) = read {
             // Nothing moves values between the read and `standardize` but
             // the flips, which only move them: the rescale can ride along.
-            read(image, rescale)?;
+            read(image, Placement::contiguous(image.len()), rescale)?;
             scaled = true;
         }
         if let Some(intensity) = p.channel_shift_intensity {
@@ -285,6 +282,55 @@ impl ImageDataGenerator {
             apply_brightness_shift(image, shape, b, self.options.brightness_mode)?;
         }
         Ok(rescale.is_some() && scaled)
+    }
+
+    /// The resampling step of [`ImageDataGenerator::transform_sample`]
+    /// through the scratch image. Resampling needs the source and the
+    /// result apart: a sample still to be read (`read`) goes to the scratch
+    /// image and is resampled into `image`; one already in `image` is
+    /// resampled into the scratch image and copied back. Returns whether
+    /// the flips and the rescale were applied.
+    #[allow(clippy::too_many_arguments)] // transform_sample's state
+    fn resample_via<T: Real>(
+        &self,
+        image: &mut [T],
+        shape: ImageShape,
+        m: &Affine2,
+        flips: [bool; 2],
+        scratch: &mut Scratch<T>,
+        rescale: Option<f64>,
+        read: Option<Read<'_, T>>,
+    ) -> Result<(bool, bool)> {
+        let buf = &mut scratch.resampled;
+        // Every value is written by the resampler (or by `read`), so the
+        // buffer only needs the right length, not zeroing per sample.
+        if buf.len() != image.len() {
+            buf.clear();
+            buf.resize(image.len(), T::zero());
+        }
+        let reading = read.is_some();
+        let (src, dst) = match read {
+            Some(read) => {
+                read(buf, Placement::contiguous(image.len()), None)?;
+                (&buf[..], &mut image[..])
+            }
+            None => (&image[..], &mut buf[..]),
+        };
+        let done = scratch.resample.transform(
+            src,
+            dst,
+            shape,
+            m,
+            self.options.interpolation_order,
+            self.fill_mode,
+            self.options.cval,
+            flips,
+            rescale,
+        );
+        if !reading {
+            image.copy_from_slice(buf);
+        }
+        Ok(done)
     }
 
     /// `rescale`, when it is the whole of `standardize` and nothing runs
@@ -414,35 +460,97 @@ mod tests {
     use crate::rng::Stream;
     use crate::{ShiftRange, ZoomRange};
 
-    /// Without resampling, reading through the generator is the same too.
-    #[test]
-    fn reading_through_the_generator_without_resampling() {
-        let generator = ImageDataGenerator::new(GeneratorOptions {
-            horizontal_flip: true,
-            rescale: Some(0.5),
-            ..GeneratorOptions::default()
-        })
-        .unwrap();
-        let shape = ImageShape::hwc(3, 4, 3);
-        let image: Vec<f64> = (0..shape.len()).map(|i| i as f64).collect();
+    /// `process_sample_from` over `image` (read by a reader that honours the
+    /// placement it is given) against `process_sample` on it: equal to the
+    /// bit for 8 samples. Returns how many reads went into the resampler's
+    /// copy rather than a whole buffer.
+    fn read_equals_in_hand<T: Real>(
+        options: GeneratorOptions,
+        image: &[T],
+        shape: ImageShape,
+    ) -> usize {
+        let generator = ImageDataGenerator::new(options).unwrap();
         let mut scratch = Scratch::default();
+        let mut copies = 0;
         for index in 0..8 {
             let rng = || SampleRng::new(1, Stream::Augment, 0, index);
-            let mut a = image.clone();
+            let mut a = image.to_vec();
             generator
                 .process_sample(&mut a, shape, &mut rng(), &mut scratch)
                 .unwrap();
-            let mut b = vec![f64::NAN; image.len()];
-            let mut read = |buf: &mut [f64], scale: Option<f64>| {
-                buf.iter_mut()
-                    .zip(&image)
-                    .for_each(|(b, v)| *b = v * scale.unwrap_or(1.0));
+            let mut b = vec![T::nan(); image.len()];
+            let mut read = |buf: &mut [T], place: Placement, scale: Option<f64>| {
+                copies += usize::from(place != Placement::contiguous(image.len()));
+                let s = T::from_f64_lossy(scale.unwrap_or(1.0));
+                for (run, src) in place.runs(buf, image.len()).zip(image.chunks(place.run)) {
+                    run.iter_mut().zip(src).for_each(|(b, &v)| *b = v * s);
+                }
                 Ok(())
             };
             generator
                 .process_sample_from(&mut b, shape, &mut rng(), &mut scratch, &mut read)
                 .unwrap();
-            assert_eq!(a, b);
+            let same = a
+                .iter()
+                .zip(&b)
+                .all(|(x, y)| x.to_f64().unwrap().to_bits() == y.to_f64().unwrap().to_bits());
+            assert!(same, "{shape:?} sample {index}");
+        }
+        copies
+    }
+
+    /// Reading through the generator gives what processing the image in
+    /// hand gives: without resampling (the rescale riding on the read),
+    /// through the scratch image, and straight into the bilinear kernel's
+    /// edge-replicated copy (f32, `nearest`, small images), which the
+    /// Keras-like draws here take every time.
+    #[test]
+    fn reading_through_the_generator_equals_processing_the_image() {
+        let flips = GeneratorOptions {
+            horizontal_flip: true,
+            rescale: Some(0.5),
+            ..GeneratorOptions::default()
+        };
+        let shape = ImageShape::hwc(3, 4, 3);
+        let image: Vec<f64> = (0..shape.len()).map(|i| i as f64).collect();
+        assert_eq!(read_equals_in_hand(flips, &image, shape), 0);
+
+        let augment = |fill_mode: &str| GeneratorOptions {
+            rotation_range: 20.0,
+            width_shift_range: ShiftRange::Float(0.1),
+            height_shift_range: ShiftRange::Float(0.1),
+            shear_range: 10.0,
+            zoom_range: ZoomRange::Scalar(0.1),
+            horizontal_flip: true,
+            rescale: Some(1.0 / 255.0),
+            fill_mode: fill_mode.into(),
+            ..GeneratorOptions::default()
+        };
+        for shape in [
+            ImageShape::hwc(32, 32, 3),
+            ImageShape::hwc(9, 7, 1),
+            ImageShape::hwc(12, 10, 4),
+        ] {
+            let image: Vec<f32> = (0..shape.len()).map(|i| (i * 37 % 256) as f32).collect();
+            assert_eq!(
+                read_equals_in_hand(augment("nearest"), &image, shape),
+                8,
+                "{shape:?}"
+            );
+            assert_eq!(
+                read_equals_in_hand(augment("reflect"), &image, shape),
+                0,
+                "{shape:?}"
+            );
+        }
+        // Too large for the copy, and channels-first: the scratch image.
+        for shape in [ImageShape::hwc(128, 128, 3), ImageShape::chw(3, 9, 8)] {
+            let image: Vec<f32> = (0..shape.len()).map(|i| (i * 37 % 256) as f32).collect();
+            assert_eq!(
+                read_equals_in_hand(augment("nearest"), &image, shape),
+                0,
+                "{shape:?}"
+            );
         }
     }
 

@@ -123,3 +123,46 @@ impl ImageShape {
         row * sr + col * sc + channel * sch
     }
 }
+
+/// Where a sample's elements go in a buffer: consecutive runs of `run`
+/// elements, run `k` at `start + k·stride`. A plain sample buffer is one
+/// run; an image read into a copy with margins around it (the bilinear
+/// kernel's, see `ResampleScratch::read_buffer`) takes one run per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Placement {
+    /// Elements per run.
+    pub run: usize,
+    /// Where run 0 starts.
+    pub start: usize,
+    /// From one run's start to the next.
+    pub stride: usize,
+}
+
+impl Placement {
+    /// All `len` elements in one run from the start of the buffer.
+    pub(crate) fn contiguous(len: usize) -> Placement {
+        Placement {
+            run: len,
+            start: 0,
+            stride: len,
+        }
+    }
+
+    /// The runs of `buf` that take `len` elements, in order.
+    ///
+    /// # Panics
+    /// When `run` does not divide `len` or `buf` is too short (caller bugs).
+    pub(crate) fn runs<T>(self, buf: &mut [T], len: usize) -> impl Iterator<Item = &mut [T]> {
+        let count = if len == 0 { 0 } else { len / self.run };
+        assert!(
+            count * self.run == len,
+            "placement: {len} elements in runs of {}",
+            self.run
+        );
+        let buf = &mut buf[self.start..];
+        let stride = self.stride.max(1);
+        buf.chunks_mut(stride)
+            .take(count)
+            .map(move |c| &mut c[..self.run])
+    }
+}

@@ -362,7 +362,9 @@ impl Context {
                     self.shape,
                     &mut rng,
                     scratch,
-                    &mut |buf: &mut [T], scale| self.x.read_sample_scaled_into(row, buf, scale),
+                    &mut |buf: &mut [T], place, scale| {
+                        self.x.read_sample_placed_into(row, buf, place, scale)
+                    },
                 )
             })
         };

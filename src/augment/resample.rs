@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::boundary::{axis_taps, AxisTaps, MAX_ORDER};
 use super::spline;
 use super::{resample_low, resample_spline, Affine2};
-use crate::{ImageShape, Real};
+use crate::layout::Placement;
+use crate::{ImageShape, OutputDtype, Real};
 
 /// scipy's boundary modes (Keras' `fill_mode`): how values are read beyond
 /// the edges of the input. Drawn on the samples `a b c d` (`k` = `cval`):
@@ -249,6 +250,53 @@ impl ResampleScratch {
             );
             (flips == [false; 2], scale.is_none())
         }
+    }
+}
+
+impl ResampleScratch {
+    /// When [`ResampleScratch::transform`] with these arguments would read
+    /// its input through a copy of its own (order 1 on a small `f32` image
+    /// in `nearest` mode: an edge-replicated copy), that copy and where the
+    /// image goes in it. A caller that reads the image from storage anyway
+    /// reads it there, then calls [`ResampleScratch::transform_read`]: one
+    /// pass over the image fewer.
+    pub(crate) fn read_buffer<T: Real>(
+        &mut self,
+        shape: ImageShape,
+        m: &Affine2,
+        order: u8,
+        mode: FillMode,
+    ) -> Option<(&mut [T], Placement)> {
+        if order != 1 || T::DTYPE != OutputDtype::F32 {
+            return None;
+        }
+        let (buf, place) = self.low.read_buffer(shape, m, mode)?;
+        // Same type: the cast is a reinterpretation and cannot fail.
+        Some((bytemuck::try_cast_slice_mut(buf).ok()?, place))
+    }
+
+    /// [`ResampleScratch::transform`] of the image read into
+    /// [`ResampleScratch::read_buffer`]'s copy, with the same `shape`, `m`
+    /// and `mode` (order 1): the same values, with the flips and the scale
+    /// applied (so it returns `(true, true)`).
+    ///
+    /// # Panics
+    /// When `read_buffer` gave no copy for these arguments, or `output`'s
+    /// length is not `shape.len()` (caller bugs).
+    pub(crate) fn transform_read<T: Real>(
+        &mut self,
+        output: &mut [T],
+        shape: ImageShape,
+        m: &Affine2,
+        mode: FillMode,
+        flips: [bool; 2],
+        scale: Option<f64>,
+    ) -> (bool, bool) {
+        assert_eq!(output.len(), shape.len(), "transform_read: output length");
+        let output = bytemuck::try_cast_slice_mut(output).expect("read_buffer is for f32 only");
+        self.low
+            .transform_read(output, shape, m, mode, flips, scale);
+        (true, true)
     }
 }
 

@@ -22,6 +22,7 @@ mod fast;
 use super::boundary::{axis_taps, floor, AxisTaps};
 use super::resample::{general_pixel, Source};
 use super::{Affine2, FillMode};
+use crate::layout::Placement;
 use crate::{DataFormat, ImageShape, Real};
 
 /// How the channels of one pixel are laid out in the buffer.
@@ -216,6 +217,45 @@ pub(crate) struct LowScratch {
     padded: Vec<f32>,
 }
 
+impl LowScratch {
+    /// Order 1 on an `f32` image may read it through an edge-replicated
+    /// copy (`nearest` mode, small images: see `fast::padded`). When it
+    /// does, the copy and where the image goes in it, so that the caller
+    /// can read the image straight in (no intermediate buffer) and call
+    /// [`LowScratch::transform_read`] with the same arguments.
+    pub(crate) fn read_buffer(
+        &mut self,
+        shape: ImageShape,
+        m: &Affine2,
+        mode: FillMode,
+    ) -> Option<(&mut [f32], Placement)> {
+        let pad = fast::read_pad(&Job::without_input(shape, m, mode, [false; 2]))?;
+        Some((pad.buffer(shape, &mut self.padded), pad.placement(shape)))
+    }
+
+    /// Order 1 of the image read into [`LowScratch::read_buffer`]'s copy
+    /// (the same `shape`, `m` and `mode`), mirrored by `flips` and
+    /// multiplied by `scale` as [`low_order`] does: the same values as
+    /// [`low_order`] on the image.
+    ///
+    /// # Panics
+    /// When `read_buffer` gave no copy for these arguments (a caller bug).
+    pub(crate) fn transform_read(
+        &mut self,
+        output: &mut [f32],
+        shape: ImageShape,
+        m: &Affine2,
+        mode: FillMode,
+        flips: [bool; 2],
+        scale: Option<f64>,
+    ) {
+        let job = Job::without_input(shape, m, mode, flips);
+        let pad = fast::read_pad(&job).expect("transform_read after read_buffer gave a copy");
+        let scale = scale.map_or(1.0, |s| s as f32);
+        fast::linear_f32_read(&job, pad, output, scale, &mut self.padded);
+    }
+}
+
 /// Per-row scratch for order 1: the coordinates, integer taps, weights and
 /// interior flags of every output pixel of one row, computed in a first,
 /// branch-free pass (done pixel by pixel, the float-to-int conversions and
@@ -358,6 +398,21 @@ struct Job<'a, T> {
     /// `[vertical, horizontal]`: output row `i` (column `j`) holds source
     /// row `h-1-i` (column `w-1-j`) when set.
     flips: [bool; 2],
+}
+
+impl<'a> Job<'a, f32> {
+    /// A job whose input is elsewhere (read into a copy by the caller):
+    /// for the order-1 kernel's copy, whose values never depend on `cval`.
+    fn without_input(shape: ImageShape, m: &'a Affine2, mode: FillMode, flips: [bool; 2]) -> Self {
+        Job {
+            input: &[],
+            shape,
+            m,
+            mode,
+            cval: 0.0,
+            flips,
+        }
+    }
 }
 
 impl<T: Real> Job<'_, T> {

@@ -13,6 +13,7 @@ use ndarray::{ArrayViewD, IxDyn};
 use super::cast::{cast_into, cast_scaled_into, copy_native};
 use super::dtype::{Dtype, ElemType};
 use super::header::{parse_header, Header, HeaderProblem, MAX_HEADER_BYTES};
+use crate::layout::Placement;
 use crate::{sys, Error, ErrorKind, Real, Result};
 
 /// How array bytes are fetched from storage.
@@ -447,15 +448,38 @@ impl NpyArray {
             self.inner.row_len,
             "read_sample_into: buffer size"
         );
+        self.read_sample_placed_into(i, out, Placement::contiguous(out.len()), scale)
+    }
+
+    /// [`NpyArray::read_sample_scaled_into`] into the runs of `out` that
+    /// `place` names (each run converted as it is read: no extra copy).
+    ///
+    /// # Panics
+    /// When `i >= len()` or `place` does not fit `row_len()` elements in
+    /// `out` (caller bugs).
+    pub(crate) fn read_sample_placed_into<T: Real>(
+        &self,
+        i: usize,
+        out: &mut [T],
+        place: Placement,
+        scale: Option<f64>,
+    ) -> Result<()> {
+        let dtype = self.dtype();
+        let cast = |src: &[u8], out: &mut [T]| {
+            let runs = place.runs(out, self.inner.row_len);
+            for (src, run) in src.chunks_exact(place.run.max(1) * dtype.size()).zip(runs) {
+                cast_scaled_into(src, dtype, run, scale);
+            }
+        };
         match self.row_bytes_mapped(i) {
-            Some(src) => cast_scaled_into(src, self.dtype(), out, scale),
+            Some(src) => cast(src, out),
             None => {
                 thread_local!(static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
                 BUF.with(|b| -> Result<()> {
                     let mut b = b.borrow_mut();
                     b.resize(self.inner.row_bytes, 0);
                     self.read_row_raw(i, &mut b)?;
-                    cast_scaled_into(&b, self.dtype(), out, scale);
+                    cast(&b, out);
                     Ok(())
                 })?;
             }

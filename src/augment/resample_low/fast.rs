@@ -528,7 +528,8 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32, padde
     let exact = job.mode != FillMode::Nearest;
     if !exact && !unpadded() {
         if let Some(pad) = padded::Pad::fit(job) {
-            return padded::run::<C>(job, output, scale, &map, pad, padded, vector);
+            let input = Some(job.input);
+            return padded::run::<C>(job, input, output, scale, &map, pad, padded, vector);
         }
     }
     let (h, w) = (job.shape.height, job.shape.width);
@@ -656,6 +657,39 @@ pub(super) fn linear_f32(
         }
     }
     true
+}
+
+/// The copy [`linear_f32`] takes this image through when it takes one
+/// (`nearest` mode, a small image of 1, 3 or 4 packed channels: see
+/// [`padded`]), so that a caller can read the image straight into it
+/// ([`padded::Pad::placement`]) and call [`linear_f32_read`]. `job.input`
+/// is not looked at.
+pub(super) fn read_pad(job: &Job<'_, f32>) -> Option<padded::Pad> {
+    let shape = job.shape;
+    let packed = shape.format == DataFormat::ChannelsLast || shape.channels == 1;
+    let kernel = packed && matches!(shape.channels, 1 | 3 | 4);
+    if !kernel || job.mode != FillMode::Nearest || unpadded() || !applies(job) {
+        return None;
+    }
+    padded::Pad::fit(job)
+}
+
+/// [`linear_f32`] of the image the caller has read into `padded` where
+/// `pad` (from [`read_pad`] for this job) places it; `job.input` is not
+/// looked at. The same values as [`linear_f32`] on the image.
+pub(super) fn linear_f32_read(
+    job: &Job<'_, f32>,
+    pad: padded::Pad,
+    output: &mut [f32],
+    scale: f32,
+    padded: &mut Vec<f32>,
+) {
+    let (map, vector) = (Fixed::new(job), vector_path());
+    match job.shape.channels {
+        1 => padded::run::<1>(job, None, output, scale, &map, pad, padded, vector),
+        3 => padded::run::<3>(job, None, output, scale, &map, pad, padded, vector),
+        _ => padded::run::<4>(job, None, output, scale, &map, pad, padded, vector),
+    }
 }
 
 #[cfg(test)]

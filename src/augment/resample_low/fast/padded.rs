@@ -29,6 +29,8 @@
 //! never on the CPU, so a seed still gives the same bytes everywhere.
 
 use super::{pixels, Avx2, Fixed, Job, FRAC};
+use crate::layout::Placement;
+use crate::ImageShape;
 
 /// The largest copy taken, in elements: 128 KiB of f32. A 32×32×3 image
 /// with its typical margins is 19 KiB, a 64×64×3 one 75 KiB; a 96×96×3
@@ -37,7 +39,7 @@ const MAX_ELEMENTS: usize = 32 * 1024;
 
 /// Pixels of replicated edge on each side of the copy.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Pad {
+pub(crate) struct Pad {
     top: usize,
     left: usize,
     bottom: usize,
@@ -77,34 +79,72 @@ impl Pad {
     }
 }
 
-/// `input` (`h` rows of `w` pixels of `C` channels) into `buf` with `pad`'s
-/// margins of replicated edge, every element written, and 4 elements to
-/// spare at the end for the 4-lane loads of the last taps (whatever they
-/// hold lands in lanes that are discarded).
-#[inline(always)]
-fn fill<const C: usize>(input: &[f32], h: usize, w: usize, pad: Pad, buf: &mut Vec<f32>) {
-    let row = (w + pad.left + pad.right) * C;
-    let len = (h + pad.top + pad.bottom) * row + 4;
-    if buf.len() < len {
-        buf.resize(len, 0.0);
+impl Pad {
+    /// Elements per row of the copy.
+    fn row(&self, shape: ImageShape) -> usize {
+        (shape.width + self.left + self.right) * shape.channels
     }
+
+    /// Where the image goes in the copy: one run per row, inside the
+    /// margins.
+    pub(crate) fn placement(&self, shape: ImageShape) -> Placement {
+        let row = self.row(shape);
+        Placement {
+            run: shape.width * shape.channels,
+            start: self.top * row + self.left * shape.channels,
+            stride: row,
+        }
+    }
+
+    /// `buf` as the copy of an image of `shape`: its rows, and 4 elements
+    /// to spare at the end for the 4-lane loads of the last taps (whatever
+    /// they hold lands in lanes that are discarded).
+    pub(crate) fn buffer(self, shape: ImageShape, buf: &mut Vec<f32>) -> &mut [f32] {
+        let len = (shape.height + self.top + self.bottom) * self.row(shape) + 4;
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        &mut buf[..len]
+    }
+}
+
+/// The margins of the copy `buf`, whose inside holds the image (see
+/// [`Pad::placement`]): each row's first and last pixel repeated outward,
+/// then its first and last row. Every element but the spare ones written.
+#[inline(always)]
+fn fill_margins<const C: usize>(shape: ImageShape, pad: Pad, buf: &mut [f32]) {
+    let (h, w) = (shape.height, shape.width);
+    let row = pad.row(shape);
     let (top, rest) = buf.split_at_mut(pad.top * row);
     let (middle, bottom) = rest.split_at_mut(h * row);
-    for (dst, src) in middle.chunks_exact_mut(row).zip(input.chunks_exact(w * C)) {
-        let (left, rest) = dst.split_at_mut(pad.left * C);
+    for r in middle.chunks_exact_mut(row) {
+        let (left, rest) = r.split_at_mut(pad.left * C);
         let (inside, right) = rest.split_at_mut(w * C);
-        let (first, last) = (&src[..C], &src[(w - 1) * C..]);
+        let pixel = |at: usize| -> [f32; C] { inside[at..at + C].try_into().expect("C elements") };
+        let (first, last) = (pixel(0), pixel((w - 1) * C));
         left.chunks_exact_mut(C)
-            .for_each(|px| px.copy_from_slice(first));
-        copy(inside, src);
+            .for_each(|px| px.copy_from_slice(&first));
         right
             .chunks_exact_mut(C)
-            .for_each(|px| px.copy_from_slice(last));
+            .for_each(|px| px.copy_from_slice(&last));
     }
     let (first, last) = (&middle[..row], &middle[(h - 1) * row..]);
     top.chunks_exact_mut(row).for_each(|r| copy(r, first));
     let bottom = &mut bottom[..pad.bottom * row];
     bottom.chunks_exact_mut(row).for_each(|r| copy(r, last));
+}
+
+/// `input`, if any, into the inside of the copy (else the caller has read
+/// the image there), then the margins.
+#[inline(always)]
+fn fill<const C: usize>(input: Option<&[f32]>, shape: ImageShape, pad: Pad, buf: &mut [f32]) {
+    if let Some(input) = input {
+        let runs = pad.placement(shape).runs(buf, input.len());
+        for (run, src) in runs.zip(input.chunks_exact(shape.width * C)) {
+            copy(run, src);
+        }
+    }
+    fill_margins::<C>(shape, pad, buf);
 }
 
 /// `dst.copy_from_slice(src)` as a loop compiled in place (in the AVX2
@@ -115,12 +155,13 @@ fn copy(dst: &mut [f32], src: &[f32]) {
     dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
 }
 
-/// The image through the copy: [`fill`], then each output row as one
-/// interior run ([`pixels`]) with the coordinates moved by the top and left
-/// margins. `buf` is the caller's reusable buffer.
+/// The image through the copy: [`fill`], then each output row as one interior run ([`pixels`]) with the
+/// coordinates moved by the top and left margins. `buf` is the caller's
+/// reusable buffer.
 #[allow(clippy::too_many_arguments)] // run's state, plus the copy
 pub(super) fn run<const C: usize>(
     job: &Job<'_, f32>,
+    input: Option<&[f32]>,
     output: &mut [f32],
     scale: f32,
     map: &Fixed,
@@ -128,14 +169,16 @@ pub(super) fn run<const C: usize>(
     buf: &mut Vec<f32>,
     vector: Option<Avx2>,
 ) {
-    let (h, w) = (job.shape.height, job.shape.width);
+    let shape = job.shape;
+    let (h, w) = (shape.height, shape.width);
+    let buf = pad.buffer(shape, buf);
     match vector {
         // The copies take 256-bit moves inside the AVX2 context.
         Some(v) => v.vectorize(
             #[inline(always)]
-            || fill::<C>(job.input, h, w, pad, buf),
+            || fill::<C>(input, shape, pad, buf),
         ),
-        None => fill::<C>(job.input, h, w, pad, buf),
+        None => fill::<C>(input, shape, pad, buf),
     }
     let (ph, pw) = (h + pad.top + pad.bottom, w + pad.left + pad.right);
     let sr32 = (pw * C) as u32;
