@@ -460,6 +460,21 @@ mod tests {
     use crate::rng::Stream;
     use crate::{ShiftRange, ZoomRange};
 
+    /// The augmentation of issue 4's benchmark: rotation 20, shifts 0.1,
+    /// shear 10, zoom 0.1, horizontal flip, rescale 1/255.
+    fn keras_augmentation() -> GeneratorOptions {
+        GeneratorOptions {
+            rotation_range: 20.0,
+            width_shift_range: ShiftRange::Float(0.1),
+            height_shift_range: ShiftRange::Float(0.1),
+            shear_range: 10.0,
+            zoom_range: ZoomRange::Scalar(0.1),
+            horizontal_flip: true,
+            rescale: Some(1.0 / 255.0),
+            ..GeneratorOptions::default()
+        }
+    }
+
     /// `process_sample_from` over `image` (read by a reader that honours the
     /// placement it is given) against `process_sample` on it: equal to the
     /// bit for 8 samples. Returns how many reads went into the resampler's
@@ -516,15 +531,8 @@ mod tests {
         assert_eq!(read_equals_in_hand(flips, &image, shape), 0);
 
         let augment = |fill_mode: &str| GeneratorOptions {
-            rotation_range: 20.0,
-            width_shift_range: ShiftRange::Float(0.1),
-            height_shift_range: ShiftRange::Float(0.1),
-            shear_range: 10.0,
-            zoom_range: ZoomRange::Scalar(0.1),
-            horizontal_flip: true,
-            rescale: Some(1.0 / 255.0),
             fill_mode: fill_mode.into(),
-            ..GeneratorOptions::default()
+            ..keras_augmentation()
         };
         for shape in [
             ImageShape::hwc(32, 32, 3),
@@ -560,17 +568,10 @@ mod tests {
     fn fused_rescale_and_flips_equal_the_separate_passes() {
         for (order, fill) in [(1, "nearest"), (1, "constant"), (0, "reflect"), (3, "wrap")] {
             let generator = ImageDataGenerator::new(GeneratorOptions {
-                rotation_range: 20.0,
-                width_shift_range: ShiftRange::Float(0.1),
-                height_shift_range: ShiftRange::Float(0.1),
-                shear_range: 10.0,
-                zoom_range: ZoomRange::Scalar(0.1),
-                horizontal_flip: true,
                 vertical_flip: true,
-                rescale: Some(1.0 / 255.0),
                 interpolation_order: order,
                 fill_mode: fill.into(),
-                ..GeneratorOptions::default()
+                ..keras_augmentation()
             })
             .unwrap();
             for shape in [

@@ -202,8 +202,8 @@ fn the_cache_budget_bounds_residency_while_iterating() {
 
 /// The pipeline reads each row straight into the resampler's edge-replicated
 /// copy (f32, `nearest`, small images): the batches hold, to the bit, what
-/// the generator makes of the image in hand with the same draws, through
-/// the map and through `pread` alike.
+/// the generator makes of the image in hand with the same draws (channel
+/// shift included), through the map and through `pread` alike.
 #[test]
 fn batches_equal_the_generator_on_the_image_in_hand() {
     use npyflow::npy::{NpyArray, OpenOptions, SourceKind};
@@ -211,29 +211,16 @@ fn batches_equal_the_generator_on_the_image_in_hand() {
     let dir = tempfile::tempdir().unwrap();
     let (n, h, w, c) = (21, 12, 10, 3);
     let path = images_u8(dir.path(), n, h, w, c).path().to_path_buf();
-    let generator = || {
-        ImageDataGenerator::new(GeneratorOptions {
-            rotation_range: 20.0,
-            width_shift_range: ShiftRange::Float(0.1),
-            height_shift_range: ShiftRange::Float(0.1),
-            shear_range: 10.0,
-            zoom_range: ZoomRange::Scalar(0.1),
-            horizontal_flip: true,
-            rescale: Some(1.0 / 255.0),
-            ..Default::default()
-        })
-        .unwrap()
-    };
     let shape = ImageShape::hwc(h, w, c);
     let reference = NpyArray::open(&path).unwrap();
-    let (g, mut scratch) = (generator(), Scratch::default());
+    let (g, mut scratch) = (augmenting(), Scratch::default());
     for source in [SourceKind::Mmap, SourceKind::Read] {
         let options = OpenOptions {
             source,
             ..Default::default()
         };
         let x = NpyArray::open_with(&path, options).unwrap();
-        let mut it = generator()
+        let mut it = augmenting()
             .flow(x)
             .order(Order::Shuffle)
             .seed(9)

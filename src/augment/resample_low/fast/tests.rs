@@ -21,6 +21,11 @@ impl Lcg {
     }
 }
 
+/// Whether two images hold the same bits.
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
 /// Matrices of every kind: Keras draws (rotation, shear, zoom, shift), and
 /// exact ones whose coordinates land on whole and half pixels (pure
 /// shifts, quarter turns, zoom by 2), where the border rules switch.
@@ -179,11 +184,10 @@ fn the_vector_path_equals_the_scalar_one_to_the_bit() {
                         out
                     };
                     let (scalar, vector) = (run(true, &mut scratch), run(false, &mut scratch));
-                    let same = scalar
-                        .iter()
-                        .zip(&vector)
-                        .all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(same, "{shape:?} {m:?} {mode} {flips:?}");
+                    assert!(
+                        same_bits(&scalar, &vector),
+                        "{shape:?} {m:?} {mode} {flips:?}"
+                    );
                     compared += 1;
                 }
             }
@@ -261,10 +265,7 @@ fn the_padded_copy_equals_the_direct_path() {
                         out
                     };
                     let (copy, direct) = (run(false, &mut scratch), run(true, &mut scratch));
-                    let same = copy
-                        .iter()
-                        .zip(&direct)
-                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    let same = same_bits(&copy, &direct);
                     assert!(same, "{shape:?} {m:?} {flips:?} scalar {scalar}");
                 }
             }
