@@ -216,7 +216,7 @@ impl ImageDataGenerator {
         params: &TransformParams,
         scratch: &mut Scratch<T>,
         rescale: Option<f64>,
-        read: Option<Read<'_, T>>,
+        mut read: Option<Read<'_, T>>,
     ) -> Result<bool> {
         // Checked up front so that no step sees a buffer of the wrong size.
         check_len(image.len(), shape)?;
@@ -239,13 +239,15 @@ impl ImageDataGenerator {
             let flips = [p.flip_vertical, p.flip_horizontal];
             // A sample still to be read, that the resampler would copy
             // first anyway, is read straight into that copy.
-            let mut read = read;
             let copy = match &mut read {
                 Some(read) => match scratch
                     .resample
                     .read_buffer(shape, &m, order, self.fill_mode)
                 {
-                    Some((copy, place)) => read(copy, place, None).map(|()| true)?,
+                    Some((copy, place)) => {
+                        read(copy, place, None)?;
+                        true
+                    }
                     None => false,
                 },
                 None => false,
