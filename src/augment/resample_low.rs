@@ -215,6 +215,9 @@ pub(crate) struct LowScratch {
     plan: RowPlan,
     /// The single-precision kernel's edge-replicated copy of small inputs.
     padded: Vec<f32>,
+    /// The copy's margins as [`LowScratch::read_buffer`] last handed it
+    /// out, for [`LowScratch::transform_read`] (not worked out twice).
+    read: Option<fast::Pad>,
 }
 
 impl LowScratch {
@@ -229,7 +232,8 @@ impl LowScratch {
         m: &Affine2,
         mode: FillMode,
     ) -> Option<(&mut [f32], Placement)> {
-        let pad = fast::read_pad(&Job::without_input(shape, m, mode, [false; 2]))?;
+        self.read = fast::read_pad(&Job::without_input(shape, m, mode, [false; 2]));
+        let pad = self.read?;
         Some((pad.buffer(shape, &mut self.padded), pad.placement(shape)))
     }
 
@@ -239,7 +243,8 @@ impl LowScratch {
     /// [`low_order`] on the image.
     ///
     /// # Panics
-    /// When `read_buffer` gave no copy for these arguments (a caller bug).
+    /// When the last `read_buffer` gave no copy, or its copy was used
+    /// already (caller bugs).
     pub(crate) fn transform_read(
         &mut self,
         output: &mut [f32],
@@ -250,7 +255,10 @@ impl LowScratch {
         scale: Option<f64>,
     ) {
         let job = Job::without_input(shape, m, mode, flips);
-        let pad = fast::read_pad(&job).expect("transform_read after read_buffer gave a copy");
+        let pad = self
+            .read
+            .take()
+            .expect("transform_read after read_buffer gave a copy");
         let scale = scale.map_or(1.0, |s| s as f32);
         fast::linear_f32_read(&job, pad, output, scale, &mut self.padded);
     }

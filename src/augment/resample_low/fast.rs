@@ -45,6 +45,8 @@ use crate::DataFormat;
 mod avx2;
 mod padded;
 
+pub(super) use padded::Pad;
+
 #[cfg(target_arch = "x86_64")]
 use avx2::Avx2;
 
