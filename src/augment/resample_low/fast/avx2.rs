@@ -1,6 +1,7 @@
 //! The interior of a row four pixels at a time on AVX2, for the x86-64
 //! CPUs that have it (detected at run time; the parent's scalar loop runs
-//! everywhere else and for whatever this leaves).
+//! everywhere else and for whatever this leaves), and the clamped runs of
+//! `nearest` rows long enough to pay for their set-up.
 //!
 //! The scalar loop spends about 45 instructions per pixel, most of them
 //! the fixed-point arithmetic that turns a pixel's coordinates into a tap
@@ -14,10 +15,19 @@
 //! VM, `affine_transform` order 1 (`cargo bench --bench kernels`): 2.97 µs
 //! per 32×32×3 image against 3.79 µs on the scalar loop, 138 µs against
 //! 215 µs at 224×224×3. Tried and slower: the tap offsets in vector lanes too
-//! (extracting them costs more than computing them), a vector pass over the
-//! clamped ends of rows (short runs, long setup), and offsets and fractions
-//! for a batch of pixels first, blends second (scalar code, stack traffic).
-//! Fused multiply-adds would gain another 3% and change the last bit.
+//! (extracting them costs more than computing them), and offsets and
+//! fractions for a batch of pixels first, blends second (scalar code, stack
+//! traffic). Fused multiply-adds would gain another 3% and change the last
+//! bit.
+//!
+//! The clamped runs are the other way round ([`Avx2::clamped`]): there the
+//! scalar loop clamps each coordinate on both axes before it can take the
+//! taps, about 50 instructions per pixel, and doing that for four pixels at
+//! once in 64-bit lanes pays for taking the offsets out of them. Runs of
+//! at least 8 pixels take it (shorter ones, most of them in small images,
+//! cost more in set-up than they save); at 224×224×3, where one output pixel
+//! in eight is clamped under Keras' usual ranges, the kernel went from 103.4
+//! to 100.5 µs.
 //!
 //! The results are the scalar loop's, bit for bit: the same fixed-point
 //! values, the same roundings, and the same single-rounded f32 operations
@@ -61,10 +71,6 @@ impl Avx2 {
     /// `p` stepped by `d`; four at a time while `out` has room for their
     /// 4-lane stores and their taps' 4-lane loads fit in `input`, the rest
     /// (the last pixels of the image, at most) by [`stepped`].
-    ///
-    /// The clamped parts of a row stay scalar: they are short (a few pixels
-    /// at each end), and a vector pass over them measured slower (3.0 µs
-    /// against 2.7 µs per 32×32 image), for its setup.
     #[allow(clippy::too_many_arguments)] // stepped's arguments
     pub(super) fn interior<const C: usize>(
         self,
@@ -83,10 +89,107 @@ impl Avx2 {
             || interior::<C>(simd, input, sr32, out, count, p, d, top, scale),
         )
     }
+
+    /// A clamped part of a row: [`stepped`] with the clamp (the `nearest`
+    /// extension), the same pixels, values and stores, four at a time, with
+    /// the clamp, the tap offsets and the fractions in 64-bit lanes; the
+    /// last pixels by [`stepped`].
+    #[allow(clippy::too_many_arguments)] // stepped's arguments
+    pub(super) fn clamped<const C: usize>(
+        self,
+        input: &[f32],
+        sr32: u32,
+        out: &mut [f32],
+        count: usize,
+        p: [i64; 2],
+        d: [i64; 2],
+        top: [i64; 2],
+        scale: f32,
+    ) {
+        let simd = self.0;
+        simd.vectorize(
+            #[inline(always)]
+            || clamped::<C>(simd, input, sr32, out, count, p, d, top, scale),
+        )
+    }
 }
 
 /// Pixels per step of the loop.
 const GROUP: usize = 4;
+
+/// The loop behind [`Avx2::clamped`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // stepped's arguments
+fn clamped<const C: usize>(
+    simd: V3,
+    input: &[f32],
+    sr32: u32,
+    out: &mut [f32],
+    count: usize,
+    p: [i64; 2],
+    d: [i64; 2],
+    top: [i64; 2],
+    scale: f32,
+) {
+    let (avx, avx2) = (simd.avx, simd.avx2);
+    let sr = sr32 as usize;
+    // Lanes hold pixels [0, 2, 1, 3] of the group, as in `interior`.
+    let (mut vy, mut vx) = (lanes(p[0], d[0]), lanes(p[1], d[1]));
+    let step_y = avx._mm256_set1_epi64x(d[0].wrapping_mul(GROUP as i64));
+    let step_x = avx._mm256_set1_epi64x(d[1].wrapping_mul(GROUP as i64));
+    let tops = [0, 1].map(|k| avx._mm256_set1_epi64x(top[k]));
+    let lasts = [0, 1].map(|k| avx._mm256_set1_epi64x(top[k] - (1 << FRAC)));
+    let row = avx._mm256_set1_epi64x(i64::from(sr32));
+    let col = avx._mm256_set1_epi64x(C as i64);
+    let s = avx._mm256_set1_ps(scale);
+
+    let mut done = 0;
+    let mut rest = &mut *out;
+    while count - done >= GROUP && rest.len() >= (GROUP - 1) * C + 4 {
+        let (iy, fy) = clamp_axis(simd, vy, tops[0], lasts[0]);
+        let (ix, fx) = clamp_axis(simd, vx, tops[1], lasts[1]);
+        // Tap offsets iy·sr + ix·C (both factors below 2^32), lanes
+        // [0, 2, 1, 3].
+        let at: [u64; GROUP] = pulp::cast(avx2._mm256_add_epi64(
+            avx2._mm256_mul_epu32(iy, row),
+            avx2._mm256_mul_epu32(ix, col),
+        ));
+        let tap = |k: usize| input.get(at[k] as usize..at[k] as usize + sr + C + 4);
+        let (Some(t0), Some(t2), Some(t1), Some(t3)) = (tap(0), tap(1), tap(2), tap(3)) else {
+            break;
+        };
+        // The fractions are at most 2^24 (1 at the far edge): no mask.
+        let f = fractions(simd, fy, fx, None);
+        group::<C>(simd, [t0, t1, t2, t3], sr, f, s, &mut rest);
+        vy = avx2._mm256_add_epi64(vy, step_y);
+        vx = avx2._mm256_add_epi64(vx, step_x);
+        done += GROUP;
+    }
+    if done < count {
+        let at = |k: usize| p[k].wrapping_add(d[k].wrapping_mul(done as i64));
+        let p = [at(0), at(1)];
+        stepped::<C, true>(input, sr32, rest, count - done, p, d, top, scale);
+    }
+}
+
+/// The scalar `taps` with the clamp on one axis of four pixels: the
+/// coordinate clamped to `[0, top]`, the first tap to at most `last`
+/// (n - 2), the fraction what is left (up to 1 at the far edge). Returns
+/// the first taps and the fractions' top 24 bits.
+#[inline(always)]
+fn clamp_axis(simd: V3, v: __m256i, top: __m256i, last: __m256i) -> (__m256i, __m256i) {
+    let (avx, avx2) = (simd.avx, simd.avx2);
+    let below = avx2._mm256_cmpgt_epi64(avx._mm256_setzero_si256(), v);
+    let v = avx2._mm256_andnot_si256(below, v);
+    let v = avx2._mm256_blendv_epi8(v, top, avx2._mm256_cmpgt_epi64(v, top));
+    let t = avx2._mm256_blendv_epi8(v, last, avx2._mm256_cmpgt_epi64(v, last));
+    let whole = avx._mm256_set1_epi64x(!((1i64 << FRAC) - 1));
+    let frac = avx2._mm256_sub_epi64(v, avx2._mm256_and_si256(t, whole));
+    (
+        avx2._mm256_srli_epi64::<{ FRAC as i32 }>(t),
+        avx2._mm256_srli_epi64::<{ DROP as i32 }>(frac),
+    )
+}
 
 /// The loop behind [`Avx2::interior`].
 #[inline(always)]
@@ -115,7 +218,6 @@ fn interior<const C: usize>(
     let step_y = avx._mm256_set1_epi64x(d[0].wrapping_mul(GROUP as i64));
     let step_x = avx._mm256_set1_epi64x(d[1].wrapping_mul(GROUP as i64));
     let low24 = avx._mm256_set1_epi32(0xff_ffff);
-    let unit = avx._mm256_set1_ps(1.0 / (1 << 24) as f32);
     let s = avx._mm256_set1_ps(scale);
 
     let mut done = 0;
@@ -138,43 +240,70 @@ fn interior<const C: usize>(
             break;
         };
         // Fractions: bits 16..40 of each coordinate (the top 24 fractional
-        // bits; the bias of the coordinates makes this truncation round), to
-        // f32 (below 2^24: exact), times 2^-24 (exact). Packed as
-        // [fy0 fy2 fx0 fx2 | fy1 fy3 fx1 fx3].
+        // bits; the bias of the coordinates makes this truncation round).
         let fy = avx2._mm256_srli_epi64::<{ DROP as i32 }>(vy);
         let fx = avx2._mm256_srli_epi64::<{ DROP as i32 }>(vx);
-        let packed = avx._mm256_shuffle_ps::<0b10_00_10_00>(pulp::cast(fy), pulp::cast(fx));
-        let bits = avx2._mm256_and_si256(pulp::cast(packed), low24);
-        let f = avx._mm256_mul_ps(avx._mm256_cvtepi32_ps(bits), unit);
-        // Pair (0, 1) broadcasts lanes 0 (fy) and 2 (fx) of each half, pair
-        // (2, 3) lanes 1 and 3.
-        let pairs = [
-            (
-                t0,
-                t1,
-                avx._mm256_permute_ps::<0b00_00_00_00>(f),
-                avx._mm256_permute_ps::<0b10_10_10_10>(f),
-            ),
-            (
-                t2,
-                t3,
-                avx._mm256_permute_ps::<0b01_01_01_01>(f),
-                avx._mm256_permute_ps::<0b11_11_11_11>(f),
-            ),
-        ];
-        for (a, b, fy, fx) in pairs {
-            let v = blend(simd, a, b, sr, C, fy, fx, s);
-            let cur = std::mem::take(&mut rest);
-            store(&mut cur[..4], avx._mm256_castps256_ps128(v));
-            store(&mut cur[C..C + 4], avx._mm256_extractf128_ps::<1>(v));
-            rest = &mut cur[2 * C..];
-        }
+        let f = fractions(simd, fy, fx, Some(low24));
+        group::<C>(simd, [t0, t1, t2, t3], sr, f, s, &mut rest);
         vy = avx2._mm256_add_epi64(vy, step_y);
         vx = avx2._mm256_add_epi64(vx, step_x);
         done += GROUP;
     }
     if done < count {
         stepped::<C, false>(input, sr32, rest, count - done, [y, x], d, top, scale);
+    }
+}
+
+/// The fractions of a group, `[fy0 fy2 fx0 fx2 | fy1 fy3 fx1 fx3]` as f32,
+/// from their top 24 bits in the low 32 bits of each lane of `fy` and `fx`
+/// (lanes [0, 2, 1, 3]), masked to 24 bits first when `low24` is given: to
+/// f32 (below 2^25: exact), times 2^-24 (exact).
+#[inline(always)]
+fn fractions(simd: V3, fy: __m256i, fx: __m256i, low24: Option<__m256i>) -> __m256 {
+    let (avx, avx2) = (simd.avx, simd.avx2);
+    let packed = pulp::cast(avx._mm256_shuffle_ps::<0b10_00_10_00>(pulp::cast(fy), pulp::cast(fx)));
+    let bits = match low24 {
+        Some(mask) => avx2._mm256_and_si256(packed, mask),
+        None => packed,
+    };
+    let unit = avx._mm256_set1_ps(1.0 / (1 << 24) as f32);
+    avx._mm256_mul_ps(avx._mm256_cvtepi32_ps(bits), unit)
+}
+
+/// The four pixels of a group from their taps `t` and [`fractions`] `f`,
+/// stored at the start of `rest`, which then moves past them.
+#[inline(always)]
+fn group<const C: usize>(
+    simd: V3,
+    [t0, t1, t2, t3]: [&[f32]; GROUP],
+    sr: usize,
+    f: __m256,
+    s: __m256,
+    rest: &mut &mut [f32],
+) {
+    let avx = simd.avx;
+    // Pair (0, 1) broadcasts lanes 0 (fy) and 2 (fx) of each half, pair
+    // (2, 3) lanes 1 and 3.
+    let pairs = [
+        (
+            t0,
+            t1,
+            avx._mm256_permute_ps::<0b00_00_00_00>(f),
+            avx._mm256_permute_ps::<0b10_10_10_10>(f),
+        ),
+        (
+            t2,
+            t3,
+            avx._mm256_permute_ps::<0b01_01_01_01>(f),
+            avx._mm256_permute_ps::<0b11_11_11_11>(f),
+        ),
+    ];
+    for (a, b, fy, fx) in pairs {
+        let v = blend(simd, a, b, sr, C, fy, fx, s);
+        let cur = std::mem::take(rest);
+        store(&mut cur[..4], avx._mm256_castps256_ps128(v));
+        store(&mut cur[C..C + 4], avx._mm256_extractf128_ps::<1>(v));
+        *rest = &mut cur[2 * C..];
     }
 }
 

@@ -166,6 +166,7 @@ fn the_vector_path_equals_the_scalar_one_to_the_bit() {
         ImageShape::chw(3, 8, 9),
         ImageShape::hwc(2, 5, 3),
         ImageShape::hwc(40, 3, 4),
+        ImageShape::hwc(12, 61, 3),
     ];
     let mut compared = 0;
     for shape in shapes {
@@ -173,20 +174,28 @@ fn the_vector_path_equals_the_scalar_one_to_the_bit() {
             .map(|_| rng.range(0.0, 255.0) as f32)
             .collect();
         for m in matrices(shape.height, shape.width, &mut rng) {
-            for mode in FillMode::ALL {
+            // `nearest` both through the edge-replicated copy and directly,
+            // where the clamped runs take a loop of their own.
+            let cases = FillMode::ALL
+                .into_iter()
+                .flat_map(|mode| [(mode, false), (mode, true)])
+                .filter(|&(mode, unpadded)| !unpadded || mode == FillMode::Nearest);
+            for (mode, unpadded) in cases {
                 for flips in [[false, false], [true, true], [false, true]] {
                     let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
                     let run = |scalar: bool, scratch: &mut ResampleScratch| {
                         super::SCALAR_ONLY.set(scalar);
+                        super::UNPADDED.set(unpadded);
                         let mut out = vec![f32::NAN; data.len()];
                         scratch.transform(&data, &mut out, shape, &m, 1, mode, 9.0, flips, scale);
                         super::SCALAR_ONLY.set(false);
+                        super::UNPADDED.set(false);
                         out
                     };
                     let (scalar, vector) = (run(true, &mut scratch), run(false, &mut scratch));
                     assert!(
                         same_bits(&scalar, &vector),
-                        "{shape:?} {m:?} {mode} {flips:?}"
+                        "{shape:?} {m:?} {mode} {flips:?} unpadded {unpadded}"
                     );
                     compared += 1;
                 }
