@@ -369,30 +369,40 @@ impl Context {
                 )
             })
         };
-        // Samples in order, each row's cache lines requested while the one
-        // before is processed (a shuffled row is a DRAM miss).
-        let run = |images: &mut [T], idx: &[usize]| -> Result<()> {
-            self.x.prefetch_row_cpu(self.base + idx[0]);
-            for (k, (img, &j)) in images.chunks_exact_mut(sl).zip(idx).enumerate() {
-                if let Some(&next) = idx.get(k + 1) {
+        if idx.is_empty() || sl == 0 {
+            return Ok(());
+        }
+        // The batch's samples in file order, each into its own slot: what
+        // each comes out as depends on its row alone (its own generator),
+        // and rows taken in address order reach memory far faster than
+        // shuffled ones (the page walks of neighbouring rows share the
+        // upper levels of the page table).
+        let mut samples: Vec<(usize, &mut [T])> = idx
+            .iter()
+            .copied()
+            .zip(images.chunks_exact_mut(sl))
+            .collect();
+        samples.sort_unstable_by_key(|&(j, _)| j);
+        // Each row's cache lines requested while the one before is
+        // processed (a shuffled row is a DRAM miss).
+        let run = |samples: &mut [(usize, &mut [T])]| -> Result<()> {
+            self.x.prefetch_row_cpu(self.base + samples[0].0);
+            for k in 0..samples.len() {
+                if let Some(&(next, _)) = samples.get(k + 1) {
                     self.x.prefetch_row_cpu(self.base + next);
                 }
-                one(img, j)?;
+                let (j, img) = &mut samples[k];
+                one(img, *j)?;
             }
             Ok(())
         };
-        if idx.is_empty() || sl == 0 {
-            Ok(())
-        } else if threads <= 1 || idx.len() <= 1 {
-            run(images, idx)
+        if threads <= 1 || samples.len() <= 1 {
+            run(&mut samples)
         } else {
             // Small images: hand rayon a few samples per task so scheduling
             // overhead stays well below the per-sample work.
             let per_task = (16_384 / sl).clamp(1, 64);
-            images
-                .par_chunks_mut(sl * per_task)
-                .zip(idx.par_chunks(per_task))
-                .try_for_each(|(images, idx)| run(images, idx))
+            samples.par_chunks_mut(per_task).try_for_each(run)
         }
     }
 }
