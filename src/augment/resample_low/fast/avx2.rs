@@ -20,7 +20,7 @@
 //! traffic). Fused multiply-adds would gain another 3% and change the last
 //! bit.
 //!
-//! The clamped runs are the other way round ([`Avx2::clamped`]): there the
+//! The clamped runs are the other way round ([`clamped`]): there the
 //! scalar loop clamps each coordinate on both axes before it can take the
 //! taps, about 50 instructions per pixel, and doing that for four pixels at
 //! once in 64-bit lanes pays for taking the offsets out of them. Runs of
@@ -65,14 +65,16 @@ impl Avx2 {
         self.0.vectorize(f)
     }
 
-    /// The interior part of a row: [`stepped`] without the clamp (every
-    /// first tap in `[0, n - 2]`), the same pixels, values and stores.
-    /// `count` pixels from the start of `out`, with fixed-point coordinates
-    /// `p` stepped by `d`; four at a time while `out` has room for their
-    /// 4-lane stores and their taps' 4-lane loads fit in `input`, the rest
-    /// (the last pixels of the image, at most) by [`stepped`].
+    /// [`stepped`] on AVX2: the same pixels, values and stores. `count`
+    /// pixels from the start of `out`, with fixed-point coordinates `p`
+    /// stepped by `d`, four at a time while `out` has room for their 4-lane
+    /// stores and their taps' 4-lane loads fit in `input`; the rest (the
+    /// last pixels of a run or of the image) by [`stepped`]. Without
+    /// `CLAMP`, the interior of a row (every first tap in `[0, n - 2]`);
+    /// with it, a clamped part (the `nearest` extension), with the clamp,
+    /// the tap offsets and the fractions in 64-bit lanes.
     #[allow(clippy::too_many_arguments)] // stepped's arguments
-    pub(super) fn interior<const C: usize>(
+    pub(super) fn stepped<const C: usize, const CLAMP: bool>(
         self,
         input: &[f32],
         sr32: u32,
@@ -86,30 +88,10 @@ impl Avx2 {
         let simd = self.0;
         simd.vectorize(
             #[inline(always)]
-            || interior::<C>(simd, input, sr32, out, count, p, d, top, scale),
-        )
-    }
-
-    /// A clamped part of a row: [`stepped`] with the clamp (the `nearest`
-    /// extension), the same pixels, values and stores, four at a time, with
-    /// the clamp, the tap offsets and the fractions in 64-bit lanes; the
-    /// last pixels by [`stepped`].
-    #[allow(clippy::too_many_arguments)] // stepped's arguments
-    pub(super) fn clamped<const C: usize>(
-        self,
-        input: &[f32],
-        sr32: u32,
-        out: &mut [f32],
-        count: usize,
-        p: [i64; 2],
-        d: [i64; 2],
-        top: [i64; 2],
-        scale: f32,
-    ) {
-        let simd = self.0;
-        simd.vectorize(
-            #[inline(always)]
-            || clamped::<C>(simd, input, sr32, out, count, p, d, top, scale),
+            || match CLAMP {
+                true => clamped::<C>(simd, input, sr32, out, count, p, d, top, scale),
+                false => interior::<C>(simd, input, sr32, out, count, p, d, top, scale),
+            },
         )
     }
 }
@@ -117,7 +99,7 @@ impl Avx2 {
 /// Pixels per step of the loop.
 const GROUP: usize = 4;
 
-/// The loop behind [`Avx2::clamped`].
+/// The loop behind [`Avx2::stepped`] with the clamp.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // stepped's arguments
 fn clamped<const C: usize>(
@@ -191,7 +173,7 @@ fn clamp_axis(simd: V3, v: __m256i, top: __m256i, last: __m256i) -> (__m256i, __
     )
 }
 
-/// The loop behind [`Avx2::interior`].
+/// The loop behind [`Avx2::stepped`] without the clamp.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // stepped's arguments
 fn interior<const C: usize>(
