@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
-use crate::cache::{advise_for_order, AccessPattern, PageBudget};
+use crate::cache::{advise_for_order, AccessPattern, ColdRows, PageBudget, NEARLY_CACHED};
 use crate::generator::ImageDataGenerator;
 use crate::npy::NpyArray;
 use crate::order::{subset_range, Order, Shard, Subset};
@@ -375,6 +375,7 @@ impl IteratorBuilder {
                 .cache_budget
                 .map(|b| std::sync::Mutex::new(PageBudget::new(b))),
             hints: std::sync::atomic::AtomicBool::new(true),
+            cold_rows: std::sync::Mutex::new(None),
             windows: std::sync::Mutex::new(None),
             plans: std::sync::Mutex::new(Vec::new()),
             readahead: Default::default(),
@@ -697,7 +698,15 @@ impl NumpyArrayIterator {
             _ => residencies(&self.arrays()),
         };
         // The images come first in `arrays`.
-        let cached = self.ctx.budget.is_none() && before.first().is_some_and(|(_, f)| *f >= 1.0);
+        let resident = before.first().map_or(0.0, |(_, f)| *f);
+        let unbudgeted = self.ctx.budget.is_none();
+        let cached = unbudgeted && resident >= 1.0;
+        // Nearly cached: hint only the rows found missing (when the scan
+        // fails, every row, as for a colder file).
+        let cold = (unbudgeted && !cached && resident >= NEARLY_CACHED)
+            .then(|| ColdRows::snapshot(&self.ctx.x).ok().map(Arc::new))
+            .flatten();
+        *self.ctx.cold_rows.lock().unwrap_or_else(|e| e.into_inner()) = cold;
         self.ctx
             .hints
             .store(!cached, std::sync::atomic::Ordering::Relaxed);

@@ -6,14 +6,13 @@
 //! prefetcher runs.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
 use crate::batch::{typed_mut, Batch, Images};
-use crate::cache::{prefetch_rows, PageBudget};
+use crate::cache::{prefetch_rows, ColdRows, PageBudget};
 use crate::generator::{ImageDataGenerator, Scratch};
 use crate::npy::NpyArray;
 use crate::order::{block_windows, epoch_plan, num_batches, Order, Shard, Window};
@@ -21,6 +20,9 @@ use crate::readahead::Readahead;
 use crate::rng::{SampleRng, Stream};
 use crate::save::SaveConfig;
 use crate::{ImageShape, OutputDtype, Real, Result};
+
+mod producer;
+pub(crate) use producer::Producer;
 
 /// How far the sequential order reads ahead of the batch being assembled
 /// (less with a page budget: a quarter of it).
@@ -53,6 +55,9 @@ pub(crate) struct Context {
     /// (`WILLNEED`): on for data not fully cached, off once it is, so warm
     /// epochs pay no syscalls.
     pub hints: AtomicBool,
+    /// With hints on for a nearly cached file: the rows it was missing at
+    /// the epoch's start, the only ones worth a hint.
+    pub cold_rows: Mutex<Option<Arc<ColdRows>>>,
     /// The block order's windows of one epoch, for whole-block prefetch.
     pub windows: Mutex<Option<(u64, Arc<Vec<Window>>)>>,
     /// Reads ahead (block windows, sequential stretches) without blocking assembly.
@@ -141,20 +146,20 @@ impl Context {
                         // window: ask for its own rows before the window's
                         // blocks so they are at the head of the device queue
                         // and the first batch does not wait for the window.
-                        prefetch_rows(&self.x, &rows)?;
+                        self.prefetch(&rows)?;
                     }
                     self.prefetch_windows(epoch, start, end, block_rows, window)?;
                 }
                 Order::Sequential => {
                     if start == 0 {
                         // The first batch need not wait for the stretch ahead.
-                        prefetch_rows(&self.x, &rows)?;
+                        self.prefetch(&rows)?;
                     }
                     self.read_ahead_sequential(start, end, plan);
                 }
                 // Many reads in flight, in file order, before the gather
                 // faults on them one by one.
-                Order::Shuffle if !requested => prefetch_rows(&self.x, &rows)?,
+                Order::Shuffle if !requested => self.prefetch(&rows)?,
                 Order::Shuffle => {}
             }
         }
@@ -339,7 +344,25 @@ impl Context {
         let start = (index * self.batch_size).min(plan.len());
         let end = (start + self.batch_size).min(plan.len());
         let rows: Vec<usize> = plan[start..end].iter().map(|&j| self.base + j).collect();
-        prefetch_rows(&self.x, &rows)
+        self.prefetch(&rows)
+    }
+
+    /// Asks the kernel to start reading the image rows `rows` (file rows),
+    /// or, for a nearly cached file, only those of them it was missing.
+    fn prefetch(&self, rows: &[usize]) -> Result<()> {
+        let cold = self
+            .cold_rows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match cold {
+            Some(cold) => {
+                let missing: Vec<usize> =
+                    rows.iter().copied().filter(|&r| cold.is_cold(r)).collect();
+                prefetch_rows(&self.x, &missing)
+            }
+            None => prefetch_rows(&self.x, rows),
+        }
     }
 
     fn fill_images<T: Real + ScratchSlot>(
@@ -427,246 +450,5 @@ impl ScratchSlot for f32 {
 impl ScratchSlot for f64 {
     fn with_scratch<R>(f: impl FnOnce(&mut Scratch<f64>) -> R) -> R {
         SCRATCH_F64.with(|s| f(&mut s.borrow_mut()))
-    }
-}
-
-/// The position after batch `pos` in an endless walk over epochs of `len` batches.
-pub(crate) fn advance(epoch: u64, batch: usize, len: usize) -> (u64, usize) {
-    if batch + 1 >= len {
-        (epoch + 1, 0)
-    } else {
-        (epoch, batch + 1)
-    }
-}
-
-/// A filled buffer (or the error that stopped it) with the batch it holds.
-type Ready = (u64, usize, Result<()>, Batch);
-
-/// The position `steps` batches after `pos` (see [`advance`]), in constant
-/// time.
-fn advance_by(pos: (u64, usize), steps: usize, len: usize) -> (u64, usize) {
-    if steps == 0 {
-        return pos;
-    }
-    let (epoch, batch) = if pos.1 < len {
-        pos
-    } else {
-        advance(pos.0, pos.1, len)
-    };
-    let steps = steps - usize::from(pos.1 >= len);
-    if len == 0 {
-        return (epoch + steps as u64, 0);
-    }
-    let total = batch as u64 + steps as u64;
-    (epoch + total / len as u64, (total % len as u64) as usize)
-}
-
-/// Background threads that assemble the next batches while the caller
-/// works on the current one.
-///
-/// With `threads` cores and `depth` batches ahead, `min(threads, depth)`
-/// workers each assemble *whole* batches. A 32×32 image costs a few
-/// microseconds, so a batch of them is too small to split across cores
-/// without the hand-offs costing as much as the work (rayon's wake-ups took
-/// a third of the time); whole batches per core need no hand-off but the
-/// one to the caller. Workers left with spare threads (`depth < threads`)
-/// split each batch over them with rayon.
-///
-/// A worker takes a free buffer, then claims the next batch of the walk (a
-/// shared count, so batches are claimed in order) and fills it; the caller
-/// takes them back in order, holding any that arrive early. Claiming on
-/// demand lets a faster core build more batches: taking turns (worker `k`
-/// building batches `k, k + W, ...`, as before) held every worker to the
-/// pace of the slowest, which on a hybrid CPU or a busy machine can be far
-/// slower. Measured on this project's 2-vCPU VM with a busy loop competing
-/// for one vCPU (medians of 5): 187k → 198k samples/s; on the quiet machine
-/// the same, with fewer slow runs.
-///
-/// Buffers circulate: `depth + 1` in all (one lent to the caller), so
-/// memory stays bounded by the prefetch depth whatever the dataset size.
-pub(crate) struct Producer {
-    /// The (epoch, batch) the producer will deliver next.
-    pub next: (u64, usize),
-    ready: Option<Receiver<Ready>>,
-    free: Option<Sender<Batch>>,
-    /// Batches that arrived before their turn.
-    early: Vec<Ready>,
-    /// Set when a worker panicked (a bug): the caller stops waiting.
-    panicked: Arc<AtomicBool>,
-    handles: Vec<std::thread::JoinHandle<()>>,
-}
-
-/// What the workers of a [`Producer`] share.
-struct Shared {
-    ctx: Arc<Context>,
-    pool: Arc<rayon::ThreadPool>,
-    /// The first batch of the walk.
-    start: (u64, usize),
-    /// Workers in all: a worker hints the rows of the batch this many
-    /// claims after its own, the one it will likely take next.
-    workers: usize,
-    /// Free buffers; a worker waits here for one before it claims a batch.
-    free: Mutex<Receiver<Batch>>,
-    /// Batches claimed so far.
-    claimed: AtomicUsize,
-    /// `step + 1` of the claims whose rows a hint asked for, in a ring
-    /// (so a worker knows not to ask again; a stale slot just asks again).
-    hinted: Vec<AtomicUsize>,
-    panicked: Arc<AtomicBool>,
-}
-
-impl Producer {
-    /// Starts producing from `(epoch, batch)` with `depth` buffers.
-    pub fn start(
-        ctx: Arc<Context>,
-        pool: Arc<rayon::ThreadPool>,
-        threads: usize,
-        start: (u64, usize),
-        depth: usize,
-    ) -> Producer {
-        let depth = depth.max(1);
-        let workers = threads.clamp(1, depth);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Ready>();
-        let (free_tx, free_rx) = std::sync::mpsc::channel::<Batch>();
-        for _ in 0..depth {
-            // Sending on a fresh channel whose receiver we hold cannot fail.
-            let _ = free_tx.send(ctx.new_batch());
-        }
-        let panicked = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Shared {
-            ctx,
-            pool,
-            start,
-            workers,
-            free: Mutex::new(free_rx),
-            claimed: AtomicUsize::new(0),
-            hinted: (0..2 * workers).map(|_| AtomicUsize::new(0)).collect(),
-            panicked: Arc::clone(&panicked),
-        });
-        let handles = (0..workers)
-            .map(|k| {
-                // The threads split between the workers, the first ones
-                // taking the remainder.
-                let inner = threads / workers + usize::from(k < threads % workers);
-                let (shared, ready) = (Arc::clone(&shared), ready_tx.clone());
-                std::thread::Builder::new()
-                    .name("npyflow-prefetch".into())
-                    .spawn(move || shared.work(inner.max(1), &ready))
-                    .expect("spawning a prefetch thread")
-            })
-            .collect();
-        Producer {
-            next: start,
-            ready: Some(ready_rx),
-            free: Some(free_tx),
-            early: Vec::new(),
-            panicked,
-            handles,
-        }
-    }
-
-    /// Swaps `lent` (the batch the caller is done with) for the next one.
-    /// Returns the result of assembling it. `None` if the producer died.
-    pub fn swap(&mut self, lent: &mut Batch, len: usize) -> Option<Result<()>> {
-        let (epoch, index, result, buf) = loop {
-            if let Some(k) = self.early.iter().position(|r| (r.0, r.1) == self.next) {
-                break self.early.swap_remove(k);
-            }
-            let ready = self.ready.as_ref()?;
-            match ready.recv_timeout(std::time::Duration::from_millis(100)) {
-                Ok(r) if (r.0, r.1) == self.next => break r,
-                Ok(r) => self.early.push(r),
-                // A worker that panicked never delivers its batch.
-                Err(RecvTimeoutError::Timeout) if !self.panicked.load(Ordering::Relaxed) => {}
-                Err(_) => return None,
-            }
-        };
-        let old = std::mem::replace(lent, buf);
-        if let Some(free) = &self.free {
-            let _ = free.send(old);
-        }
-        self.next = advance(epoch, index, len);
-        Some(result)
-    }
-}
-
-impl Shared {
-    /// One worker: take a free buffer, claim the next batch, fill it, hand
-    /// it over; until the buffers stop coming (the producer is dropped) or a
-    /// batch fails (its error is handed over).
-    fn work(&self, threads: usize, ready: &Sender<Ready>) {
-        // Flags a panic (a bug) so that the caller stops waiting.
-        struct Guard<'a>(&'a AtomicBool);
-        impl Drop for Guard<'_> {
-            fn drop(&mut self) {
-                if std::thread::panicking() {
-                    self.0.store(true, Ordering::Relaxed);
-                }
-            }
-        }
-        let _guard = Guard(&self.panicked);
-        let ctx = &self.ctx;
-        let len = ctx.num_batches();
-        loop {
-            let buf = self.free.lock().unwrap_or_else(|e| e.into_inner()).recv();
-            let Ok(mut buf) = buf else { return };
-            let step = self.claimed.fetch_add(1, Ordering::Relaxed);
-            let (epoch, index) = advance_by(self.start, step, len);
-            let plan = ctx.shared_plan(epoch);
-            let slot = |step: usize| &self.hinted[step % self.hinted.len()];
-            // Whether a hint asked for this batch's rows already.
-            let requested = slot(step).load(Ordering::Acquire) == step + 1;
-            // Overlap the storage reads of the batch likely next for this
-            // worker with this one's compute (within the epoch's plan).
-            let next = index + self.workers;
-            if next < len && ctx.hint(next, &plan).is_ok() {
-                slot(step + self.workers).store(step + self.workers + 1, Ordering::Release);
-            }
-            let result = if threads <= 1 {
-                ctx.assemble(epoch, index, &plan, &mut buf, 1, requested)
-            } else {
-                self.pool
-                    .install(|| ctx.assemble(epoch, index, &plan, &mut buf, threads, requested))
-            };
-            let failed = result.is_err();
-            if ready.send((epoch, index, result, buf)).is_err() || failed {
-                return;
-            }
-        }
-    }
-}
-
-impl Drop for Producer {
-    fn drop(&mut self) {
-        // Closing both channels wakes each thread wherever it waits.
-        self.free.take();
-        self.ready.take();
-        for h in self.handles.drain(..) {
-            let _ = h.join();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{advance, advance_by};
-
-    /// The constant-time walk lands where stepping one batch at a time
-    /// does, from inside an epoch, from past its end and with no batches.
-    #[test]
-    fn advance_by_equals_stepping() {
-        for len in [0, 1, 2, 7] {
-            for start in [(0, 0), (3, 1), (5, 6), (2, 9)] {
-                let mut pos = start;
-                for steps in 0..40 {
-                    assert_eq!(
-                        advance_by(start, steps, len),
-                        pos,
-                        "{start:?} +{steps} of {len}"
-                    );
-                    pos = advance(pos.0, pos.1, len);
-                }
-            }
-        }
     }
 }

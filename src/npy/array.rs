@@ -341,6 +341,20 @@ impl NpyArray {
         Ok(())
     }
 
+    /// `pread` of exactly `out.len()` bytes at `offset`. Falling short means
+    /// the file shrank after the last [`NpyArray::check_unchanged`] (a
+    /// truncation racing the read): reported as that, not as a bare end of
+    /// file.
+    fn pread_exact(&self, out: &mut [u8], offset: u64) -> Result<()> {
+        match self.inner.file.read_exact_at(out, offset) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.check_unchanged()?;
+                Err(Error::io(&self.inner.path, e))
+            }
+            r => r.map_err(|e| Error::io(&self.inner.path, e)),
+        }
+    }
+
     /// Copies row `i`'s raw bytes (stored byte order) into `out`.
     ///
     /// # Errors
@@ -354,10 +368,7 @@ impl NpyArray {
             Some(src) => out.copy_from_slice(src),
             None => {
                 let off = self.data_offset() + (i * self.inner.row_bytes) as u64;
-                self.inner
-                    .file
-                    .read_exact_at(out, off)
-                    .map_err(|e| Error::io(&self.inner.path, e))?;
+                self.pread_exact(out, off)?;
             }
         }
         Ok(())
@@ -369,7 +380,8 @@ impl NpyArray {
     /// 4 KiB and a `pread` per chunk costs one call.
     ///
     /// # Errors
-    /// I/O errors (a file that shrank is one: no `SIGBUS` on this path).
+    /// I/O errors; [`ErrorKind::FileChanged`] for a file that shrank (no
+    /// `SIGBUS` on this path).
     ///
     /// # Panics
     /// When the rows are out of range or `out.len() != count * row_len()`.
@@ -393,10 +405,7 @@ impl NpyArray {
             let mut b = b.borrow_mut();
             b.resize(count * self.inner.row_bytes, 0);
             let off = self.data_offset() + (first * self.inner.row_bytes) as u64;
-            self.inner
-                .file
-                .read_exact_at(&mut b, off)
-                .map_err(|e| Error::io(&self.inner.path, e))?;
+            self.pread_exact(&mut b, off)?;
             cast_scaled_into(&b, self.dtype(), out, None);
             Ok(())
         })

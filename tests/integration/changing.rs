@@ -162,6 +162,61 @@ fn truncated_read_file_is_file_changed() {
     truncation_between_batches(SourceKind::Read, 3);
 }
 
+/// With the prefetcher running ahead (whole batches per worker, the caller
+/// woken for runs of them), a file cut mid-epoch: the batches built before
+/// the cut come out, then `FileChanged`, again on every later call. The
+/// workers that failed stop, so the caller must not wait for the run of
+/// batches they will never deliver: a hang fails here after a minute.
+#[test]
+fn truncation_with_the_prefetcher_running() {
+    for threads in [1, 2, 3] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let path = write_images(dir.path(), 64);
+            let x = open(&path, SourceKind::Read);
+            let mut it = NumpyArrayIterator::builder(x.clone())
+                .generator(augmenting())
+                .batch_size(4)
+                .order(Order::Shuffle)
+                .seed(3)
+                .threads(threads)
+                .prefetch(8)
+                .build()
+                .unwrap();
+            for _ in 0..3 {
+                it.next_batch().unwrap();
+            }
+            truncate(&path, x.data_offset() + x.data_len() as u64 / 2);
+            let mut built_before = 0;
+            let e = loop {
+                match it.next_batch() {
+                    Ok(_) => built_before += 1,
+                    Err(e) => break e,
+                }
+            };
+            let changed = |e: &npyflow::Error| {
+                matches!(e.kind(), ErrorKind::FileChanged { .. })
+                    .then_some(())
+                    .ok_or(e.to_string())
+            };
+            let mut kinds = vec![changed(&e)];
+            for _ in 0..3 {
+                kinds.push(changed(&it.next_batch().unwrap_err()));
+            }
+            tx.send((built_before, kinds)).unwrap();
+        });
+        let (built_before, kinds) = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{threads} threads: no error after a minute"));
+        // At most the 8 prefetched batches (and the one being built) predate the cut.
+        assert!(built_before <= 9, "{threads} threads: {built_before}");
+        for k in kinds {
+            assert_eq!(k, Ok(()), "{threads} threads");
+        }
+    }
+}
+
 /// y (an auxiliary array) or an `.npz` archive cut between batches: the next
 /// batch is `FileChanged` naming that file.
 fn aux_and_npz_truncation(source: SourceKind) {
@@ -227,22 +282,28 @@ fn truncation_of_y_or_an_npz_archive_is_detected_too() {
 }
 
 #[test]
-fn pread_rows_past_a_truncation_are_io_errors() {
-    // Direct row reads do not check the size (the iterator does, per batch);
-    // through pread they fail cleanly. (Through the map they would SIGBUS:
-    // the documented contract, see RELIABILITY.md.)
+fn pread_rows_past_a_truncation_are_file_changed() {
+    // Direct row reads do not check the size up front (the iterator does,
+    // per batch); through pread a short read re-checks it, so the error is
+    // the cut, naming the sizes. (Through the map they would SIGBUS: the
+    // documented contract, see RELIABILITY.md.)
     let dir = tempfile::tempdir().unwrap();
     let path = write_images(dir.path(), 10);
+    let full = fs::metadata(&path).unwrap().len();
     let x = open(&path, SourceKind::Read);
-    truncate(&path, x.data_offset() + 192 * 3);
+    let cut = x.data_offset() + 192 * 3;
+    truncate(&path, cut);
     let mut row = vec![0f32; 192];
     x.read_sample_into(2, &mut row).unwrap();
     let e = x.read_sample_into(5, &mut row).unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::Io { .. }), "{e}");
+    assert!(
+        matches!(e.kind(), ErrorKind::FileChanged { expected, found, .. } if (*expected, *found) == (full, cut)),
+        "{e}"
+    );
     let mut raw = vec![0u8; 192];
     assert!(matches!(
         x.read_row_raw(9, &mut raw).unwrap_err().kind(),
-        ErrorKind::Io { .. }
+        ErrorKind::FileChanged { .. }
     ));
 }
 
@@ -338,7 +399,7 @@ fn run_child(test: &str, arg: &str) -> (std::process::ExitStatus, String) {
 /// The child: iterate with prefetch, truncate after the first batch (after
 /// `delay` µs, while the background producer assembles the next ones), then
 /// pull batches until the error. What the producer had assembled before the
-/// cut may still be delivered; then `FileChanged` (or, from pread, `Io`).
+/// cut may still be delivered; then `FileChanged`.
 /// `NPYFLOW_CHANGING_CHILD` = `<mmap|read>:<delay µs>`.
 #[test]
 fn prefetch_truncation_child() {
@@ -387,11 +448,8 @@ fn prefetch_truncation_child() {
         );
     };
     assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::FileChanged { .. } | ErrorKind::Io { .. }
-        ),
-        "expected FileChanged (or an I/O error from pread), got {err}"
+        matches!(err.kind(), ErrorKind::FileChanged { .. }),
+        "expected FileChanged, got {err}"
     );
     println!("CHILD-OK delivered={delivered} error={err}");
 }
