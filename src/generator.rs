@@ -516,6 +516,43 @@ mod tests {
         copies
     }
 
+    /// The next row's prefetch queued on this thread (`sys::prefetch_later`)
+    /// is taken by the edge-replicated copy's resampling before the image
+    /// is read into it, and issued whole while it resamples; on the other
+    /// paths it is still queued when the read starts (where the pipeline
+    /// issues it).
+    #[test]
+    fn the_copy_takes_the_queued_prefetch_before_the_read() {
+        let next_row = vec![0u8; 3072];
+        for (fill, shape, taken) in [
+            ("nearest", ImageShape::hwc(32, 32, 3), true),
+            ("reflect", ImageShape::hwc(32, 32, 3), false),
+            ("nearest", ImageShape::hwc(128, 128, 3), false),
+        ] {
+            let generator = ImageDataGenerator::new(GeneratorOptions {
+                fill_mode: fill.into(),
+                ..keras_augmentation()
+            })
+            .unwrap();
+            let mut scratch = Scratch::<f32>::default();
+            let mut out = vec![0f32; shape.len()];
+            let mut queued_at_read = None;
+            let mut read = |buf: &mut [f32], place: Placement, _: Option<f64>| {
+                queued_at_read = Some(crate::sys::PrefetchTrickle::take().left());
+                place.runs(buf, shape.len()).for_each(|run| run.fill(1.0));
+                Ok(())
+            };
+            crate::sys::prefetch_later(&next_row);
+            let mut rng = SampleRng::new(1, Stream::Augment, 0, 0);
+            generator
+                .process_sample_from(&mut out, shape, &mut rng, &mut scratch, &mut read)
+                .unwrap();
+            let expected = if taken { 0 } else { 3072 / 64 };
+            assert_eq!(queued_at_read, Some(expected), "{fill} {shape:?}");
+            assert_eq!(crate::sys::PrefetchTrickle::take().left(), 0);
+        }
+    }
+
     /// Reading through the generator gives what processing the image in
     /// hand gives: without resampling (the rescale riding on the read),
     /// through the scratch image, and straight into the bilinear kernel's

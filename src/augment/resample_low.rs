@@ -23,6 +23,7 @@ use super::boundary::{axis_taps, floor, AxisTaps};
 use super::resample::{general_pixel, Source};
 use super::{Affine2, FillMode};
 use crate::layout::Placement;
+use crate::sys::PrefetchTrickle;
 use crate::{DataFormat, ImageShape, Real};
 
 /// How the channels of one pixel are laid out in the buffer.
@@ -218,6 +219,10 @@ pub(crate) struct LowScratch {
     /// The copy's margins as [`LowScratch::read_buffer`] last handed it
     /// out, for [`LowScratch::transform_read`] (not worked out twice).
     read: Option<fast::Pad>,
+    /// The next sample's row lines queued on this thread (`sys::prefetch_later`)
+    /// when `read_buffer` handed out a copy: the copy's resampling issues
+    /// them a few per output row.
+    trickle: PrefetchTrickle,
 }
 
 impl LowScratch {
@@ -234,6 +239,8 @@ impl LowScratch {
     ) -> Option<(&mut [f32], Placement)> {
         self.read = fast::read_pad(&Job::without_input(shape, m, mode, [false; 2]));
         let pad = self.read?;
+        // Taken before the image is read: the read would issue them all.
+        self.trickle = PrefetchTrickle::take();
         Some((pad.buffer(shape, &mut self.padded), pad.placement(shape)))
     }
 
@@ -260,7 +267,8 @@ impl LowScratch {
             .take()
             .expect("transform_read after read_buffer gave a copy");
         let scale = scale.map_or(1.0, |s| s as f32);
-        fast::linear_f32_read(&job, pad, output, scale, &mut self.padded);
+        let trickle = std::mem::take(&mut self.trickle);
+        fast::linear_f32_read(&job, pad, output, scale, &mut self.padded, trickle);
     }
 }
 

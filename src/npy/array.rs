@@ -318,6 +318,17 @@ impl NpyArray {
         }
     }
 
+    /// [`NpyArray::prefetch_row_cpu`], but the lines are queued for the
+    /// current thread's next resampling to issue a few per output row
+    /// (`sys::prefetch_later`).
+    pub(crate) fn prefetch_row_cpu_later(&self, i: usize) {
+        if i < self.len() {
+            if let Some(row) = self.row_bytes_mapped(i) {
+                crate::sys::prefetch_later(&row[..row.len().min(4096)]);
+            }
+        }
+    }
+
     /// Errors when the file shrank since it was opened (truncated or replaced
     /// under the map). Cheap (one `fstat`); the iterator calls it before each batch.
     ///

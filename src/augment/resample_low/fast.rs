@@ -40,6 +40,7 @@
 
 use super::{Border, Job, Packed};
 use crate::augment::FillMode;
+use crate::sys::PrefetchTrickle;
 use crate::DataFormat;
 
 #[cfg(target_arch = "x86_64")]
@@ -541,7 +542,8 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32, padde
     if !exact && !unpadded() {
         if let Some(pad) = padded::Pad::fit(job) {
             let input = Some(job.input);
-            return padded::run::<C>(job, input, output, scale, &map, pad, padded, vector);
+            let none = PrefetchTrickle::default();
+            return padded::run::<C>(job, input, output, scale, &map, pad, padded, vector, none);
         }
     }
     let (h, w) = (job.shape.height, job.shape.width);
@@ -688,19 +690,22 @@ pub(super) fn read_pad(job: &Job<'_, f32>) -> Option<padded::Pad> {
 
 /// [`linear_f32`] of the image the caller has read into `padded` where
 /// `pad` (from [`read_pad`] for this job) places it; `job.input` is not
-/// looked at. The same values as [`linear_f32`] on the image.
+/// looked at. The same values as [`linear_f32`] on the image. `trickle`:
+/// lines to prefetch for the next sample while this one is resampled.
 pub(super) fn linear_f32_read(
     job: &Job<'_, f32>,
     pad: padded::Pad,
     output: &mut [f32],
     scale: f32,
     padded: &mut Vec<f32>,
+    trickle: PrefetchTrickle,
 ) {
     let (map, vector) = (Fixed::new(job), vector_path());
+    let t = trickle;
     match job.shape.channels {
-        1 => padded::run::<1>(job, None, output, scale, &map, pad, padded, vector),
-        3 => padded::run::<3>(job, None, output, scale, &map, pad, padded, vector),
-        _ => padded::run::<4>(job, None, output, scale, &map, pad, padded, vector),
+        1 => padded::run::<1>(job, None, output, scale, &map, pad, padded, vector, t),
+        3 => padded::run::<3>(job, None, output, scale, &map, pad, padded, vector, t),
+        _ => padded::run::<4>(job, None, output, scale, &map, pad, padded, vector, t),
     }
 }
 

@@ -30,6 +30,7 @@
 
 use super::{pixels, Avx2, Fixed, Job, FRAC};
 use crate::layout::Placement;
+use crate::sys::PrefetchTrickle;
 use crate::ImageShape;
 
 /// The largest copy taken, in elements: 128 KiB of f32. A 32×32×3 image
@@ -157,7 +158,8 @@ fn copy(dst: &mut [f32], src: &[f32]) {
 
 /// The image through the copy: [`fill`], then each output row as one interior run ([`pixels`]) with the
 /// coordinates moved by the top and left margins. `buf` is the caller's
-/// reusable buffer.
+/// reusable buffer; `trickle`, lines to prefetch for the next sample, a
+/// few per output row.
 #[allow(clippy::too_many_arguments)] // run's state, plus the copy
 pub(super) fn run<const C: usize>(
     job: &Job<'_, f32>,
@@ -168,6 +170,7 @@ pub(super) fn run<const C: usize>(
     pad: Pad,
     buf: &mut Vec<f32>,
     vector: Option<Avx2>,
+    trickle: PrefetchTrickle,
 ) {
     let shape = job.shape;
     let (h, w) = (shape.height, shape.width);
@@ -185,7 +188,11 @@ pub(super) fn run<const C: usize>(
     let top = [((ph - 1) as i64) << FRAC, ((pw - 1) as i64) << FRAC];
     let shift = [(pad.top as i64) << FRAC, (pad.left as i64) << FRAC];
     let len = output.len();
+    // The next sample's row, a few lines per output row (see `sys::prefetch_later`).
+    let mut trickle = trickle;
+    let per_row = trickle.left().div_ceil(h.max(1));
     for i in 0..h {
+        trickle.issue(per_row);
         let p = map.row(i);
         let p = [p[0] + shift[0], p[1] + shift[1]];
         let start = i * w * C;
