@@ -58,6 +58,72 @@ fn block_moments_body(block: &[f64], image: ImageShape) -> Vec<Moments> {
         .collect()
 }
 
+/// [`block_moments`] of `u8` values, exactly: per-channel sums and sums of
+/// squares in integers, so `mean = S / n` and `m2 = (n·Q − S²) / n` are each
+/// one rounding of the exact value (the two `f64` passes round at every
+/// addition). Channels last, `LANES % channels == 0` (callers check
+/// [`u8_moments_apply`]). Compiled for AVX2 where the CPU has it.
+pub(super) fn block_moments_u8(block: &[u8], image: ImageShape) -> Vec<Moments> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        return simd.vectorize(
+            #[inline(always)]
+            || block_moments_u8_body(block, image),
+        );
+    }
+    block_moments_u8_body(block, image)
+}
+
+/// Whether [`block_moments_u8`] takes images of this layout.
+pub(super) fn u8_moments_apply(image: ImageShape) -> bool {
+    image.format == DataFormat::ChannelsLast && image.channels > 0 && LANES % image.channels == 0
+}
+
+/// Values per lane summed in `u32` before moving to `u64`: 16384 squares of
+/// at most 255² stay below 2³².
+const U32_RUN: usize = 16_384;
+
+#[inline(always)]
+fn block_moments_u8_body(block: &[u8], image: ImageShape) -> Vec<Moments> {
+    let c = image.channels;
+    let (mut sum, mut sq) = ([0u64; LANES], [0u64; LANES]);
+    // Pieces are whole multiples of LANES but the last, so lane `i` always
+    // holds channel `i % c`.
+    for piece in block.chunks(LANES * U32_RUN) {
+        let (mut s, mut q) = ([0u32; LANES], [0u32; LANES]);
+        let lanes = piece.chunks_exact(LANES);
+        let rest = lanes.remainder();
+        for px in lanes {
+            for i in 0..LANES {
+                let v = u32::from(px[i]);
+                s[i] += v;
+                q[i] += v * v;
+            }
+        }
+        for (i, &v) in rest.iter().enumerate() {
+            let v = u32::from(v);
+            s[i] += v;
+            q[i] += v * v;
+        }
+        for i in 0..LANES {
+            sum[i] += u64::from(s[i]);
+            sq[i] += u64::from(q[i]);
+        }
+    }
+    let n = (block.len() / c) as u128;
+    (0..c)
+        .map(|ch| {
+            let s: u128 = (ch..LANES).step_by(c).map(|i| u128::from(sum[i])).sum();
+            let q: u128 = (ch..LANES).step_by(c).map(|i| u128::from(sq[i])).sum();
+            Moments {
+                n: n as f64,
+                mean: s as f64 / n as f64,
+                m2: (n * q - s * s) as f64 / n as f64,
+            }
+        })
+        .collect()
+}
+
 /// Lanes of the per-channel accumulators: a multiple of 1, 2, 3, 4, 6 and 8
 /// channels, so with channels last lane `i` always holds channel `i % c`.
 const LANES: usize = 24;
@@ -150,6 +216,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The integer moments of u8 blocks against the f64 passes on the same
+    /// values, across the u32 → u64 flush (more than `LANES × U32_RUN`
+    /// bytes) and a remainder, for 1, 3 and 4 channels; and exactly on a
+    /// block whose answer is known.
+    #[test]
+    fn u8_moments_equal_the_f64_passes() {
+        let len = LANES * U32_RUN * 2 + 12 * 7;
+        let bytes: Vec<u8> = (0..len).map(|i| ((i * 7919) % 256) as u8).collect();
+        for c in [1, 3, 4] {
+            let image = ImageShape::hwc(1, len / c, c);
+            assert!(u8_moments_apply(image));
+            let values: Vec<f64> = bytes.iter().map(|&b| f64::from(b)).collect();
+            let (ints, floats) = (
+                block_moments_u8(&bytes, image),
+                block_moments(&values, image),
+            );
+            for (i, f) in ints.iter().zip(&floats) {
+                assert_eq!(i.n, f.n);
+                assert!(
+                    (i.mean - f.mean).abs() <= 1e-12 * f.mean,
+                    "{c}: {i:?} {f:?}"
+                );
+                assert!((i.m2 - f.m2).abs() <= 1e-12 * f.m2, "{c}: {i:?} {f:?}");
+            }
+        }
+        // Half 0, half 255 on one channel: mean 127.5, m2 = n × 127.5².
+        let n = LANES * U32_RUN + 2;
+        let block: Vec<u8> = (0..n).map(|i| if i < n / 2 { 0 } else { 255 }).collect();
+        let m = block_moments_u8(&block, ImageShape::hwc(1, n, 1))[0];
+        assert_eq!((m.mean, m.m2), (127.5, n as f64 * 127.5 * 127.5));
+        assert!(!u8_moments_apply(ImageShape::chw(3, 4, 4)));
+        assert!(!u8_moments_apply(ImageShape::hwc(4, 4, 5)));
     }
 
     #[test]

@@ -47,6 +47,16 @@ pub trait SampleSource: Sync {
         Ok(())
     }
 
+    /// Writes samples `first..first + k` (`k` whole samples) into `out` as
+    /// their stored bytes, when this source holds `u8` values in C order:
+    /// `Some`. `fit` then sums them as integers, exactly and without the
+    /// `f64` copy. The default, `None`, means the source does not (and
+    /// `fit` reads through [`read_samples_into`](SampleSource::read_samples_into)).
+    fn read_u8_samples_into(&self, first: usize, out: &mut [u8]) -> Option<Result<()>> {
+        let _ = (first, out);
+        None
+    }
+
     /// Whether every value this source yields is exactly representable in
     /// `f32` (8- and 16-bit integers, bool, float16/32): `fit` then skips
     /// rounding the samples to `float32`. The default, `false`, is always
@@ -86,6 +96,11 @@ impl SampleSource for NpyArray {
         }
         let d = self.row_len().max(1);
         self.read_samples_pread(first, out.len() / d, out)
+    }
+
+    fn read_u8_samples_into(&self, first: usize, out: &mut [u8]) -> Option<Result<()>> {
+        let plain = self.dtype().elem == crate::npy::ElemType::U8 && !self.header().fortran_order;
+        plain.then(|| self.read_rows_raw_pread(first, out))
     }
 
     fn exact_in_f32(&self) -> bool {

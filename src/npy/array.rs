@@ -422,6 +422,24 @@ impl NpyArray {
         })
     }
 
+    /// The stored bytes of rows `first..`, as many as fill `out` (whole
+    /// rows), read with one `pread` whatever the source (as
+    /// [`NpyArray::read_samples_pread`]).
+    ///
+    /// # Errors
+    /// I/O errors; [`ErrorKind::FileChanged`] for a file that shrank.
+    ///
+    /// # Panics
+    /// When `out` is not whole rows inside the array (a caller bug).
+    pub(crate) fn read_rows_raw_pread(&self, first: usize, out: &mut [u8]) -> Result<()> {
+        let rb = self.inner.row_bytes.max(1);
+        assert!(
+            out.len() % rb == 0 && first + out.len() / rb <= self.len(),
+            "read_rows_raw_pread: rows out of range"
+        );
+        self.pread_exact(out, self.data_offset() + (first * rb) as u64)
+    }
+
     /// Copies row `i` into `out` in native byte order (for typed views of y, weights, aux).
     ///
     /// # Errors

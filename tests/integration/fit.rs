@@ -569,3 +569,40 @@ fn bulk_reads_of_an_array_match_sample_reads() {
     let mut bulk = vec![0.0; 9 * d];
     assert!(SampleSource::read_samples_into(&x, 0, &mut bulk).is_err());
 }
+
+/// A u8 array on disk is fitted from its bytes with integer sums; the same
+/// values in memory go through the f64 passes. The statistics agree to
+/// 1e-12 for 1, 3 and 4 channels, over several chunks and blocks.
+#[test]
+fn u8_files_fitted_from_their_bytes_match_the_f64_passes() {
+    use npyflow::npy::{write_npy, ElemType};
+    let dir = tempfile::tempdir().unwrap();
+    for c in [1, 3, 4] {
+        let (n, h, w) = (300, 9, 7);
+        let bytes: Vec<u8> = (0..n * h * w * c)
+            .map(|i| ((i * 7919 + i / 13) % 256) as u8)
+            .collect();
+        let path = dir.path().join(format!("x{c}.npy"));
+        write_npy(&path, ElemType::U8, &[n, h, w, c], &bytes).unwrap();
+        let on_disk = npyflow::NpyArray::open(&path).unwrap();
+        let in_memory =
+            Array4::from_shape_vec((n, h, w, c), bytes.iter().map(|&b| f64::from(b)).collect())
+                .unwrap();
+        let options = GeneratorOptions {
+            featurewise_center: true,
+            featurewise_std_normalization: true,
+            ..Default::default()
+        };
+        // Small chunks: many chunks and blocks to merge.
+        let config = FitConfig {
+            chunk_bytes: 40 * h * w * c * 8,
+            ..FitConfig::default()
+        };
+        let a = fit(&options, &on_disk, &config, None).unwrap();
+        let b = fit(&options, &in_memory, &config, None).unwrap();
+        let (am, bm) = (a.mean().unwrap(), b.mean().unwrap());
+        let (as_, bs) = (a.std().unwrap(), b.std().unwrap());
+        assert!(max_rel(am, bm) < 1e-12, "{c}: {am:?} {bm:?}");
+        assert!(max_rel(as_, bs) < 1e-12, "{c}: {as_:?} {bs:?}");
+    }
+}

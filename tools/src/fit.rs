@@ -75,6 +75,12 @@ impl SampleSource for Counting<'_> {
         self.bar.inc((out.len() / self.x.row_len().max(1)) as u64);
         Ok(())
     }
+
+    fn read_u8_samples_into(&self, first: usize, out: &mut [u8]) -> Option<npyflow::Result<()>> {
+        let read = SampleSource::read_u8_samples_into(self.x, first, out)?;
+        self.bar.inc((out.len() / self.x.row_len().max(1)) as u64);
+        Some(read)
+    }
 }
 
 /// Fits `generator`'s featurewise statistics on `x`, saves them to `out`,
