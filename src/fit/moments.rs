@@ -35,14 +35,21 @@ impl Moments {
 /// instead of SSE2's two, and no FMA: each accumulator lane adds the same
 /// values in the same order, so the results are the same bits).
 pub(super) fn block_moments(block: &[f64], image: ImageShape) -> Vec<Moments> {
+    on_avx2(
+        #[inline(always)]
+        || block_moments_body(block, image),
+    )
+}
+
+/// Runs `op` compiled for AVX2 when the CPU has it (pulp's dispatch; `op`
+/// must be `#[inline(always)]` to be compiled inside it), else as is.
+#[inline(always)]
+fn on_avx2<R>(op: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
-        return simd.vectorize(
-            #[inline(always)]
-            || block_moments_body(block, image),
-        );
+        return simd.vectorize(op);
     }
-    block_moments_body(block, image)
+    op()
 }
 
 #[inline(always)]
@@ -64,14 +71,10 @@ fn block_moments_body(block: &[f64], image: ImageShape) -> Vec<Moments> {
 /// addition). Channels last, `LANES % channels == 0` (callers check
 /// [`u8_moments_apply`]). Compiled for AVX2 where the CPU has it.
 pub(super) fn block_moments_u8(block: &[u8], image: ImageShape) -> Vec<Moments> {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(simd) = pulp::x86::V3::try_new() {
-        return simd.vectorize(
-            #[inline(always)]
-            || block_moments_u8_body(block, image),
-        );
-    }
-    block_moments_u8_body(block, image)
+    on_avx2(
+        #[inline(always)]
+        || block_moments_u8_body(block, image),
+    )
 }
 
 /// Whether [`block_moments_u8`] takes images of this layout.
