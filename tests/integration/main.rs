@@ -6,6 +6,7 @@ mod convert;
 mod fit;
 mod flow;
 mod generator;
+mod golden;
 mod hostile;
 mod iterator;
 mod limits;
