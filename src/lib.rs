@@ -88,10 +88,8 @@
 #![deny(unsafe_code)]
 
 mod augment;
-mod batch;
 pub mod bench;
 mod cache;
-mod convert;
 mod element;
 mod error;
 mod fit;
@@ -99,51 +97,45 @@ mod generator;
 mod iterator;
 mod layout;
 pub mod npy;
-mod order;
-mod pipeline;
-mod preview;
-mod readahead;
 mod rng;
-mod save;
-mod standardize;
-mod statistics;
-mod synth;
 mod sys;
-mod telemetry;
+mod tool;
 
 pub use augment::{affine_transform, keras_affine, Affine2, FillMode, ResampleScratch};
 pub use augment::{
     apply_brightness_shift, apply_channel_shift, flip_horizontal, flip_vertical, BrightnessMode,
     TransformParams,
 };
-pub use batch::{Batch, Rows};
+pub use cache::telemetry::{anon_rss_bytes, EpochTelemetry, ProcessIo, TelemetryRecorder};
 pub use cache::{
     advise_for_order, evict_array, evict_file, file_residency, prefetch_row_range, prefetch_rows,
     residency_of, resident_fraction, warm_file, AccessPattern, PageBudget, Residency,
 };
-pub use convert::{
-    cast_elements, convert_array, convert_images, extract_npz, list_image_folder,
-    npz_member_header, ColorMode, ConvertArrayOptions, ConvertArrayReport, ExtractedMember,
-    ImageConvertOptions, ImageConvertReport, ImageFolder, Progress, ResizeFilter, SkippedImage,
-};
 pub use element::{OutputDtype, Real};
 pub use error::{Error, ErrorKind, Result};
 pub use fit::{fit, fit_with_plan, plan_fit, AugmentFn, FitConfig, FitPlan, SampleSource};
+pub use generator::standardize::{standardize, standardize_with_scratch};
+pub use generator::statistics::{Statistics, ZcaMatrix};
 pub use generator::{GeneratorOptions, ImageDataGenerator, Scratch, ShiftRange, ZoomRange};
 pub use generator::{ImageMut, PreprocessingFunction};
+pub use iterator::batch::{Batch, Rows};
+pub use iterator::order::{
+    epoch_plan, global_plan, num_batches, subset_range, Order, Shard, Subset,
+};
+pub use iterator::save::{save_image, SaveConfig, SaveFormat};
 pub use iterator::{
     IteratorBuilder, NumpyArrayIterator, Position, AUTO_PREFETCH_BYTES, WHITE_LIST_FORMATS,
 };
 pub use layout::{DataFormat, ImageShape};
 pub use npy::{NpyArray, NpzArchive};
-pub use order::{epoch_plan, global_plan, num_batches, subset_range, Order, Shard, Subset};
-pub use preview::{contact_sheet, write_preview, PreviewOptions, PreviewReport};
 pub use rng::{fresh_seed, SampleRng, Stream};
-pub use save::{save_image, SaveConfig, SaveFormat};
-pub use standardize::{standardize, standardize_with_scratch};
-pub use statistics::{Statistics, ZcaMatrix};
-pub use synth::{write_synthetic, SynthOptions, SynthPaths, SYNTH_CLASSES};
-pub use telemetry::{anon_rss_bytes, EpochTelemetry, ProcessIo, TelemetryRecorder};
+pub use tool::convert::{
+    cast_elements, convert_array, convert_images, extract_npz, list_image_folder,
+    npz_member_header, ColorMode, ConvertArrayOptions, ConvertArrayReport, ExtractedMember,
+    ImageConvertOptions, ImageConvertReport, ImageFolder, Progress, ResizeFilter, SkippedImage,
+};
+pub use tool::preview::{contact_sheet, write_preview, PreviewOptions, PreviewReport};
+pub use tool::synth::{write_synthetic, SynthOptions, SynthPaths, SYNTH_CLASSES};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

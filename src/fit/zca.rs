@@ -7,8 +7,8 @@ use faer::linalg::matmul::matmul;
 use faer::Parallelism;
 use rayon::prelude::*;
 
+use crate::generator::statistics::ZcaMatrix;
 use crate::layout::{DataFormat, ImageShape};
-use crate::statistics::ZcaMatrix;
 use crate::{Error, ErrorKind, Result};
 
 /// Side of the square tiles the covariance and the ZCA product are split in:

@@ -48,7 +48,13 @@ fn images(dir: &Path, name: &str, n: usize, dims: [usize; 3]) -> NpyArray {
     let data: Vec<u8> = (0..n * sl)
         .map(|k| ((k / sl) * 29 + (k % sl) * 7 + (k % sl) / 13) as u8)
         .collect();
-    write(dir, name, ElemType::U8, &[n, dims[0], dims[1], dims[2]], &data)
+    write(
+        dir,
+        name,
+        ElemType::U8,
+        &[n, dims[0], dims[1], dims[2]],
+        &data,
+    )
 }
 
 fn permutations() -> Value {
@@ -102,7 +108,10 @@ fn streams() -> Value {
         for (seed, epoch, index) in [(0, 0, 0), (42, 3, 17), (u64::MAX, 1, 1 << 40)] {
             let mut rng = SampleRng::new(seed, stream, epoch, index);
             let draws: Vec<String> = (0..4).map(|_| format!("{:016x}", rng.next_u64())).collect();
-            out.insert(format!("{name} seed={seed} epoch={epoch} index={index}"), json!(draws));
+            out.insert(
+                format!("{name} seed={seed} epoch={epoch} index={index}"),
+                json!(draws),
+            );
         }
     }
     json!(out)
@@ -239,7 +248,13 @@ fn batches(dir: &Path) -> Value {
     for case in cases() {
         let x = images(dir, &format!("{}.npy", case.name), case.n, case.dims);
         let y: Vec<i64> = (0..case.n as i64).map(|i| i * 3 - 7).collect();
-        let y = write(dir, &format!("{}_y.npy", case.name), ElemType::I64, &[case.n], &y);
+        let y = write(
+            dir,
+            &format!("{}_y.npy", case.name),
+            ElemType::I64,
+            &[case.n],
+            &y,
+        );
         let generator = ImageDataGenerator::new(case.options.clone()).unwrap();
         let mut it = NumpyArrayIterator::builder(x)
             .generator(generator)
@@ -268,7 +283,14 @@ fn batches(dir: &Path) -> Value {
                     .flat_map(|v| v.to_le_bytes())
                     .collect::<Vec<u8>>(),
             };
-            let y: Vec<i64> = b.y().unwrap().view::<i64>().unwrap().iter().copied().collect();
+            let y: Vec<i64> = b
+                .y()
+                .unwrap()
+                .view::<i64>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect();
             pinned.insert(
                 format!("epoch={epoch} batch={batch}"),
                 json!({
@@ -311,7 +333,10 @@ fn the_same_seed_gives_the_pinned_values() {
     let pinned: Value = serde_json::from_str(&text).unwrap();
     for section in ["permutations", "streams", "transforms", "batches"] {
         let (a, b) = (&pinned[section], &now[section]);
-        assert!(a.is_object() || a.is_array(), "{section} missing from the fixture");
+        assert!(
+            a.is_object() || a.is_array(),
+            "{section} missing from the fixture"
+        );
         if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
             assert_eq!(
                 a.keys().collect::<Vec<_>>(),

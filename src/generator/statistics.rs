@@ -2,7 +2,7 @@
 //! and their `.npz` persistence.
 //!
 //! Values are kept in `f64` whatever the generator dtype: `fit` accumulates in
-//! `f64`, and [`standardize`](crate::standardize) rounds each constant to the
+//! `f64`, and [`standardize`](crate::generator::standardize) rounds each constant to the
 //! image's element type where it is used, as numpy does with a `float32`
 //! generator.
 
@@ -91,7 +91,7 @@ impl fmt::Debug for ZcaMatrix {
 
 /// Statistics fitted on a dataset: per-channel mean and std, ZCA matrix.
 ///
-/// Produced by [`fit`](crate::fit), consumed by [`standardize`](crate::standardize),
+/// Produced by [`fit`](crate::fit), consumed by [`standardize`](crate::generator::standardize),
 /// saved and loaded as `.npz` with Keras' attribute names. Each statistic is
 /// present only when the option that needs it was on during `fit`
 /// (`featurewise_center` → mean, `featurewise_std_normalization` → std,

@@ -11,6 +11,9 @@
 //! writing (or are privileged); for other files it reports only the pages
 //! mapped by this process, so residency reads low.
 
+pub(crate) mod readahead;
+pub(crate) mod telemetry;
+
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;

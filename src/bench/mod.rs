@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::telemetry::{EpochTelemetry, TelemetryRecorder};
 use crate::cache::{evict_array, evict_file, warm_file};
-use crate::telemetry::{EpochTelemetry, TelemetryRecorder};
 use crate::{
     global_plan, Error, GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order,
     Result,

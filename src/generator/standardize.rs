@@ -8,9 +8,9 @@
 //! accumulated in `f64` and rounded once, which lands within an ulp or two of
 //! numpy's pairwise `float32` sums.
 
+use crate::generator::statistics::{Statistics, ZcaMatrix};
 use crate::generator::GeneratorOptions;
 use crate::layout::{DataFormat, ImageShape};
-use crate::statistics::{Statistics, ZcaMatrix};
 use crate::{Error, ErrorKind, Real, Result};
 
 /// The guard Keras adds to every std before dividing.

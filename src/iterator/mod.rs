@@ -1,20 +1,25 @@
 //! `NumpyArrayIterator`: Keras' iterator over memory-mapped arrays.
 
+pub(crate) mod batch;
+pub(crate) mod order;
+pub(crate) mod pipeline;
+pub(crate) mod save;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::Batch;
+use crate::cache::telemetry::{residencies, EpochTelemetry, TelemetryRecorder};
 use crate::cache::{advise_for_order, AccessPattern, ColdRows, PageBudget, NEARLY_CACHED};
 use crate::generator::ImageDataGenerator;
+use crate::iterator::batch::Batch;
+use crate::iterator::order::{subset_range, Order, Shard, Subset};
+use crate::iterator::pipeline::{Context, Producer};
+use crate::iterator::save::{SaveConfig, SaveFormat};
 use crate::npy::NpyArray;
-use crate::order::{subset_range, Order, Shard, Subset};
-use crate::pipeline::{Context, Producer};
 use crate::rng::fresh_seed;
-use crate::save::{SaveConfig, SaveFormat};
-use crate::telemetry::{residencies, EpochTelemetry, TelemetryRecorder};
 use crate::{DataFormat, Error, ErrorKind, OutputDtype, Result};
 
 /// File extensions Keras' directory iterators accept (`white_list_formats`),

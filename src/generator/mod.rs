@@ -5,6 +5,8 @@
 mod config;
 mod json;
 mod preprocess;
+pub(crate) mod standardize;
+pub(crate) mod statistics;
 
 use std::path::Path;
 
@@ -15,10 +17,10 @@ use crate::augment::{
     apply_brightness_shift, apply_channel_shift, check_len, flip_horizontal, flip_vertical,
     keras_affine, Affine2, FillMode, ResampleScratch, TransformParams, TransformRanges,
 };
+use crate::generator::standardize::{rescale_factor, standardize_with_scratch, Steps};
+use crate::generator::statistics::Statistics;
 use crate::layout::{ImageShape, Placement};
 use crate::rng::SampleRng;
-use crate::standardize::{rescale_factor, standardize_with_scratch, Steps};
-use crate::statistics::Statistics;
 use crate::{Real, Result};
 
 /// Keras' `ImageDataGenerator`: augmentation and standardisation options,
@@ -374,7 +376,7 @@ impl ImageDataGenerator {
     }
 
     /// Keras' `standardize` on one image, in place: the preprocessing
-    /// function, then [`standardize`](crate::standardize) with this generator's
+    /// function, then [`standardize`](crate::generator::standardize) with this generator's
     /// options and statistics (rescale, samplewise centre and std, featurewise
     /// centre and std, ZCA).
     ///

@@ -11,14 +11,14 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use crate::batch::{typed_mut, Batch, Images};
+use crate::cache::readahead::Readahead;
 use crate::cache::{prefetch_rows, ColdRows, PageBudget};
 use crate::generator::{ImageDataGenerator, Scratch};
+use crate::iterator::batch::{typed_mut, Batch, Images};
+use crate::iterator::order::{block_windows, epoch_plan, num_batches, Order, Shard, Window};
+use crate::iterator::save::SaveConfig;
 use crate::npy::NpyArray;
-use crate::order::{block_windows, epoch_plan, num_batches, Order, Shard, Window};
-use crate::readahead::Readahead;
 use crate::rng::{SampleRng, Stream};
-use crate::save::SaveConfig;
 use crate::{ImageShape, OutputDtype, Real, Result};
 
 mod producer;
@@ -172,7 +172,7 @@ impl Context {
             Images::F32(_) => self.fill_images::<f32>(epoch, idx, batch, threads)?,
             Images::F64(_) => self.fill_images::<f64>(epoch, idx, batch, threads)?,
         }
-        let gather = |arr: &NpyArray, out: &mut crate::batch::Rows| -> Result<()> {
+        let gather = |arr: &NpyArray, out: &mut crate::iterator::batch::Rows| -> Result<()> {
             out.set_len(idx.len());
             for (slot, &j) in idx.iter().enumerate() {
                 arr.read_row_native(self.base + j, out.slot_mut(slot))?;

@@ -3,7 +3,7 @@
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use crate::batch::{Batch, Images};
+use crate::iterator::batch::{Batch, Images};
 use crate::npy::{persist, temp_beside};
 use crate::rng::{SampleRng, Stream};
 use crate::{Error, ErrorKind, ImageShape, Real, Result};

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::convert::Progress;
 use crate::npy::{create_atomic, persist, Dtype, ElemType, NpyWriter};
 use crate::rng::{SampleRng, Stream};
+use crate::tool::convert::Progress;
 use crate::{Error, Result};
 
 /// The shapes, in class-index order (`classes.txt` lists these names).
@@ -135,7 +135,7 @@ pub fn write_synthetic(
         &[o.samples, o.height, o.width, o.channels],
     )?;
     let mut y = NpyWriter::create(&paths.y, Dtype::native(ElemType::I32), &[o.samples])?;
-    let chunk = (crate::convert::CHUNK_BYTES / row).clamp(1, 4096);
+    let chunk = (crate::tool::convert::CHUNK_BYTES / row).clamp(1, 4096);
     let mut buf = vec![0u8; chunk.min(o.samples) * row];
     let mut start = 0;
     while start < o.samples {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::batch::Batch;
+use crate::iterator::batch::Batch;
 use crate::Result;
 
 use super::Context;

@@ -23,11 +23,11 @@
 
 use rayon::prelude::*;
 
+use crate::generator::standardize::{rescale_factor, Steps};
+use crate::generator::statistics::Statistics;
 use crate::generator::GeneratorOptions;
 use crate::layout::ImageShape;
 use crate::rng::{SampleRng, Stream};
-use crate::standardize::{rescale_factor, Steps};
-use crate::statistics::Statistics;
 use crate::{Error, ErrorKind, OutputDtype, Result};
 
 /// Rows per block of the per-channel reduction (fixed for the same reason).
@@ -494,7 +494,7 @@ impl crate::ImageDataGenerator {
         x: &S,
         config: &FitConfig,
     ) -> Result<&Statistics> {
-        use crate::pipeline::ScratchSlot;
+        use crate::iterator::pipeline::ScratchSlot;
         let this = &*self;
         let augment = |img: &mut [f64], shape: ImageShape, rng: &mut SampleRng| -> Result<()> {
             f64::with_scratch(|scratch| this.random_transform(img, shape, rng, scratch))
