@@ -6,9 +6,10 @@ mod cast;
 mod dtype;
 mod header;
 mod npz;
+mod raw;
 mod write;
 
-pub use array::{Element, NpyArray, OpenOptions, SourceKind};
+pub use array::{Element, MemoryOwner, NpyArray, OpenOptions, SourceKind};
 pub use cast::{cast_into, copy_native};
 pub use dtype::{ByteOrder, Dtype, ElemType};
 pub use header::{header_bytes, Header, MAGIC};
