@@ -1,0 +1,367 @@
+//! `Iterator`: a `NumpyArrayIterator` whose batches become numpy arrays
+//! that own their memory.
+//!
+//! Each batch is written into buffers taken from the iterator's pool and
+//! handed to numpy behind one `BatchMemory` base object; a batch the user
+//! keeps is never written again, and its buffers return to the pool when
+//! numpy drops the last of its arrays. All work runs with the GIL released.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use npyflow::npy::ElemType;
+use npyflow::{Batch, NumpyArrayIterator, Order, OutputDtype, Position, SaveFormat, Subset};
+use numpy::PyArrayDescr;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use crate::arrays::Array;
+use crate::buffers::{array_over, BatchMemory, Pool};
+use crate::errors::IntoPy;
+use crate::generator::Generator;
+use crate::preprocess::Failure;
+
+/// One part of a batch (images, y, weights, an auxiliary array) as copied
+/// out of the iterator's lent buffer.
+struct Part {
+    elem: ElemType,
+    shape: Vec<usize>,
+}
+
+/// A batch in pooled buffers: images, then y, weights and auxiliary rows
+/// (each present or not), in that order.
+struct Owned {
+    buffers: Vec<Vec<u64>>,
+    images: Part,
+    y: Option<Part>,
+    w: Option<Part>,
+    aux: Vec<Part>,
+}
+
+fn copy_out(batch: &Batch, pool: &Pool) -> Owned {
+    let mut buffers = Vec::with_capacity(3 + batch.aux().len());
+    let mut put = |bytes: &[u8]| {
+        let mut b = pool.take(bytes.len());
+        bytemuck::cast_slice_mut::<u64, u8>(&mut b)[..bytes.len()].copy_from_slice(bytes);
+        buffers.push(b);
+    };
+    put(batch.image_bytes());
+    let images = Part {
+        elem: match batch.dtype() {
+            OutputDtype::F64 => ElemType::F64,
+            _ => ElemType::F32,
+        },
+        shape: batch.shape().to_vec(),
+    };
+    let mut rows = |r: &npyflow::Rows| {
+        put(r.bytes());
+        Part {
+            elem: r.elem(),
+            shape: r.shape(),
+        }
+    };
+    let y = batch.y().map(&mut rows);
+    let w = batch.sample_weight().map(&mut rows);
+    let aux = batch.aux().iter().map(&mut rows).collect();
+    Owned {
+        buffers,
+        images,
+        y,
+        w,
+        aux,
+    }
+}
+
+fn descr(py: Python<'_>, elem: ElemType) -> Bound<'_, PyArrayDescr> {
+    use numpy::dtype;
+    match elem {
+        ElemType::Bool => dtype::<bool>(py),
+        ElemType::U8 => dtype::<u8>(py),
+        ElemType::I8 => dtype::<i8>(py),
+        ElemType::U16 => dtype::<u16>(py),
+        ElemType::I16 => dtype::<i16>(py),
+        ElemType::U32 => dtype::<u32>(py),
+        ElemType::I32 => dtype::<i32>(py),
+        ElemType::U64 => dtype::<u64>(py),
+        ElemType::I64 => dtype::<i64>(py),
+        ElemType::F16 => dtype::<half::f16>(py),
+        ElemType::F32 => dtype::<f32>(py),
+        ElemType::F64 => dtype::<f64>(py),
+    }
+}
+
+/// `(images, y, sample_weight, [aux...])` as numpy arrays over `owned`.
+fn to_python<'py>(py: Python<'py>, owned: Owned, pool: &Arc<Pool>) -> PyResult<Bound<'py, PyTuple>> {
+    let Owned {
+        buffers,
+        images,
+        y,
+        w,
+        aux,
+    } = owned;
+    let memory = Bound::new(py, BatchMemory::new(buffers, pool))?;
+    let mut index = 0;
+    let mut array = |p: &Part| {
+        let a = array_over(&memory, index, descr(py, p.elem), &p.shape);
+        index += 1;
+        a
+    };
+    let images = array(&images)?;
+    let y = y.as_ref().map(&mut array).transpose()?;
+    let w = w.as_ref().map(&mut array).transpose()?;
+    let aux = aux.iter().map(&mut array).collect::<PyResult<Vec<_>>>()?;
+    PyTuple::new(
+        py,
+        [
+            images,
+            y.map_or_else(|| py.None().into_bound(py), |a| a),
+            w.map_or_else(|| py.None().into_bound(py), |a| a),
+            PyList::new(py, aux)?.into_any(),
+        ],
+    )
+}
+
+/// Builder arguments, all given by the Python layer (which applies Keras'
+/// defaults and checks).
+#[pyclass(module = "npyflow._native")]
+pub struct Iterator {
+    it: Option<NumpyArrayIterator>,
+    pool: Arc<Pool>,
+    failure: Arc<Failure>,
+}
+
+impl Iterator {
+    fn it(&mut self) -> &mut NumpyArrayIterator {
+        self.it.as_mut().expect("the iterator lives until dropped")
+    }
+
+    fn deliver<'py>(
+        &mut self,
+        py: Python<'py>,
+        f: impl FnOnce(&mut NumpyArrayIterator, &Pool) -> npyflow::Result<Option<Owned>> + Send,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let pool = Arc::clone(&self.pool);
+        let it = self.it();
+        let owned = py.detach(|| f(it, &pool));
+        // An exception of the preprocessing function explains a failed batch.
+        self.failure.check()?;
+        match owned.py_err()? {
+            Some(o) => to_python(py, o, &pool).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for Iterator {
+    fn drop(&mut self) {
+        // The prefetch workers are joined when the iterator drops; a worker
+        // running a Python preprocessing function waits for the GIL, so the
+        // GIL must not be held while they are joined.
+        if let Some(it) = self.it.take() {
+            Python::attach(|py| py.detach(move || drop(it)));
+        }
+    }
+}
+
+#[pymethods]
+impl Iterator {
+    #[new]
+    #[pyo3(signature = (
+        x, generator, y=None, sample_weight=None, aux=Vec::new(), *, batch_size, order,
+        block_rows=None, window=4, seed=None, subset=None, ignore_class_split=false,
+        dtype=None, drop_last=false, shard=None, save_to_dir=None, save_prefix=String::new(),
+        save_format=String::from("png"), threads=0, prefetch=None, cache_budget=None
+    ))]
+    #[allow(clippy::too_many_arguments)] // Keras' keyword arguments, one each
+    fn new(
+        py: Python<'_>,
+        x: &Array,
+        generator: &Generator,
+        y: Option<PyRef<'_, Array>>,
+        sample_weight: Option<PyRef<'_, Array>>,
+        aux: Vec<PyRef<'_, Array>>,
+        batch_size: usize,
+        order: &str,
+        block_rows: Option<usize>,
+        window: usize,
+        seed: Option<u64>,
+        subset: Option<&str>,
+        ignore_class_split: bool,
+        dtype: Option<&str>,
+        drop_last: bool,
+        shard: Option<(usize, usize)>,
+        save_to_dir: Option<PathBuf>,
+        save_prefix: String,
+        save_format: String,
+        threads: usize,
+        prefetch: Option<usize>,
+        cache_budget: Option<u64>,
+    ) -> PyResult<Iterator> {
+        let order = match order {
+            "sequential" => Order::Sequential,
+            "shuffle" => Order::Shuffle,
+            "blocks" => match block_rows {
+                Some(block_rows) => Order::Blocks { block_rows, window },
+                // As the tool: windows of a quarter of the budget, at most 64 MiB.
+                None => Order::blocks_for_budget(
+                    (cache_budget.unwrap_or(256 << 20) / 4).min(64 << 20),
+                    x.inner.row_bytes(),
+                    window,
+                ),
+            },
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "invalid `order` = {other:?}: expected 'sequential', 'shuffle' or 'blocks'"
+                )))
+            }
+        };
+        let mut b = NumpyArrayIterator::builder(x.inner.clone())
+            .generator(generator.inner.clone())
+            .batch_size(batch_size)
+            .order(order)
+            .ignore_class_split(ignore_class_split)
+            .drop_last(drop_last)
+            .threads(threads);
+        if let Some(y) = y {
+            b = b.y(y.inner.clone());
+        }
+        if let Some(w) = sample_weight {
+            b = b.sample_weight(w.inner.clone());
+        }
+        for a in aux {
+            b = b.aux(a.inner.clone());
+        }
+        if let Some(s) = seed {
+            b = b.seed(s);
+        }
+        if let Some(s) = subset {
+            b = b.subset(s.parse::<Subset>().py_err()?);
+        }
+        if let Some(d) = dtype {
+            b = b.dtype(d.parse().py_err()?);
+        }
+        if let Some((i, n)) = shard {
+            b = b.shard(i, n);
+        }
+        if let Some(dir) = save_to_dir {
+            let format: SaveFormat = save_format.parse().py_err()?;
+            b = b.save_to_dir(dir, save_prefix, format);
+        }
+        if let Some(p) = prefetch {
+            b = b.prefetch(p);
+        }
+        if let Some(c) = cache_budget {
+            b = b.cache_budget(c);
+        }
+        let it = py.detach(|| b.build()).py_err()?;
+        Ok(Iterator {
+            it: Some(it),
+            pool: Arc::new(Pool::default()),
+            failure: Arc::clone(&generator.failure),
+        })
+    }
+
+    /// The next batch, crossing epochs (Keras' `next()`).
+    fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let b = self.deliver(py, |it, pool| it.next_batch().map(|b| Some(copy_out(b, pool))))?;
+        Ok(b.expect("next_batch always yields"))
+    }
+
+    /// The next batch of the current epoch, or None at its end.
+    fn next_in_epoch<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        self.deliver(py, |it, pool| {
+            Ok(it.next_in_epoch()?.map(|b| copy_out(b, pool)))
+        })
+    }
+
+    /// Batch `index` of the current epoch (Keras' `__getitem__`).
+    fn get<'py>(&mut self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyTuple>> {
+        let b = self.deliver(py, |it, pool| it.get(index).map(|b| Some(copy_out(b, pool))))?;
+        Ok(b.expect("get always yields"))
+    }
+
+    fn __len__(&mut self) -> usize {
+        self.it().len()
+    }
+
+    /// Samples per epoch.
+    #[getter]
+    fn num_samples(&mut self) -> usize {
+        self.it().num_samples()
+    }
+
+    /// The seed in use.
+    #[getter]
+    fn seed(&mut self) -> u64 {
+        self.it().seed()
+    }
+
+    /// Threads assembling a batch.
+    #[getter]
+    fn threads(&mut self) -> usize {
+        self.it().threads()
+    }
+
+    /// Batches prepared ahead.
+    #[getter]
+    fn prefetch(&mut self) -> usize {
+        self.it().prefetch_depth()
+    }
+
+    /// The access order as its serde form (`"shuffle"`, `{"blocks": {...}}`).
+    #[getter]
+    fn order(&mut self) -> PyResult<String> {
+        serde_json::to_string(&self.it().order()).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// `(epoch, batch)`: the next batch to be produced.
+    fn position(&mut self) -> (u64, usize) {
+        let p = self.it().position();
+        (p.epoch, p.batch)
+    }
+
+    /// Moves to `(epoch, batch)`.
+    fn set_position(&mut self, py: Python<'_>, epoch: u64, batch: usize) {
+        let it = self.it();
+        py.detach(|| it.set_position(Position { epoch, batch }));
+    }
+
+    /// Keras' `reset`.
+    fn reset(&mut self, py: Python<'_>) {
+        let it = self.it();
+        py.detach(|| it.reset());
+    }
+
+    /// Keras' `on_epoch_end`.
+    fn on_epoch_end(&mut self, py: Python<'_>) {
+        let it = self.it();
+        py.detach(|| it.on_epoch_end());
+    }
+
+    /// The telemetry of the last complete epoch (or, with `current`, of the
+    /// epoch in progress) as a dict, or None.
+    #[pyo3(signature = (current=false))]
+    fn telemetry<'py>(&mut self, py: Python<'py>, current: bool) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let it = self.it();
+        let t = if current {
+            py.detach(|| it.current_epoch_telemetry())
+        } else {
+            it.last_epoch_telemetry().cloned()
+        };
+        let Some(t) = t else { return Ok(None) };
+        let d = PyDict::new(py);
+        d.set_item("samples", t.samples)?;
+        d.set_item("batches", t.batches)?;
+        d.set_item("wall_seconds", t.wall.as_secs_f64())?;
+        d.set_item("throughput", t.throughput)?;
+        d.set_item("time_to_first_batch_seconds", t.time_to_first_batch.as_secs_f64())?;
+        d.set_item("bytes_read", t.bytes_read)?;
+        d.set_item("rchar", t.rchar)?;
+        d.set_item("major_faults", t.major_faults)?;
+        d.set_item("residency_before", t.residency_before.clone())?;
+        d.set_item("residency_after", t.residency_after.clone())?;
+        d.set_item("peak_anon_bytes", t.peak_anon_bytes)?;
+        Ok(Some(d))
+    }
+}
