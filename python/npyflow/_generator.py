@@ -339,7 +339,7 @@ class ImageDataGenerator:
         zca = None
         if cur["principal_components"] is not None:
             pc = np.asarray(cur["principal_components"])
-            zca = (int(pc.shape[0]), flat(pc))
+            zca = (int(pc.shape[0]), [float(e) for e in pc.ravel()])
         self._native.set_statistics(flat(cur["mean"]), flat(cur["std"]), zca)
 
     # -- flow and fit ------------------------------------------------------
@@ -422,7 +422,7 @@ class ImageDataGenerator:
         if seed is None:
             seed = random_seed()
         t = self._native.get_random_transform([int(d) for d in img_shape], int(seed) % 2**64)
-        params = dict(zip(_PARAM_KEYS, t))
+        params: dict[str, Any] = dict(zip(_PARAM_KEYS, t))
         for key in _FLIP_KEYS:
             params[key] = int(params[key])
         return params
@@ -471,7 +471,7 @@ class ImageDataGenerator:
         if x.ndim not in (3, 4):
             raise ValueError(f"standardize expects a 3-D image or a 4-D batch, got shape {x.shape}")
         self._native.standardize(x)
-        return x
+        return np.asarray(x)
 
     # -- pickling ----------------------------------------------------------
 

@@ -176,7 +176,7 @@ class NumpyArrayIterator:
         self.shuffle = order != "sequential"
         self._aux = bool(misc_arr)
         self._has_y = y_arr is not None
-        self._inputs = {
+        self._inputs: dict[str, Any] = {
             "x": (x, x_arr),
             "y": (y, y_arr),
             "sample_weight": (sample_weight, w_arr),
