@@ -211,13 +211,7 @@ class NumpyArrayIterator:
         )
         aux = [a for _, a in self._inputs["aux"]]
         native = _native.Iterator(
-            x,
-            self.image_data_generator._native,
-            y,
-            w,
-            aux,
-            seed=seed,
-            **self._config,
+            x, self.image_data_generator._native, y, w, aux, {**self._config, "seed": seed}
         )
         self._seed = native.seed
         return native

@@ -33,10 +33,7 @@ impl Array {
     #[staticmethod]
     fn open(py: Python<'_>, path: PathBuf) -> PyResult<Array> {
         let inner = py.detach(|| NpyArray::open(&path)).py_err()?;
-        Ok(Array {
-            inner,
-            kind: "npy",
-        })
+        Ok(Array { inner, kind: "npy" })
     }
 
     /// `shape` elements of numpy dtype `descr` (e.g. `'<f4'`) at byte

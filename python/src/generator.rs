@@ -61,12 +61,16 @@ impl Generator {
             let shape = a.shape().to_vec();
             let mut rw = a.try_readwrite()?;
             let data = rw.as_slice_mut()?;
-            self.each(py, data, &shape, &|g, img, s| op(g, ImageMutAny::F32(img), s))
+            self.each(py, data, &shape, &|g, img, s| {
+                op(g, ImageMutAny::F32(img), s)
+            })
         } else if let Ok(a) = x.cast::<PyArrayDyn<f64>>() {
             let shape = a.shape().to_vec();
             let mut rw = a.try_readwrite()?;
             let data = rw.as_slice_mut()?;
-            self.each(py, data, &shape, &|g, img, s| op(g, ImageMutAny::F64(img), s))
+            self.each(py, data, &shape, &|g, img, s| {
+                op(g, ImageMutAny::F64(img), s)
+            })
         } else {
             Err(PyTypeError::new_err(
                 "internal: expected a float32 or float64 ndarray",
@@ -79,7 +83,7 @@ impl Generator {
         py: Python<'_>,
         data: &mut [T],
         shape: &[usize],
-        op: &(dyn Fn(&ImageDataGenerator, &mut [T], ImageShape) -> npyflow::Result<()> + Sync),
+        op: ImageOp<'_, T>,
     ) -> PyResult<()> {
         let image = self.shape_of(&shape[shape.len().saturating_sub(3)..])?;
         let inner = &self.inner;
@@ -96,6 +100,13 @@ impl Generator {
         self.failure.check()
     }
 }
+
+/// An operation on one image of `T` (a generator method with its arguments).
+type ImageOp<'a, T> =
+    &'a (dyn Fn(&ImageDataGenerator, &mut [T], ImageShape) -> npyflow::Result<()> + Sync);
+
+/// The fitted statistics as flat lists: (mean, std, zca row-major).
+type StatsLists = (Option<Vec<f64>>, Option<Vec<f64>>, Option<Vec<f64>>);
 
 /// A mutable image of either float type.
 pub enum ImageMutAny<'a> {
@@ -216,8 +227,7 @@ impl Generator {
 
     /// The fitted statistics as (mean, std, zca): flat float64 lists (ZCA
     /// row-major) or None each; None when nothing was fitted.
-    #[allow(clippy::type_complexity)]
-    fn statistics(&self) -> Option<(Option<Vec<f64>>, Option<Vec<f64>>, Option<Vec<f64>>)> {
+    fn statistics(&self) -> Option<StatsLists> {
         let s = self.inner.statistics()?;
         Some((
             s.mean().map(<[f64]>::to_vec),

@@ -92,7 +92,11 @@ fn descr(py: Python<'_>, elem: ElemType) -> Bound<'_, PyArrayDescr> {
 }
 
 /// `(images, y, sample_weight, [aux...])` as numpy arrays over `owned`.
-fn to_python<'py>(py: Python<'py>, owned: Owned, pool: &Arc<Pool>) -> PyResult<Bound<'py, PyTuple>> {
+fn to_python<'py>(
+    py: Python<'py>,
+    owned: Owned,
+    pool: &Arc<Pool>,
+) -> PyResult<Bound<'py, PyTuple>> {
     let Owned {
         buffers,
         images,
@@ -115,15 +119,52 @@ fn to_python<'py>(py: Python<'py>, owned: Owned, pool: &Arc<Pool>) -> PyResult<B
         py,
         [
             images,
-            y.map_or_else(|| py.None().into_bound(py), |a| a),
-            w.map_or_else(|| py.None().into_bound(py), |a| a),
+            y.unwrap_or_else(|| py.None().into_bound(py)),
+            w.unwrap_or_else(|| py.None().into_bound(py)),
             PyList::new(py, aux)?.into_any(),
         ],
     )
 }
 
-/// Builder arguments, all given by the Python layer (which applies Keras'
-/// defaults and checks).
+/// The iterator's options, a dict from the Python layer (which applies
+/// Keras' defaults and checks); `batch_size` and `order` are required,
+/// other missing keys take their defaults.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct Config {
+    batch_size: usize,
+    order: String,
+    #[pyo3(default)]
+    block_rows: Option<usize>,
+    #[pyo3(default = 4)]
+    window: usize,
+    #[pyo3(default)]
+    seed: Option<u64>,
+    #[pyo3(default)]
+    subset: Option<String>,
+    #[pyo3(default)]
+    ignore_class_split: bool,
+    #[pyo3(default)]
+    dtype: Option<String>,
+    #[pyo3(default)]
+    drop_last: bool,
+    #[pyo3(default)]
+    shard: Option<(usize, usize)>,
+    #[pyo3(default)]
+    save_to_dir: Option<PathBuf>,
+    #[pyo3(default)]
+    save_prefix: String,
+    #[pyo3(default = String::from("png"))]
+    save_format: String,
+    #[pyo3(default)]
+    threads: usize,
+    #[pyo3(default)]
+    prefetch: Option<usize>,
+    #[pyo3(default)]
+    cache_budget: Option<u64>,
+}
+
+/// A `NumpyArrayIterator` with its pool of batch buffers.
 #[pyclass(module = "npyflow._native")]
 pub struct Iterator {
     it: Option<NumpyArrayIterator>,
@@ -167,13 +208,7 @@ impl Drop for Iterator {
 #[pymethods]
 impl Iterator {
     #[new]
-    #[pyo3(signature = (
-        x, generator, y=None, sample_weight=None, aux=Vec::new(), *, batch_size, order,
-        block_rows=None, window=4, seed=None, subset=None, ignore_class_split=false,
-        dtype=None, drop_last=false, shard=None, save_to_dir=None, save_prefix=String::new(),
-        save_format=String::from("png"), threads=0, prefetch=None, cache_budget=None
-    ))]
-    #[allow(clippy::too_many_arguments)] // Keras' keyword arguments, one each
+    #[pyo3(signature = (x, generator, y, sample_weight, aux, config))]
     fn new(
         py: Python<'_>,
         x: &Array,
@@ -181,24 +216,27 @@ impl Iterator {
         y: Option<PyRef<'_, Array>>,
         sample_weight: Option<PyRef<'_, Array>>,
         aux: Vec<PyRef<'_, Array>>,
-        batch_size: usize,
-        order: &str,
-        block_rows: Option<usize>,
-        window: usize,
-        seed: Option<u64>,
-        subset: Option<&str>,
-        ignore_class_split: bool,
-        dtype: Option<&str>,
-        drop_last: bool,
-        shard: Option<(usize, usize)>,
-        save_to_dir: Option<PathBuf>,
-        save_prefix: String,
-        save_format: String,
-        threads: usize,
-        prefetch: Option<usize>,
-        cache_budget: Option<u64>,
+        config: Config,
     ) -> PyResult<Iterator> {
-        let order = match order {
+        let Config {
+            batch_size,
+            order,
+            block_rows,
+            window,
+            seed,
+            subset,
+            ignore_class_split,
+            dtype,
+            drop_last,
+            shard,
+            save_to_dir,
+            save_prefix,
+            save_format,
+            threads,
+            prefetch,
+            cache_budget,
+        } = config;
+        let order = match order.as_str() {
             "sequential" => Order::Sequential,
             "shuffle" => Order::Shuffle,
             "blocks" => match block_rows {
@@ -238,7 +276,7 @@ impl Iterator {
         if let Some(s) = subset {
             b = b.subset(s.parse::<Subset>().py_err()?);
         }
-        if let Some(d) = dtype {
+        if let Some(d) = dtype.as_deref() {
             b = b.dtype(d.parse().py_err()?);
         }
         if let Some((i, n)) = shard {
@@ -264,7 +302,9 @@ impl Iterator {
 
     /// The next batch, crossing epochs (Keras' `next()`).
     fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let b = self.deliver(py, |it, pool| it.next_batch().map(|b| Some(copy_out(b, pool))))?;
+        let b = self.deliver(py, |it, pool| {
+            it.next_batch().map(|b| Some(copy_out(b, pool)))
+        })?;
         Ok(b.expect("next_batch always yields"))
     }
 
@@ -277,7 +317,9 @@ impl Iterator {
 
     /// Batch `index` of the current epoch (Keras' `__getitem__`).
     fn get<'py>(&mut self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyTuple>> {
-        let b = self.deliver(py, |it, pool| it.get(index).map(|b| Some(copy_out(b, pool))))?;
+        let b = self.deliver(py, |it, pool| {
+            it.get(index).map(|b| Some(copy_out(b, pool)))
+        })?;
         Ok(b.expect("get always yields"))
     }
 
@@ -342,7 +384,11 @@ impl Iterator {
     /// The telemetry of the last complete epoch (or, with `current`, of the
     /// epoch in progress) as a dict, or None.
     #[pyo3(signature = (current=false))]
-    fn telemetry<'py>(&mut self, py: Python<'py>, current: bool) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn telemetry<'py>(
+        &mut self,
+        py: Python<'py>,
+        current: bool,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let it = self.it();
         let t = if current {
             py.detach(|| it.current_epoch_telemetry())
@@ -355,7 +401,10 @@ impl Iterator {
         d.set_item("batches", t.batches)?;
         d.set_item("wall_seconds", t.wall.as_secs_f64())?;
         d.set_item("throughput", t.throughput)?;
-        d.set_item("time_to_first_batch_seconds", t.time_to_first_batch.as_secs_f64())?;
+        d.set_item(
+            "time_to_first_batch_seconds",
+            t.time_to_first_batch.as_secs_f64(),
+        )?;
         d.set_item("bytes_read", t.bytes_read)?;
         d.set_item("rchar", t.rchar)?;
         d.set_item("major_faults", t.major_faults)?;
