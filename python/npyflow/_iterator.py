@@ -19,8 +19,8 @@ _live: weakref.WeakSet[NumpyArrayIterator] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     # The parent's worker threads do not exist in a forked child: the native
-    # iterators that own them are abandoned (never dropped, which would join
-    # those threads) and rebuilt on first use, at the same position.
+    # iterators that own them are abandoned (forgotten, never dropped, which
+    # would join those threads) and rebuilt on first use, at the same position.
     for it in list(_live):
         it._abandon_native()
 
@@ -217,11 +217,18 @@ class NumpyArrayIterator:
         return native
 
     def _abandon_native(self) -> None:
-        if self._native is not None:
-            self._position = self._native.position()
-            _abandoned.append(self._native)
-            self._native = None
-            self._lock = threading.Lock()
+        native, self._native = self._native, None
+        self._lock = threading.Lock()
+        if native is None:
+            return
+        try:
+            self._position = native.position()
+            native.abandon()
+        except RuntimeError:
+            # Forked while another thread was inside a call: the object stays
+            # borrowed in this process; keep it alive, never drop it.
+            _abandoned.append(native)
+            self._position = getattr(self, "_position", (0, 0))
 
     def _it(self) -> Any:
         if self._native is None:

@@ -174,7 +174,10 @@ pub struct Iterator {
 
 impl Iterator {
     fn it(&mut self) -> &mut NumpyArrayIterator {
-        self.it.as_mut().expect("the iterator lives until dropped")
+        // `abandon` is only called on objects the Python layer then discards.
+        self.it
+            .as_mut()
+            .expect("the iterator lives until dropped or abandoned")
     }
 
     fn deliver<'py>(
@@ -298,6 +301,14 @@ impl Iterator {
             pool: Arc::new(Pool::default()),
             failure: Arc::clone(&generator.failure),
         })
+    }
+
+    /// Forgets the Rust iterator without dropping it: in a forked child its
+    /// worker threads do not exist, and dropping it would join them.
+    fn abandon(&mut self) {
+        if let Some(it) = self.it.take() {
+            std::mem::forget(it);
+        }
     }
 
     /// The next batch, crossing epochs (Keras' `next()`).
