@@ -81,7 +81,15 @@ impl Pool {
     pub fn take(&self, bytes: usize) -> Vec<u64> {
         let words = bytes.div_ceil(8);
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        match free.iter().position(|b| b.capacity() >= words) {
+        // The smallest that fits: image buffers stay for images, row
+        // buffers for rows.
+        let fit = free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= words)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        match fit {
             Some(i) => {
                 let mut b = free.swap_remove(i);
                 b.resize(words, 0);
@@ -107,14 +115,23 @@ impl Pool {
 #[pyclass(frozen, module = "npyflow._native")]
 pub struct BatchMemory {
     buffers: Vec<Vec<u64>>,
+    /// Each buffer's address and size in bytes, taken while the buffers
+    /// were uniquely borrowed: numpy writes through these, and no Rust
+    /// reference to the contents exists while it may.
+    parts: Vec<(usize, usize)>,
     pool: std::sync::Weak<Pool>,
 }
 
 impl BatchMemory {
     /// Owns `buffers` (filled by the caller) and returns them to `pool` when dropped.
-    pub fn new(buffers: Vec<Vec<u64>>, pool: &Arc<Pool>) -> BatchMemory {
+    pub fn new(mut buffers: Vec<Vec<u64>>, pool: &Arc<Pool>) -> BatchMemory {
+        let parts = buffers
+            .iter_mut()
+            .map(|b| (b.as_mut_ptr() as usize, b.len() * 8))
+            .collect();
         BatchMemory {
             buffers,
+            parts,
             pool: Arc::downgrade(pool),
         }
     }
@@ -141,21 +158,21 @@ pub fn array_over<'py>(
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = owner.py();
-    let buffer = &owner.get().buffers[index];
+    let (data, len) = owner.get().parts[index];
     let bytes = shape.iter().product::<usize>() * descr.itemsize();
-    if bytes > buffer.len() * 8 {
+    if bytes > len {
         return Err(PyTypeError::new_err(format!(
-            "internal: buffer of {} bytes for an array of {bytes}",
-            buffer.len() * 8
+            "internal: buffer of {len} bytes for an array of {bytes}"
         )));
     }
     let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
     // SAFETY: PyArray_NewFromDescr steals the reference to `descr` (hence
     // `into_dtype_ptr`) and builds a C-contiguous array of `dims` over
     // `data`, which holds at least `bytes` bytes (checked above) with the
-    // 8-byte alignment of a u64 buffer. The buffer lives in `owner`, which
-    // never touches, moves or frees it before it is dropped (frozen class;
-    // buffers are only taken out in `Drop`), and `owner` stays alive as long
+    // 8-byte alignment of a u64 buffer. The buffer's heap block belongs to
+    // `owner`, which never reads, moves or frees it before it is dropped
+    // (frozen class; the Vecs only move out in `Drop`, which leaves their
+    // heap blocks in place), and `owner` stays alive as long
     // as the array: PyArray_SetBaseObject makes it the base object, stealing
     // the new reference created by `into_ptr`. A null result is an error set
     // by numpy, which `from_owned_ptr_or_err` turns into a PyErr.
@@ -167,7 +184,7 @@ pub fn array_over<'py>(
             dims.len() as std::os::raw::c_int,
             dims.as_mut_ptr(),
             std::ptr::null_mut(),
-            buffer.as_ptr() as *mut std::os::raw::c_void,
+            data as *mut std::os::raw::c_void,
             npyffi::NPY_ARRAY_CARRAY,
             std::ptr::null_mut(),
         );
