@@ -116,7 +116,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use fit::{fit, fit_with_plan, plan_fit, AugmentFn, FitConfig, FitPlan, SampleSource};
 pub use generator::standardize::{standardize, standardize_with_scratch};
 pub use generator::statistics::{Statistics, ZcaMatrix};
-pub use generator::{GeneratorOptions, ImageDataGenerator, Scratch, ShiftRange, ZoomRange};
+pub use generator::{Compat, GeneratorOptions, ImageDataGenerator, Scratch, ShiftRange, ZoomRange};
 pub use generator::{ImageMut, PreprocessingFunction};
 pub use iterator::batch::{Batch, Rows};
 pub use iterator::order::{

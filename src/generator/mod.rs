@@ -10,7 +10,7 @@ pub(crate) mod statistics;
 
 use std::path::Path;
 
-pub use config::{GeneratorOptions, ShiftRange, ZoomRange};
+pub use config::{Compat, GeneratorOptions, ShiftRange, ZoomRange};
 pub use preprocess::{ImageMut, PreprocessingFunction};
 
 use crate::augment::{
@@ -96,10 +96,9 @@ impl ImageDataGenerator {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument),
-    /// naming the option, for: an unknown `fill_mode`; `interpolation_order`
-    /// above 5; `validation_split` outside (0, 1) other than 0;
-    /// `brightness_range` that is not a pair; a `zoom_range` list that is not
-    /// a pair; any non-finite number.
+    /// naming the option, for: `interpolation_order` above 5;
+    /// `validation_split` outside (0, 1) other than 0; any non-finite number;
+    /// [`Compat::Keras3`] (not implemented yet).
     pub fn new(options: GeneratorOptions) -> Result<ImageDataGenerator> {
         let checked = config::validate(options)?;
         Ok(ImageDataGenerator {
@@ -532,7 +531,7 @@ mod tests {
             ("nearest", ImageShape::hwc(128, 128, 3), false),
         ] {
             let generator = ImageDataGenerator::new(GeneratorOptions {
-                fill_mode: fill.into(),
+                fill_mode: fill.parse().unwrap(),
                 ..keras_augmentation()
             })
             .unwrap();
@@ -572,7 +571,7 @@ mod tests {
         assert_eq!(read_equals_in_hand(flips, &image, shape), 0);
 
         let augment = |fill_mode: &str| GeneratorOptions {
-            fill_mode: fill_mode.into(),
+            fill_mode: fill_mode.parse().unwrap(),
             ..keras_augmentation()
         };
         for shape in [
@@ -611,7 +610,7 @@ mod tests {
             let generator = ImageDataGenerator::new(GeneratorOptions {
                 vertical_flip: true,
                 interpolation_order: order,
-                fill_mode: fill.into(),
+                fill_mode: fill.parse().unwrap(),
                 ..keras_augmentation()
             })
             .unwrap();

@@ -57,7 +57,7 @@ fn augmenting() -> ImageDataGenerator {
         horizontal_flip: true,
         vertical_flip: true,
         channel_shift_range: 10.0,
-        brightness_range: Some(vec![0.7, 1.3]),
+        brightness_range: Some([0.7, 1.3]),
         rescale: Some(1.0 / 255.0),
         samplewise_center: true,
         validation_split: 0.25,

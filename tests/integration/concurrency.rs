@@ -40,7 +40,7 @@ fn augmenting() -> ImageDataGenerator {
         zoom_range: ZoomRange::Scalar(0.1),
         horizontal_flip: true,
         channel_shift_range: 4.0,
-        fill_mode: "reflect".into(),
+        fill_mode: npyflow::FillMode::Reflect,
         ..Default::default()
     })
     .unwrap()
@@ -299,11 +299,11 @@ fn one_generator_used_from_several_threads_at_once() {
         zoom_range: ZoomRange::Scalar(0.3),
         height_shift_range: ShiftRange::Pixels(2),
         vertical_flip: true,
-        brightness_range: Some(vec![0.5, 1.5]),
+        brightness_range: Some([0.5, 1.5]),
         samplewise_center: true,
         samplewise_std_normalization: true,
         interpolation_order: 3,
-        fill_mode: "wrap".into(),
+        fill_mode: npyflow::FillMode::Wrap,
         ..Default::default()
     })
     .unwrap();

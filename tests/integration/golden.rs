@@ -124,9 +124,9 @@ fn transforms() -> Value {
         width_shift_range: ShiftRange::Float(0.2),
         height_shift_range: ShiftRange::Pixels(3),
         shear_range: 15.0,
-        zoom_range: ZoomRange::Pair(vec![0.7, 1.2]),
+        zoom_range: ZoomRange::Range([0.7, 1.2]),
         channel_shift_range: 25.0,
-        brightness_range: Some(vec![0.6, 1.4]),
+        brightness_range: Some([0.6, 1.4]),
         horizontal_flip: true,
         vertical_flip: true,
         ..Default::default()
@@ -187,7 +187,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "keras_augmentation_48x40x3_reflect_f64",
             options: GeneratorOptions {
-                fill_mode: "reflect".into(),
+                fill_mode: npyflow::FillMode::Reflect,
                 dtype: OutputDtype::F64,
                 ..keras.clone()
             },
@@ -202,9 +202,9 @@ fn cases() -> Vec<Case> {
             name: "spline3_constant_colour_1ch",
             options: GeneratorOptions {
                 rotation_range: 45.0,
-                zoom_range: ZoomRange::Pair(vec![0.8, 1.3]),
+                zoom_range: ZoomRange::Range([0.8, 1.3]),
                 interpolation_order: 3,
-                fill_mode: "constant".into(),
+                fill_mode: npyflow::FillMode::Constant,
                 cval: 17.0,
                 channel_shift_range: 30.0,
                 vertical_flip: true,
@@ -222,8 +222,8 @@ fn cases() -> Vec<Case> {
             options: GeneratorOptions {
                 width_shift_range: ShiftRange::Pixels(4),
                 shear_range: 20.0,
-                brightness_range: Some(vec![0.5, 1.5]),
-                fill_mode: "wrap".into(),
+                brightness_range: Some([0.5, 1.5]),
+                fill_mode: npyflow::FillMode::Wrap,
                 interpolation_order: 0,
                 data_format: DataFormat::ChannelsFirst,
                 samplewise_center: true,
