@@ -374,10 +374,29 @@ impl ImageDataGenerator {
         self.apply_transform(image, shape, &params, scratch)
     }
 
-    /// Keras' `standardize` on one image, in place: the preprocessing
-    /// function, then [`standardize`](crate::generator::standardize) with this generator's
-    /// options and statistics (rescale, samplewise centre and std, featurewise
-    /// centre and std, ZCA).
+    /// Keras' `standardize` on one image, in place, in Keras 1.1.2's order,
+    /// each step only when its option is on: the preprocessing function;
+    /// `rescale` (`x *= rescale`); samplewise centre (the mean of all
+    /// elements) and std (the population std of all elements, plus `1e-6`);
+    /// featurewise centre and std (the fitted per-channel mean and std, plus
+    /// `1e-6`); ZCA (flattened in memory order, right-multiplied by the
+    /// fitted `D × D` matrix). Every step works in `T`, as numpy does on a
+    /// `float32` array.
+    ///
+    /// ```
+    /// use npyflow::{DataFormat, GeneratorOptions, ImageDataGenerator, ImageShape, Statistics};
+    ///
+    /// let generator = ImageDataGenerator::new(GeneratorOptions {
+    ///     rescale: Some(0.5),
+    ///     featurewise_center: true,
+    ///     ..Default::default()
+    /// })?
+    /// .with_statistics(Statistics::new(DataFormat::ChannelsLast).with_mean(vec![1.0])?);
+    /// let mut image = [2.0f32, 4.0, 6.0, 8.0];
+    /// generator.standardize(&mut image, ImageShape::hwc(2, 2, 1))?;
+    /// assert_eq!(image, [0.0, 1.0, 2.0, 3.0]);
+    /// # Ok::<(), npyflow::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`ErrorKind::ShapeMismatch`](crate::ErrorKind::ShapeMismatch) when
@@ -641,7 +660,7 @@ mod tests {
                     );
                     if let Some(m) = m {
                         let mut out = vec![0.0; separate.len()];
-                        crate::affine_transform(
+                        crate::augment::affine_transform(
                             &separate,
                             &mut out,
                             shape,

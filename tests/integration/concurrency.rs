@@ -12,6 +12,8 @@ use npyflow::{
     Scratch, ShiftRange, Statistics, Stream, ZoomRange,
 };
 
+use crate::util::image_bytes;
+
 const THREADS: usize = 6;
 
 fn send_sync<T: Send + Sync>() {}
@@ -79,7 +81,7 @@ fn two_epochs(it: &mut NumpyArrayIterator) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for _ in 0..2 {
         it.for_each_in_epoch(|b| {
-            out.push(b.image_bytes().to_vec());
+            out.push(image_bytes(b));
             Ok(())
         })
         .unwrap();
@@ -132,14 +134,14 @@ fn an_iterator_moved_to_another_thread_carries_on() {
     let x = NpyArray::open(images(dir.path(), 17)).unwrap();
     let reference = two_epochs(&mut iterator(&x, 4));
     let mut it = iterator(&x, 4);
-    let mut got = vec![it.next_in_epoch().unwrap().unwrap().image_bytes().to_vec()];
+    let mut got = vec![image_bytes(it.next_in_epoch().unwrap().unwrap())];
     // Mid-epoch, with its prefetcher running, the iterator moves to another
     // thread: the rest of this epoch and the next one follow unchanged.
     let rest = std::thread::spawn(move || {
         let mut out = Vec::new();
         for _ in 0..2 {
             it.for_each_in_epoch(|b| {
-                out.push(b.image_bytes().to_vec());
+                out.push(image_bytes(b));
                 Ok(())
             })
             .unwrap();

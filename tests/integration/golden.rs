@@ -23,9 +23,8 @@ use sha2::{Digest, Sha256};
 
 use npyflow::npy::ElemType;
 use npyflow::{
-    epoch_plan, global_plan, DataFormat, GeneratorOptions, ImageDataGenerator, ImageShape,
-    NpyArray, NumpyArrayIterator, Order, OutputDtype, SampleRng, Shard, ShiftRange, Stream,
-    ZoomRange,
+    DataFormat, GeneratorOptions, ImageDataGenerator, ImageShape, NpyArray, NumpyArrayIterator,
+    Order, OutputDtype, SampleRng, Shard, ShiftRange, Stream, ZoomRange,
 };
 
 use crate::util::write;
@@ -80,7 +79,7 @@ fn permutations() -> Value {
         for (n, seed, epoch) in [(10, 0, 0), (10, 1, 0), (10, 1, 1), (50, 12345, 7)] {
             out.insert(
                 format!("{name} n={n} seed={seed} epoch={epoch}"),
-                json!(global_plan(order, n, seed, epoch)),
+                json!(order.plan(n, seed, epoch)),
             );
         }
     }
@@ -89,7 +88,7 @@ fn permutations() -> Value {
             let shard = Shard::new(index, count).unwrap();
             out.insert(
                 format!("shuffle n=11 seed=5 epoch=2 shard={index}/{count}"),
-                json!(epoch_plan(Order::Shuffle, 11, 5, 2, shard)),
+                json!(Order::Shuffle.shard_plan(11, 5, 2, shard)),
             );
         }
     }
