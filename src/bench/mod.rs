@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::telemetry::{EpochTelemetry, TelemetryRecorder};
 use crate::cache::{evict_array, evict_file, warm_file};
 use crate::{
-    global_plan, Error, GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order,
-    Result,
+    Error, GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order, Result,
 };
 
 mod cgroup;
@@ -458,7 +457,7 @@ fn plain_gather(x: &NpyArray, order: Order, config: &BenchConfig) -> Result<Epoc
         m.advise(memmap2::Advice::Normal)
             .map_err(|e| Error::io(x.path(), e))?;
     }
-    let plan = global_plan(order, x.len(), config.seed, 0);
+    let plan = order.plan(x.len(), config.seed, 0);
     let bs = config.batch_size.max(1);
     let mut batch = vec![0f32; bs * x.row_len()];
     let mut recorder = TelemetryRecorder::start(&[x]);
