@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use npyflow::{Batch, NumpyArrayIterator, OutputDtype};
 use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
@@ -66,71 +67,64 @@ impl AsRef<[u8]> for NdarrayBytes {
     }
 }
 
-/// Free image and row buffers of one iterator, recycled across batches.
+/// Finished batches numpy has released, recycled for the next ones.
 #[derive(Default)]
 pub struct Pool {
-    free: Mutex<Vec<Vec<u64>>>,
+    free: Mutex<Vec<Batch>>,
 }
 
-/// Buffers kept for reuse at most (a training loop holds one or two
-/// batches; more would only pin memory).
-const POOL_KEEP: usize = 32;
+/// Batches kept for reuse at most (a training loop holds one or two; more
+/// would only pin memory).
+const POOL_KEEP: usize = 16;
 
 impl Pool {
-    /// A buffer of at least `bytes` bytes (8-byte aligned for every numpy type).
-    pub fn take(&self, bytes: usize) -> Vec<u64> {
-        let words = bytes.div_ceil(8);
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        // The smallest that fits: image buffers stay for images, row
-        // buffers for rows.
-        let fit = free
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.capacity() >= words)
-            .min_by_key(|(_, b)| b.capacity())
-            .map(|(i, _)| i);
-        match fit {
-            Some(i) => {
-                let mut b = free.swap_remove(i);
-                b.resize(words, 0);
-                b
-            }
-            None => vec![0; words],
-        }
+    /// A released batch, or a new one shaped for `it`.
+    pub fn take(&self, it: &NumpyArrayIterator) -> Batch {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        free.unwrap_or_else(|| it.new_batch())
     }
 
-    fn put(&self, buffers: Vec<Vec<u64>>) {
+    fn put(&self, batch: Batch) {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        for b in buffers {
-            if free.len() < POOL_KEEP {
-                free.push(b);
-            }
+        if free.len() < POOL_KEEP {
+            free.push(batch);
         }
     }
 }
 
 /// The memory of one batch as numpy sees it: the base object of every array
-/// of the batch. Dropped by Python when the last of them is; its buffers
-/// then return to the pool.
+/// of the batch. Dropped by Python when the last of them is; the batch then
+/// returns to the pool, to be filled again.
 #[pyclass(frozen, module = "npyflow._native")]
 pub struct BatchMemory {
-    buffers: Vec<Vec<u64>>,
-    /// Each buffer's address and size in bytes, taken while the buffers
-    /// were uniquely borrowed: numpy writes through these, and no Rust
-    /// reference to the contents exists while it may.
+    batch: Option<Batch>,
+    /// Address and size in bytes of each part: the images, then the y,
+    /// sample-weight and auxiliary rows present, in that order.
     parts: Vec<(usize, usize)>,
     pool: std::sync::Weak<Pool>,
 }
 
 impl BatchMemory {
-    /// Owns `buffers` (filled by the caller) and returns them to `pool` when dropped.
-    pub fn new(mut buffers: Vec<Vec<u64>>, pool: &Arc<Pool>) -> BatchMemory {
-        let parts = buffers
-            .iter_mut()
-            .map(|b| (b.as_mut_ptr() as usize, b.len() * 8))
-            .collect();
+    /// Owns `batch` (just filled by the iterator) and returns it to `pool` when dropped.
+    pub fn new(batch: Batch, pool: &Arc<Pool>) -> BatchMemory {
+        let images = match batch.dtype() {
+            OutputDtype::F64 => batch
+                .images::<f64>()
+                .map(|v| (v.as_ptr() as usize, v.len() * 8)),
+            _ => batch
+                .images::<f32>()
+                .map(|v| (v.as_ptr() as usize, v.len() * 4)),
+        }
+        .unwrap_or((0, 0));
+        let rows = batch
+            .y()
+            .into_iter()
+            .chain(batch.sample_weight())
+            .chain(batch.aux())
+            .map(|r| (r.bytes().as_ptr() as usize, r.bytes().len()));
+        let parts = std::iter::once(images).chain(rows).collect();
         BatchMemory {
-            buffers,
+            batch: Some(batch),
             parts,
             pool: Arc::downgrade(pool),
         }
@@ -139,8 +133,8 @@ impl BatchMemory {
 
 impl Drop for BatchMemory {
     fn drop(&mut self) {
-        if let Some(pool) = self.pool.upgrade() {
-            pool.put(std::mem::take(&mut self.buffers));
+        if let (Some(pool), Some(batch)) = (self.pool.upgrade(), self.batch.take()) {
+            pool.put(batch);
         }
     }
 }
@@ -160,7 +154,7 @@ pub fn array_over<'py>(
     let py = owner.py();
     let (data, len) = owner.get().parts[index];
     let bytes = shape.iter().product::<usize>() * descr.itemsize();
-    if bytes > len {
+    if bytes > len || (data == 0 && bytes > 0) {
         return Err(PyTypeError::new_err(format!(
             "internal: buffer of {len} bytes for an array of {bytes}"
         )));
@@ -168,11 +162,14 @@ pub fn array_over<'py>(
     let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
     // SAFETY: PyArray_NewFromDescr steals the reference to `descr` (hence
     // `into_dtype_ptr`) and builds a C-contiguous array of `dims` over
-    // `data`, which holds at least `bytes` bytes (checked above) with the
-    // 8-byte alignment of a u64 buffer. The buffer's heap block belongs to
-    // `owner`, which never reads, moves or frees it before it is dropped
-    // (frozen class; the Vecs only move out in `Drop`, which leaves their
-    // heap blocks in place), and `owner` stays alive as long
+    // `data`, which holds at least `bytes` bytes (checked above), aligned
+    // for its element type (the batch keeps images as f32/f64 vectors and
+    // rows in u64 words). The memory belongs to the batch inside `owner`,
+    // which no Rust code reads, writes, moves or frees before `owner` is
+    // dropped (frozen class; the batch only moves out in `Drop`, which
+    // leaves its heap blocks in place; the iterator wrote it through `&mut`
+    // before handing it over, and the shared borrow that read the address
+    // ended then), and `owner` stays alive as long
     // as the array: PyArray_SetBaseObject makes it the base object, stealing
     // the new reference created by `into_ptr`. A null result is an error set
     // by numpy, which `from_owned_ptr_or_err` turns into a PyErr.

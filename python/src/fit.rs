@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use npyflow::{FitConfig, ImageDataGenerator, NpyArray, SampleSource};
+use npyflow::fit::SampleSource;
+use npyflow::{FitConfig, ImageDataGenerator, NpyArray};
 use pyo3::prelude::*;
 
 use crate::errors::IntoPy;

@@ -1,10 +1,11 @@
 //! `Iterator`: a `NumpyArrayIterator` whose batches become numpy arrays
 //! that own their memory.
 //!
-//! Each batch is written into buffers taken from the iterator's pool and
-//! handed to numpy behind one `BatchMemory` base object; a batch the user
-//! keeps is never written again, and its buffers return to the pool when
-//! numpy drops the last of its arrays. All work runs with the GIL released.
+//! Each batch is swapped out of the iterator into a `Batch` from the
+//! iterator's pool (`next_into`: no copy) and handed to numpy behind one
+//! `BatchMemory` base object; a batch the user keeps is never written again,
+//! and it returns to the pool when numpy drops the last of its arrays. All
+//! work runs with the GIL released.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,57 +22,6 @@ use crate::buffers::{array_over, BatchMemory, Pool};
 use crate::errors::IntoPy;
 use crate::generator::Generator;
 use crate::preprocess::Failure;
-
-/// One part of a batch (images, y, weights, an auxiliary array) as copied
-/// out of the iterator's lent buffer.
-struct Part {
-    elem: ElemType,
-    shape: Vec<usize>,
-}
-
-/// A batch in pooled buffers: images, then y, weights and auxiliary rows
-/// (each present or not), in that order.
-struct Owned {
-    buffers: Vec<Vec<u64>>,
-    images: Part,
-    y: Option<Part>,
-    w: Option<Part>,
-    aux: Vec<Part>,
-}
-
-fn copy_out(batch: &Batch, pool: &Pool) -> Owned {
-    let mut buffers = Vec::with_capacity(3 + batch.aux().len());
-    let mut put = |bytes: &[u8]| {
-        let mut b = pool.take(bytes.len());
-        bytemuck::cast_slice_mut::<u64, u8>(&mut b)[..bytes.len()].copy_from_slice(bytes);
-        buffers.push(b);
-    };
-    put(batch.image_bytes());
-    let images = Part {
-        elem: match batch.dtype() {
-            OutputDtype::F64 => ElemType::F64,
-            _ => ElemType::F32,
-        },
-        shape: batch.shape().to_vec(),
-    };
-    let mut rows = |r: &npyflow::Rows| {
-        put(r.bytes());
-        Part {
-            elem: r.elem(),
-            shape: r.shape(),
-        }
-    };
-    let y = batch.y().map(&mut rows);
-    let w = batch.sample_weight().map(&mut rows);
-    let aux = batch.aux().iter().map(&mut rows).collect();
-    Owned {
-        buffers,
-        images,
-        y,
-        w,
-        aux,
-    }
-}
 
 fn descr(py: Python<'_>, elem: ElemType) -> Bound<'_, PyArrayDescr> {
     use numpy::dtype;
@@ -91,23 +41,28 @@ fn descr(py: Python<'_>, elem: ElemType) -> Bound<'_, PyArrayDescr> {
     }
 }
 
-/// `(images, y, sample_weight, [aux...])` as numpy arrays over `owned`.
+/// `(images, y, sample_weight, [aux...])` as numpy arrays over `batch`,
+/// which numpy then owns (through one `BatchMemory`).
 fn to_python<'py>(
     py: Python<'py>,
-    owned: Owned,
+    batch: Batch,
     pool: &Arc<Pool>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let Owned {
-        buffers,
-        images,
-        y,
-        w,
-        aux,
-    } = owned;
-    let memory = Bound::new(py, BatchMemory::new(buffers, pool))?;
+    let images = (
+        match batch.dtype() {
+            OutputDtype::F64 => ElemType::F64,
+            _ => ElemType::F32,
+        },
+        batch.shape().to_vec(),
+    );
+    let rows = |r: &npyflow::Rows| (r.elem(), r.shape());
+    let y = batch.y().map(rows);
+    let w = batch.sample_weight().map(rows);
+    let aux: Vec<_> = batch.aux().iter().map(rows).collect();
+    let memory = Bound::new(py, BatchMemory::new(batch, pool))?;
     let mut index = 0;
-    let mut array = |p: &Part| {
-        let a = array_over(&memory, index, descr(py, p.elem), &p.shape);
+    let mut array = |p: &(ElemType, Vec<usize>)| {
+        let a = array_over(&memory, index, descr(py, p.0), &p.1);
         index += 1;
         a
     };
@@ -180,21 +135,38 @@ impl Iterator {
             .expect("the iterator lives until dropped or abandoned")
     }
 
+    /// Runs `f` with the GIL released on a batch from the pool; `f` swaps
+    /// the finished batch in (true) or leaves it (false: none).
     fn deliver<'py>(
         &mut self,
         py: Python<'py>,
-        f: impl FnOnce(&mut NumpyArrayIterator, &Pool) -> npyflow::Result<Option<Owned>> + Send,
+        f: impl FnOnce(&mut NumpyArrayIterator, &mut Batch) -> npyflow::Result<bool> + Send,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let pool = Arc::clone(&self.pool);
         let it = self.it();
-        let owned = py.detach(|| f(it, &pool));
+        let result = py.detach(|| {
+            let mut batch = pool.take(it);
+            let got = f(it, &mut batch);
+            match got {
+                Ok(true) => Ok(Some(batch)),
+                other => {
+                    pool_put_back(&pool, batch);
+                    other.map(|_| None)
+                }
+            }
+        });
         // An exception of the preprocessing function explains a failed batch.
         self.failure.check()?;
-        match owned.py_err()? {
-            Some(o) => to_python(py, o, &pool).map(Some),
+        match result.py_err()? {
+            Some(batch) => to_python(py, batch, &pool).map(Some),
             None => Ok(None),
         }
     }
+}
+
+/// A batch taken from the pool but not handed out goes back.
+fn pool_put_back(pool: &Arc<Pool>, batch: Batch) {
+    drop(BatchMemory::new(batch, pool));
 }
 
 impl Drop for Iterator {
@@ -313,24 +285,25 @@ impl Iterator {
 
     /// The next batch, crossing epochs (Keras' `next()`).
     fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let b = self.deliver(py, |it, pool| {
-            it.next_batch().map(|b| Some(copy_out(b, pool)))
+        // Crossing into the next epoch when this one has ended; an iterator
+        // with no samples yields empty batches, as Keras does.
+        let b = self.deliver(py, |it, batch| {
+            Ok(it.next_into(batch)? || it.next_into(batch)? || {
+                *batch = it.new_batch();
+                true
+            })
         })?;
         Ok(b.expect("next_batch always yields"))
     }
 
     /// The next batch of the current epoch, or None at its end.
     fn next_in_epoch<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        self.deliver(py, |it, pool| {
-            Ok(it.next_in_epoch()?.map(|b| copy_out(b, pool)))
-        })
+        self.deliver(py, |it, batch| it.next_into(batch))
     }
 
     /// Batch `index` of the current epoch (Keras' `__getitem__`).
     fn get<'py>(&mut self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyTuple>> {
-        let b = self.deliver(py, |it, pool| {
-            it.get(index).map(|b| Some(copy_out(b, pool)))
-        })?;
+        let b = self.deliver(py, |it, batch| it.get_into(index, batch).map(|()| true))?;
         Ok(b.expect("get always yields"))
     }
 
