@@ -146,8 +146,9 @@ fn raw_header(path: &Path, dtype: Dtype, shape: &[usize]) -> Result<Header> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fit::fit;
     use crate::npy::{write_npy, ByteOrder, ElemType, SourceKind};
-    use crate::{fit, FitConfig, GeneratorOptions, NumpyArrayIterator};
+    use crate::{FitConfig, GeneratorOptions, NumpyArrayIterator};
 
     /// 6 images of 2×3×1, value = 10·sample + position.
     fn pixels() -> Vec<u16> {
