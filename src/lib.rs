@@ -18,8 +18,6 @@
 //!   saved positions, prefetch, parallel assembly.
 //! - [`npy`] — the format layer: header parsing over bytes, dtypes, and
 //!   crash-safe writers ([`npy::NpyWriter`], [`npy::NpzWriter`]).
-//! - [`bench`](mod@bench) — the page-cache benchmark as a library; with the `plot`
-//!   feature, `bench::draw_chart` draws its PNG chart.
 //!
 //! # Example
 //!
@@ -88,7 +86,6 @@
 #![deny(unsafe_code)]
 
 mod augment;
-pub mod bench;
 mod cache;
 mod element;
 mod error;
