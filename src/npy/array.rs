@@ -71,6 +71,30 @@ pub(crate) struct Inner {
 ///
 /// See the crate docs, "Safety of memory maps", for what must hold while a
 /// file is mapped.
+///
+/// # Examples
+/// ```
+/// use npyflow::npy::{write_npy, ElemType, OpenOptions, SourceKind};
+/// use npyflow::NpyArray;
+///
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("x.npy");
+/// // 3 images of 2×2 pixels, 1 channel, as `np.save` writes uint8.
+/// write_npy(&path, ElemType::U8, &[3, 2, 2, 1], &(0..12).collect::<Vec<u8>>())?;
+///
+/// let x = NpyArray::open(&path)?; // mapped: nothing is read yet
+/// assert_eq!((x.shape(), x.len(), x.row_bytes()), (&[3, 2, 2, 1][..], 3, 4));
+/// let view = x.view::<u8>()?; // zero-copy, as numpy's mmap_mode="r"
+/// assert_eq!(view[[2, 1, 0, 0]], 10);
+/// let mut sample = [0f32; 4];
+/// x.read_sample_into(1, &mut sample)?; // one sample, converted
+/// assert_eq!(sample, [4.0, 5.0, 6.0, 7.0]);
+///
+/// // Where files may change under the reader: `pread` into private buffers.
+/// let read = NpyArray::open_with(&path, OpenOptions { source: SourceKind::Read, ..Default::default() })?;
+/// assert_eq!(read.data_bytes(), None); // nothing mapped
+/// # Ok::<(), npyflow::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct NpyArray {
     inner: Arc<Inner>,
@@ -310,7 +334,7 @@ impl NpyArray {
     /// batch calls it for the next row while it converts the current one.
     /// Only the first 4 KiB: past them the hardware prefetcher has seen the
     /// stream, and a whole 150 KB row would only evict the current one.
-    pub fn prefetch_row_cpu(&self, i: usize) {
+    pub(crate) fn prefetch_row_cpu(&self, i: usize) {
         if i < self.len() {
             if let Some(row) = self.row_bytes_mapped(i) {
                 crate::sys::prefetch_lines(&row[..row.len().min(4096)]);
