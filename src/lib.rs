@@ -106,7 +106,6 @@
 #![deny(unsafe_code)]
 
 pub mod augment;
-pub mod bench;
 pub mod cache;
 mod element;
 mod error;

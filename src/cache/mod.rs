@@ -238,6 +238,10 @@ pub enum AccessPattern {
     /// shuffle): no read-ahead on faults; the iterator prefetches whole
     /// blocks a window ahead instead.
     Blocks,
+    /// The kernel's defaults (`MADV_NORMAL`: read-around on every fault):
+    /// what `np.load(mmap_mode='r')` gets, the baseline the benchmark
+    /// compares the iterator's own hints against.
+    Normal,
 }
 
 /// Advises the kernel for `pattern`: `madvise` on the array's map (faults)
@@ -258,6 +262,7 @@ pub fn advise_for_order(array: &NpyArray, pattern: AccessPattern) -> Result<()> 
     let (map_advice, file_advice) = match pattern {
         AccessPattern::Sequential => (Advice::Sequential, FileAdvice::Sequential),
         AccessPattern::Random | AccessPattern::Blocks => (Advice::Random, FileAdvice::Random),
+        AccessPattern::Normal => (Advice::Normal, FileAdvice::Normal),
     };
     let io = |e| Error::io(array.path(), e);
     if let Some(m) = array.map() {
