@@ -1,6 +1,6 @@
 //! `Batch`: the buffer an iterator fills, lends out or swaps with the caller.
 
-use ndarray::{ArrayView4, ArrayViewD, IxDyn};
+use ndarray::{ArrayView4, ArrayViewD, ArrayViewMut4, IxDyn};
 
 use crate::npy::{ElemType, Element, NpyArray};
 use crate::{Error, OutputDtype, Real, Result};
@@ -76,6 +76,15 @@ impl Rows {
     /// The raw native-endian bytes of the gathered rows.
     pub fn bytes(&self) -> &[u8] {
         &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len * self.row_bytes]
+    }
+
+    /// The gathered rows' bytes, writeable: [`bytes`](Rows::bytes) for a
+    /// caller that edits a batch it owns in place, or hands the memory to
+    /// another owner that may write it (the Python package's numpy arrays).
+    /// The slice starts 8-byte aligned.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let n = self.len * self.row_bytes;
+        &mut bytemuck::cast_slice_mut::<u64, u8>(&mut self.words)[..n]
     }
 
     /// A typed view (`bool` rows are viewed as `u8`).
@@ -317,9 +326,56 @@ impl Batch {
             .map_err(|e| Error::invalid("shape", format!("{:?}", self.shape()), e.to_string()))
     }
 
+    /// The images as `T`, writeable: [`images`](Batch::images) for a caller
+    /// that edits a batch it owns in place (e.g. one from
+    /// [`next_into`](crate::NumpyArrayIterator::next_into)), or hands the
+    /// memory to another owner that may write it (the Python package's
+    /// numpy arrays). The next `next_into` / `get_into` that takes this
+    /// batch overwrites whatever was written.
+    ///
+    /// ```
+    /// use npyflow::npy::{write_npy, ElemType};
+    /// use npyflow::{NpyArray, NumpyArrayIterator};
+    ///
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("x.npy");
+    /// write_npy(&path, ElemType::U8, &[3, 1, 2, 1], &[0u8, 1, 2, 3, 4, 5])?;
+    /// let mut it = NumpyArrayIterator::builder(NpyArray::open(&path)?)
+    ///     .batch_size(2)
+    ///     .build()?;
+    /// let mut batch = it.new_batch();
+    /// assert!(it.next_into(&mut batch)?);
+    /// batch.images_mut::<f32>()?.mapv_inplace(|v| v * 10.0);
+    /// assert_eq!(batch.images::<f32>()?.as_slice().unwrap(), [0.0, 10.0, 20.0, 30.0]);
+    /// assert!(batch.images_mut::<f64>().is_err()); // not this iterator's dtype
+    /// # Ok::<(), npyflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// When `T` is not the iterator's output dtype.
+    pub fn images_mut<T: Real>(&mut self) -> Result<ArrayViewMut4<'_, T>> {
+        let shape = self.shape();
+        let dtype = self.dtype();
+        let n = self.len * self.dims.iter().product::<usize>();
+        let data = typed_mut::<T>(&mut self.images).ok_or_else(|| {
+            Error::invalid(
+                "T",
+                std::any::type_name::<T>(),
+                format!("batch holds {dtype:?}"),
+            )
+        })?;
+        ArrayViewMut4::from_shape(shape, &mut data[..n])
+            .map_err(|e| Error::invalid("shape", format!("{shape:?}"), e.to_string()))
+    }
+
     /// Targets for these samples, if the iterator has `y`.
     pub fn y(&self) -> Option<&Rows> {
         self.y.as_ref()
+    }
+
+    /// [`y`](Batch::y), writeable (see [`images_mut`](Batch::images_mut)).
+    pub fn y_mut(&mut self) -> Option<&mut Rows> {
+        self.y.as_mut()
     }
 
     /// Sample weights for these samples (kept even without `y`, unlike Keras).
@@ -327,9 +383,20 @@ impl Batch {
         self.sample_weight.as_ref()
     }
 
+    /// [`sample_weight`](Batch::sample_weight), writeable (see
+    /// [`images_mut`](Batch::images_mut)).
+    pub fn sample_weight_mut(&mut self) -> Option<&mut Rows> {
+        self.sample_weight.as_mut()
+    }
+
     /// Rows of the auxiliary arrays passed alongside `x`, in order.
     pub fn aux(&self) -> &[Rows] {
         &self.aux
+    }
+
+    /// [`aux`](Batch::aux), writeable (see [`images_mut`](Batch::images_mut)).
+    pub fn aux_mut(&mut self) -> &mut [Rows] {
+        &mut self.aux
     }
 }
 

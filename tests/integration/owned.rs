@@ -296,3 +296,60 @@ fn a_batch_of_another_layout_is_an_error() {
     assert!(it.next_into(&mut borrowed).unwrap());
     assert_eq!(snapshot(&borrowed), reference[1]);
 }
+
+#[test]
+fn a_batch_the_caller_owns_is_writeable_in_place() {
+    let d = data();
+    let mut it = NumpyArrayIterator::builder(d.x.clone())
+        .y(d.y.clone())
+        .sample_weight(d.w.clone())
+        .aux(d.aux.clone())
+        .batch_size(4)
+        .build()
+        .unwrap();
+    let mut batch = it.new_batch();
+    assert!(it.next_into(&mut batch).unwrap());
+    {
+        let mut images = batch.images_mut::<f32>().unwrap();
+        assert_eq!(images.shape(), [4, 6, 5, 3]);
+        // The first pixel of each image is its sample index.
+        assert_eq!(images[[2, 0, 0, 0]], 2.0);
+        images[[2, 0, 0, 0]] = -1.5;
+        images[[3, 5, 4, 2]] = 7.25;
+    }
+    let y = batch.y_mut().unwrap().bytes_mut();
+    assert_eq!(y.len(), 4 * 8);
+    y[8..16].copy_from_slice(&99i64.to_ne_bytes());
+    let w = batch.sample_weight_mut().unwrap().bytes_mut();
+    w[..4].copy_from_slice(&8.0f32.to_ne_bytes());
+    let aux = &mut batch.aux_mut()[0];
+    assert_eq!(aux.shape(), [4, 2]);
+    aux.bytes_mut()[14..16].copy_from_slice(&500u16.to_ne_bytes());
+
+    let images = batch.images::<f32>().unwrap();
+    assert_eq!(images[[2, 0, 0, 0]], -1.5);
+    assert_eq!(images[[3, 5, 4, 2]], 7.25);
+    assert_eq!(images[[1, 0, 0, 0]], 1.0);
+    let view = |r: Option<&npyflow::Rows>| r.unwrap().to_f64();
+    assert_eq!(view(batch.y()), [0.0, 99.0, 2.0, 3.0]);
+    assert_eq!(view(batch.sample_weight()), [8.0, 0.5, 1.0, 1.5]);
+    assert_eq!(
+        batch.aux()[0].to_f64(),
+        [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 500.0]
+    );
+    match batch.images_mut::<f64>().unwrap_err().kind() {
+        ErrorKind::InvalidArgument { name, .. } => assert_eq!(*name, "T"),
+        k => panic!("{k:?}"),
+    }
+
+    // The iterator takes the edited buffer back and fills it afresh; the
+    // last batch of the epoch (3 samples) is shorter.
+    for _ in 0..5 {
+        assert!(it.next_into(&mut batch).unwrap());
+    }
+    let images = batch.images_mut::<f32>().unwrap();
+    assert_eq!(images.shape(), [3, 6, 5, 3]);
+    assert_eq!(images[[2, 0, 0, 0]], 22.0);
+    assert_eq!(batch.y_mut().unwrap().bytes_mut().len(), 3 * 8);
+    assert_eq!(view(batch.y()), [20.0, 21.0, 22.0]);
+}
