@@ -174,8 +174,6 @@ class NumpyArrayIterator:
         self.save_prefix = save_prefix
         self.save_format = save_format
         self.shuffle = order != "sequential"
-        self._aux = bool(misc_arr)
-        self._has_y = y_arr is not None
         self._inputs: dict[str, Any] = {
             "x": (x, x_arr),
             "y": (y, y_arr),
@@ -210,6 +208,10 @@ class NumpyArrayIterator:
             self._inputs["sample_weight"],
         )
         aux = [a for _, a in self._inputs["aux"]]
+        # Without y, Keras drops the weights: the native iterator never sees
+        # them, and its batches have Keras' shape (x, (x, y) or (x, y, w)).
+        if y is None:
+            w = None
         native = _native.Iterator(
             x, self.image_data_generator._native, y, w, aux, {**self._config, "seed": seed}
         )
@@ -250,15 +252,6 @@ class NumpyArrayIterator:
     def __len__(self) -> int:
         return len(self._it())
 
-    def _shape(self, parts: tuple[Any, Any, Any, list[Any]]) -> Any:
-        images, y, w, aux = parts
-        x = [images, *aux] if self._aux else images
-        if not self._has_y:
-            return x
-        if w is None:
-            return (x, y)
-        return (x, y, w)
-
     def __getitem__(self, idx: int) -> Any:
         length = len(self)
         if idx >= length:
@@ -270,27 +263,31 @@ class NumpyArrayIterator:
             if idx < 0:
                 raise IndexError(f"batch index {idx - length} out of range for length {length}")
         with self._lock:
-            return self._shape(self._it().get(int(idx)))
+            return self._it().get(int(idx))
 
     def __iter__(self) -> NumpyArrayIterator:
         return self
 
     def __next__(self) -> Any:
-        return self.next()
-
-    def next(self) -> Any:
         """The next batch (Keras' ``next``): endless, crossing epochs."""
+        # The hot path of a training loop: one lock and one native call
+        # (the native side builds the batch in Keras' shape).
         with self._lock:
-            return self._shape(self._it().next_batch())
+            native = self._native
+            if native is None:
+                native = self._it()
+            return native.next_batch()
+
+    next = __next__
 
     def epoch(self) -> Any:
         """The batches of one epoch, from the current position to its end."""
         while True:
             with self._lock:
-                parts = self._it().next_in_epoch()
-            if parts is None:
+                batch = self._it().next_in_epoch()
+            if batch is None:
                 return
-            yield self._shape(parts)
+            yield batch
 
     def reset(self) -> None:
         """Keras' ``reset``: the next batch starts a new epoch."""
@@ -363,8 +360,6 @@ class NumpyArrayIterator:
                 "save_format": self.save_format,
                 "shuffle": self.shuffle,
                 "seed": self.seed,
-                "_aux": self._aux,
-                "_has_y": self._has_y,
             },
             "state": self.state_dict(),
         }

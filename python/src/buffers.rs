@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use npyflow::{Batch, NumpyArrayIterator, OutputDtype};
+use npyflow::{Batch, NumpyArrayIterator, OutputDtype, Rows};
 use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
@@ -84,7 +84,8 @@ impl Pool {
         free.unwrap_or_else(|| it.new_batch())
     }
 
-    fn put(&self, batch: Batch) {
+    /// Keeps `batch` for a later [`take`](Pool::take).
+    pub fn put(&self, batch: Batch) {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         if free.len() < POOL_KEEP {
             free.push(batch);
@@ -106,23 +107,31 @@ pub struct BatchMemory {
 
 impl BatchMemory {
     /// Owns `batch` (just filled by the iterator) and returns it to `pool` when dropped.
-    pub fn new(batch: Batch, pool: &Arc<Pool>) -> BatchMemory {
+    pub fn new(mut batch: Batch, pool: &Arc<Pool>) -> BatchMemory {
+        // The addresses come from `&mut` borrows: numpy's arrays write
+        // through them for as long as they live.
         let images = match batch.dtype() {
             OutputDtype::F64 => batch
-                .images::<f64>()
-                .map(|v| (v.as_ptr() as usize, v.len() * 8)),
+                .images_mut::<f64>()
+                .map(|mut v| (v.as_mut_ptr() as usize, v.len() * 8)),
             _ => batch
-                .images::<f32>()
-                .map(|v| (v.as_ptr() as usize, v.len() * 4)),
+                .images_mut::<f32>()
+                .map(|mut v| (v.as_mut_ptr() as usize, v.len() * 4)),
         }
         .unwrap_or((0, 0));
-        let rows = batch
-            .y()
-            .into_iter()
-            .chain(batch.sample_weight())
-            .chain(batch.aux())
-            .map(|r| (r.bytes().as_ptr() as usize, r.bytes().len()));
-        let parts = std::iter::once(images).chain(rows).collect();
+        let mut parts = Vec::with_capacity(3 + batch.aux().len());
+        parts.push(images);
+        let mut part = |r: &mut Rows| {
+            let bytes = r.bytes_mut();
+            parts.push((bytes.as_mut_ptr() as usize, bytes.len()));
+        };
+        if let Some(r) = batch.y_mut() {
+            part(r);
+        }
+        if let Some(r) = batch.sample_weight_mut() {
+            part(r);
+        }
+        batch.aux_mut().iter_mut().for_each(part);
         BatchMemory {
             batch: Some(batch),
             parts,
@@ -161,15 +170,15 @@ pub fn array_over<'py>(
     }
     let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
     // SAFETY: PyArray_NewFromDescr steals the reference to `descr` (hence
-    // `into_dtype_ptr`) and builds a C-contiguous array of `dims` over
-    // `data`, which holds at least `bytes` bytes (checked above), aligned
-    // for its element type (the batch keeps images as f32/f64 vectors and
-    // rows in u64 words). The memory belongs to the batch inside `owner`,
-    // which no Rust code reads, writes, moves or frees before `owner` is
-    // dropped (frozen class; the batch only moves out in `Drop`, which
-    // leaves its heap blocks in place; the iterator wrote it through `&mut`
-    // before handing it over, and the shared borrow that read the address
-    // ended then), and `owner` stays alive as long
+    // `into_dtype_ptr`) and builds a writeable C-contiguous array of `dims`
+    // over `data`, which holds at least `bytes` bytes (checked above),
+    // aligned for its element type (the batch keeps images as f32/f64
+    // vectors and rows in u64 words). `data` was taken from a `&mut` borrow
+    // of the batch's heap block (`Batch::images_mut`, `Rows::bytes_mut`) when
+    // `owner` took the batch; no Rust code reads, writes or frees that block
+    // again before `owner` is dropped (frozen class; the batch only moves
+    // out in `Drop`, which leaves its heap blocks in place), so numpy's
+    // reads and writes are the only accesses. `owner` stays alive as long
     // as the array: PyArray_SetBaseObject makes it the base object, stealing
     // the new reference created by `into_ptr`. A null result is an error set
     // by numpy, which `from_owned_ptr_or_err` turns into a PyErr.

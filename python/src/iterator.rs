@@ -41,44 +41,46 @@ fn descr(py: Python<'_>, elem: ElemType) -> Bound<'_, PyArrayDescr> {
     }
 }
 
-/// `(images, y, sample_weight, [aux...])` as numpy arrays over `batch`,
-/// which numpy then owns (through one `BatchMemory`).
-fn to_python<'py>(
-    py: Python<'py>,
-    batch: Batch,
-    pool: &Arc<Pool>,
-) -> PyResult<Bound<'py, PyTuple>> {
-    let images = (
-        match batch.dtype() {
-            OutputDtype::F64 => ElemType::F64,
-            _ => ElemType::F32,
-        },
-        batch.shape().to_vec(),
-    );
+/// `batch` as Keras returns it: `x`, `(x, y)` or `(x, y, sample_weight)`,
+/// with `x` the images or, with auxiliary arrays, `[images, aux...]`. The
+/// arrays are numpy's over `batch`, which numpy then owns (through one
+/// `BatchMemory`). Built here rather than in Python: a batch is a hot path.
+fn to_python<'py>(py: Python<'py>, batch: Batch, pool: &Arc<Pool>) -> PyResult<Bound<'py, PyAny>> {
+    let images = match batch.dtype() {
+        OutputDtype::F64 => ElemType::F64,
+        _ => ElemType::F32,
+    };
+    let images_shape = batch.shape();
     let rows = |r: &npyflow::Rows| (r.elem(), r.shape());
     let y = batch.y().map(rows);
     let w = batch.sample_weight().map(rows);
     let aux: Vec<_> = batch.aux().iter().map(rows).collect();
     let memory = Bound::new(py, BatchMemory::new(batch, pool))?;
-    let mut index = 0;
+    let images = array_over(&memory, 0, descr(py, images), &images_shape)?;
+    // The parts after the images, in `BatchMemory`'s order.
+    let mut next = 1;
     let mut array = |p: &(ElemType, Vec<usize>)| {
-        let a = array_over(&memory, index, descr(py, p.0), &p.1);
-        index += 1;
-        a
+        let index = next;
+        next += 1;
+        array_over(&memory, index, descr(py, p.0), &p.1)
     };
-    let images = array(&images)?;
     let y = y.as_ref().map(&mut array).transpose()?;
     let w = w.as_ref().map(&mut array).transpose()?;
-    let aux = aux.iter().map(&mut array).collect::<PyResult<Vec<_>>>()?;
-    PyTuple::new(
-        py,
-        [
-            images,
-            y.unwrap_or_else(|| py.None().into_bound(py)),
-            w.unwrap_or_else(|| py.None().into_bound(py)),
-            PyList::new(py, aux)?.into_any(),
-        ],
-    )
+    let x = if aux.is_empty() {
+        images
+    } else {
+        let mut parts = Vec::with_capacity(1 + aux.len());
+        parts.push(images);
+        for a in &aux {
+            parts.push(array(a)?);
+        }
+        PyList::new(py, parts)?.into_any()
+    };
+    Ok(match (y, w) {
+        (None, _) => x,
+        (Some(y), None) => PyTuple::new(py, [x, y])?.into_any(),
+        (Some(y), Some(w)) => PyTuple::new(py, [x, y, w])?.into_any(),
+    })
 }
 
 /// The iterator's options, a dict from the Python layer (which applies
@@ -141,7 +143,7 @@ impl Iterator {
         &mut self,
         py: Python<'py>,
         f: impl FnOnce(&mut NumpyArrayIterator, &mut Batch) -> npyflow::Result<bool> + Send,
-    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let pool = Arc::clone(&self.pool);
         let it = self.it();
         let result = py.detach(|| {
@@ -150,7 +152,7 @@ impl Iterator {
             match got {
                 Ok(true) => Ok(Some(batch)),
                 other => {
-                    pool_put_back(&pool, batch);
+                    pool.put(batch);
                     other.map(|_| None)
                 }
             }
@@ -162,11 +164,6 @@ impl Iterator {
             None => Ok(None),
         }
     }
-}
-
-/// A batch taken from the pool but not handed out goes back.
-fn pool_put_back(pool: &Arc<Pool>, batch: Batch) {
-    drop(BatchMemory::new(batch, pool));
 }
 
 impl Drop for Iterator {
@@ -284,7 +281,7 @@ impl Iterator {
     }
 
     /// The next batch, crossing epochs (Keras' `next()`).
-    fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         // Crossing into the next epoch when this one has ended; an iterator
         // with no samples yields empty batches, as Keras does.
         let b = self.deliver(py, |it, batch| {
@@ -297,12 +294,12 @@ impl Iterator {
     }
 
     /// The next batch of the current epoch, or None at its end.
-    fn next_in_epoch<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    fn next_in_epoch<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.deliver(py, |it, batch| it.next_into(batch))
     }
 
     /// Batch `index` of the current epoch (Keras' `__getitem__`).
-    fn get<'py>(&mut self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyTuple>> {
+    fn get<'py>(&mut self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyAny>> {
         let b = self.deliver(py, |it, batch| it.get_into(index, batch).map(|()| true))?;
         Ok(b.expect("get always yields"))
     }
