@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
 """npyflow side by side with keras-preprocessing and numpy memmap, in one run.
 
-    pip install numpy scipy pillow keras-preprocessing
-    python3 benches/side_by_side.py                    # 1 GiB under a 256 MiB cap: ~2 minutes
+    pip install numpy scipy pillow keras-preprocessing ./python   # ./python: the Python rows
+    python3 benches/side_by_side.py                    # 1 GiB under a 256 MiB cap: ~3 minutes
     NPYFLOW_BENCH_GB=4 python3 benches/side_by_side.py # issue 4's 4 GiB under a 1 GiB cap
 
 Generates the datasets once under target/npyflow-bench/side_by_side/, then
 on those same files measures, in this one run:
 
-  1. augment 32x32x3 u8 -> f32 (rotation 20, shifts 0.1, shear 10, zoom 0.1,
-     horizontal flip, rescale 1/255, bilinear, nearest fill, batch 64), warm:
-     keras-preprocessing `ImageDataGenerator.flow` vs `npyflow iterate`;
-  2. the same at 224x224x3;
-  3. shuffle + rescale only, 32x32x3, warm: Keras (in RAM) and numpy memmap
-     fancy-index gather vs npyflow;
+  1. augment 32x32x3 u8 -> f32 with int64 labels (rotation 20, shifts 0.1,
+     shear 10, zoom 0.1, horizontal flip, rescale 1/255, bilinear, nearest
+     fill, batch 64), warm: keras-preprocessing `ImageDataGenerator.flow` vs
+     `npyflow iterate` vs npyflow's Python package (`for x, y in it:`,
+     reading one element of each batch, in a fresh process);
+  2. the same at 224x224x3 (no labels, no Python row);
+  3. shuffle + rescale only, 32x32x3 with labels, warm: Keras (in RAM) and
+     numpy memmap fancy-index gather vs npyflow (tool and Python);
   4. (root, memory cgroup available) a file of NPYFLOW_BENCH_GB GiB (default 1), cold,
      under a memory cgroup of a quarter of the file: numpy memmap shuffled
      gather vs npyflow shuffled and block orders, against fio's random-read
@@ -22,13 +24,17 @@ on those same files measures, in this one run:
      and the cold runs' time to first batch and peak anonymous memory.
 
 npyflow runs through `cargo run --release -p npyflow-tool -- iterate ... --json`
-(the tool is built first; build time is not measured). In the warm workloads
-Keras and npyflow take turns, three rounds, and each side's median is taken:
-a shared machine's slow spells then fall on both sides of the ratio. Whatever cannot run
-(no tool yet, not root, no fio) is reported, not fatal.
+(the tool is built first; build time is not measured); the Python rows
+import `npyflow` (install it with `pip install ./python`) in a fresh
+`python3` process each time, timing the loop only, as the tool times its
+own. In the warm workloads Keras, the tool and Python take turns, --rounds
+rounds (default 5), and each side's median is taken: a shared machine's
+slow spells then fall on every side of the ratios. Whatever cannot run
+(no tool yet, no Python package, not root, no fio) is reported, not fatal.
 
 Options: --threads N (npyflow threads, default all cores), --seconds S
-(cap on each capped measurement, default 20), --skip-cgroup.
+(cap on each capped measurement, default 20), --rounds N, --skip-cgroup,
+--warm-only (workloads 1 and 3: the Python rows' figures in a minute).
 """
 
 import argparse
@@ -48,8 +54,9 @@ DATA = TARGET / "npyflow-bench" / "side_by_side"
 BATCH = 64
 SEED = 1
 RESCALE = 1.0 / 255.0
-# Warm workloads: Keras and npyflow take turns this many times (see side_by_side).
-ROUNDS = 3
+# Warm workloads: Keras, the tool and Python take turns this many times
+# (see side_by_side; --rounds).
+ROUNDS = 5
 AUGMENT = dict(
     rotation_range=20,
     width_shift_range=0.1,
@@ -99,6 +106,19 @@ def dataset(name, n, h, w, c=3):
     return path
 
 
+def labels(n):
+    """int64 class labels 0..9 for n samples, written once."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"labels-{n}.npy"
+    try:
+        if np.load(path, mmap_mode="r").shape == (n,):
+            return path
+    except (OSError, ValueError):
+        pass
+    np.save(path, np.arange(n, dtype=np.int64) % 10)
+    return path
+
+
 def evict(path):
     """Writes back and drops the file's pages (vmtouch -e); False if not possible."""
     fd = os.open(path, os.O_RDONLY)
@@ -125,15 +145,15 @@ def warm(path):
 
 # ---------------------------------------------------------------- reference side
 
-def keras_flow(x, options, min_seconds=2.0):
+def keras_flow(x, y, options, min_seconds=2.0):
     """img/s of keras-preprocessing flow over whole epochs (construction excluded)."""
     from keras_preprocessing.image import ImageDataGenerator
 
-    it = ImageDataGenerator(**options).flow(x, batch_size=BATCH, shuffle=True, seed=SEED)
+    it = ImageDataGenerator(**options).flow(x, y, batch_size=BATCH, shuffle=True, seed=SEED)
     n, start = 0, time.perf_counter()
     while True:
         for _ in range(len(it)):
-            n += len(next(it))
+            n += len(next(it)[0])
         if time.perf_counter() - start >= min_seconds:
             return n / (time.perf_counter() - start)
 
@@ -180,6 +200,40 @@ def npyflow_iterate(path, flags, threads, prefix=(), stdin=None):
     cmd = ["cargo", "run", "--release", "-q", "-p", "npyflow-tool", "--", "iterate", str(path),
            "--batch-size", str(BATCH), "--seed", str(SEED), "--threads", str(threads), "--json", *flags]
     return run_json(cmd, prefix=prefix, stdin=stdin)
+
+
+def python_flow(path, y_path, options, epochs, threads):
+    """Entry point of the Python rows' child process: `epochs` epochs of
+    npyflow's flow over the memmap, as a training loop consumes them (a
+    plain `for x, y in it:` reading one element of each batch); the loop's
+    img/s as JSON on stdout."""
+    from npyflow import ImageDataGenerator
+
+    x = np.load(path, mmap_mode="r")
+    y = np.load(y_path, mmap_mode="r")
+    it = ImageDataGenerator(**options).flow(x, y, batch_size=BATCH, shuffle=True, seed=SEED, threads=threads)
+    total = len(it) * epochs
+    batches = samples = 0
+    touched = 0.0
+    start = time.perf_counter()
+    for images, targets in it:
+        touched += images[0, 0, 0, 0]
+        samples += len(images)
+        batches += 1
+        if batches == total:
+            break
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"throughput": samples / elapsed, "samples": samples, "touched": float(touched)}))
+
+
+def npyflow_python(path, y_path, options, epochs, threads):
+    """Runs python_flow in a fresh process; its img/s, or None (reason recorded)."""
+    spec = json.dumps({"x": str(path), "y": str(y_path), "options": options, "epochs": epochs, "threads": threads})
+    r = subprocess.run([sys.executable, __file__, "--child-python", spec], cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        skipped.append(("npyflow Python package", (r.stderr.strip().splitlines() or ["failed"])[-1]))
+        return None
+    return json.loads(r.stdout[r.stdout.index("{"):])["throughput"]
 
 
 def run_json(cmd, prefix=(), stdin=None):
@@ -288,15 +342,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rounds", type=int, default=ROUNDS)
     ap.add_argument("--skip-cgroup", action="store_true")
+    ap.add_argument("--warm-only", action="store_true")
     ap.add_argument("--child-numpy", nargs=2, metavar=("PATH", "SECONDS"), help=argparse.SUPPRESS)
+    ap.add_argument("--child-python", metavar="JSON", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_numpy:
         child_numpy(args.child_numpy[0], float(args.child_numpy[1]))
         return
+    if args.child_python:
+        spec = json.loads(args.child_python)
+        python_flow(spec["x"], spec["y"], spec["options"], spec["epochs"], spec["threads"])
+        return
 
-    rows = []  # (workload, reference name, reference img/s, npyflow img/s, target ratio)
+    # (workload, npyflow via, reference name, reference img/s, npyflow img/s, target ratio)
+    rows = []
     x32 = dataset("small", 20000, 32, 32, 3)
+    y32 = labels(20000)
     x224 = dataset("large", 512, 224, 224, 3)
     exe = tool_command()
     try:
@@ -305,6 +368,9 @@ def main():
     except ImportError:
         have_keras = False
         skipped.append(("keras-preprocessing", "not installed (pip install keras-preprocessing)"))
+    have_python = subprocess.run([sys.executable, "-c", "import npyflow"], capture_output=True).returncode == 0
+    if not have_python:
+        skipped.append(("npyflow Python package", "not installed (pip install ./python)"))
 
     def npyflow_rate(path, flags, epochs):
         if exe is None:
@@ -313,39 +379,53 @@ def main():
         out = npyflow_iterate(path, [*flags, "--epochs", str(epochs)], args.threads)
         return out and out.get("throughput")
 
-    def side_by_side(path, keras_options, flags, epochs):
-        """Keras and npyflow in turn, ROUNDS times, on the same file: the
-        median rate of each. Taking turns puts a slow spell of a shared
-        machine on both sides of the ratio; the median, not the best, keeps
-        the figures no kinder than the runs."""
+    def side_by_side(path, keras_options, flags, epochs, y_path=None):
+        """Keras, the tool and (with labels) the Python package in turn,
+        --rounds times, on the same file: the median rate of each. Taking
+        turns puts a slow spell of a shared machine on every side of the
+        ratios; the median, not the best, keeps the figures no kinder than
+        the runs."""
         x = np.load(path) if have_keras else None
-        refs, ours = [], []
-        for _ in range(ROUNDS):
+        y = np.load(y_path) if have_keras and y_path else None
+        if y_path:
+            flags = [*flags, "--y", str(y_path)]
+        refs, ours, pys = [], [], []
+        for _ in range(args.rounds):
             if have_keras:
-                refs.append(keras_flow(x, keras_options))
+                refs.append(keras_flow(x, y, keras_options))
             rate = npyflow_rate(path, flags, epochs)
             if rate is not None:
                 ours.append(rate)
-        return median(refs), median(ours)
+            if have_python and y_path:
+                warm(path)
+                rate = npyflow_python(path, y_path, keras_options, epochs, args.threads)
+                if rate is not None:
+                    pys.append(rate)
+        return median(refs), median(ours), median(pys)
 
-    log(f"1/4 augment 32x32x3 ({ROUNDS} rounds) ...")
-    ref, ours = side_by_side(x32, AUGMENT, [*AUGMENT_FLAGS, *RESCALE_FLAGS, "--shuffle"], 20)
-    rows.append(("augment 32x32x3, warm", "keras flow", ref, ours, 100))
+    log(f"1/4 augment 32x32x3 ({args.rounds} rounds) ...")
+    ref, ours, py = side_by_side(x32, AUGMENT, [*AUGMENT_FLAGS, *RESCALE_FLAGS, "--shuffle"], 20, y32)
+    rows.append(("augment 32x32x3, warm", "tool", "keras flow", ref, ours, 100))
+    rows.append(("augment 32x32x3, warm", "python", "keras flow", ref, py, 100))
+    rows.append(("augment 32x32x3, warm", "python", "npyflow iterate", ours, py, 0.9))
 
-    log(f"2/4 augment 224x224x3 ({ROUNDS} rounds) ...")
-    ref, ours = side_by_side(x224, AUGMENT, [*AUGMENT_FLAGS, *RESCALE_FLAGS, "--shuffle"], 20)
-    rows.append(("augment 224x224x3, warm", "keras flow", ref, ours, 50))
+    if not args.warm_only:
+        log(f"2/4 augment 224x224x3 ({args.rounds} rounds) ...")
+        ref, ours, _ = side_by_side(x224, AUGMENT, [*AUGMENT_FLAGS, *RESCALE_FLAGS, "--shuffle"], 20)
+        rows.append(("augment 224x224x3, warm", "tool", "keras flow", ref, ours, 50))
 
-    log(f"3/4 shuffle + rescale 32x32x3 ({ROUNDS} rounds) ...")
-    ref, ours = side_by_side(x32, dict(rescale=RESCALE), [*RESCALE_FLAGS, "--shuffle"], 50)
-    warm(x32)
-    gather, _ = numpy_gather(x32, args.seconds)
-    rows.append(("shuffle+rescale 32x32x3, warm", "keras flow (RAM)", ref, ours, 8))
-    rows.append(("shuffle+rescale 32x32x3, warm", "numpy memmap gather", gather, ours, None))
+    log(f"3/4 shuffle + rescale 32x32x3 ({args.rounds} rounds) ...")
+    ref, ours, py = side_by_side(x32, dict(rescale=RESCALE), [*RESCALE_FLAGS, "--shuffle"], 50, y32)
+    rows.append(("shuffle+rescale 32x32x3, warm", "tool", "keras flow (RAM)", ref, ours, 8))
+    rows.append(("shuffle+rescale 32x32x3, warm", "python", "npyflow iterate", ours, py, 0.8))
+    if not args.warm_only:
+        warm(x32)
+        gather, _ = numpy_gather(x32, args.seconds)
+        rows.append(("shuffle+rescale 32x32x3, warm", "tool", "numpy memmap gather", gather, ours, None))
 
     device = []
-    if args.skip_cgroup:
-        skipped.append(("cgroup workloads", "--skip-cgroup"))
+    if args.skip_cgroup or args.warm_only:
+        skipped.append(("cgroup workloads", "--skip-cgroup" if args.skip_cgroup else "--warm-only"))
     elif os.geteuid() != 0:
         skipped.append(("cgroup workloads", "not root: a memory cgroup cannot be created"))
     else:
@@ -420,24 +500,30 @@ def main():
                 if fio_seq:
                     device.append(f"fio sequential read 1 MiB qd16 direct: {fio_seq / 1e6:.0f} MB/s")
                     seq = max(seq, fio_seq)
-                rows.append((f"cold shuffle, {limit >> 20} MiB cgroup", "numpy memmap gather", ref, ours, 100))
+                rows.append((f"cold shuffle, {limit >> 20} MiB cgroup", "tool", "numpy memmap gather", ref, ours, 100))
                 if rand_limit:
-                    rows.append((f"cold shuffle, {limit >> 20} MiB cgroup", "fio qd32 limit", rand_limit, ours, 0.5))
-                rows.append((f"cold blocks, {limit >> 20} MiB cgroup", "sequential read (best)", seq / 3072, blocks, 0.7))
-                rows.append((f"cold fit mean+std, {limit >> 20} MiB cgroup", "sequential read (best)", seq / 3072,
-                             fit_rate and fit_rate / 3072, 0.6))
+                    rows.append((f"cold shuffle, {limit >> 20} MiB cgroup", "tool", "fio qd32 limit", rand_limit, ours,
+                                 0.5))
+                rows.append((f"cold blocks, {limit >> 20} MiB cgroup", "tool", "sequential read (best)", seq / 3072,
+                             blocks, 0.7))
+                rows.append((f"cold fit mean+std, {limit >> 20} MiB cgroup", "tool", "sequential read (best)",
+                             seq / 3072, fit_rate and fit_rate / 3072, 0.6))
             finally:
                 cg.close()
 
     print()
     for line in device:
         print(line)
-    print(f"\n{'workload':<34} {'reference':<22} {'ref img/s':>11} {'npyflow img/s':>14} {'ratio':>9} {'target':>8}")
-    for workload, name, ref, ours, target in rows:
-        ratio = f"{ours / ref:.1f}x" if ref and ours else "n/a"
+    print(f"\n{'workload':<34} {'npyflow':<7} {'reference':<22} {'ref img/s':>11} {'npyflow img/s':>14} "
+          f"{'ratio':>9} {'target':>8}")
+    for workload, via, name, ref, ours, target in rows:
+        if ref and ours:
+            ratio = f"{ours / ref:.1f}x" if ours >= ref else f"{ours / ref:.0%}"
+        else:
+            ratio = "n/a"
         tgt = "" if target is None else (f">= {target:g}x" if target >= 1 else f">= {target:.0%}")
         fmt = lambda v: f"{v:.0f}" if v else "n/a"  # noqa: E731
-        print(f"{workload:<34} {name:<22} {fmt(ref):>11} {fmt(ours):>14} {ratio:>9} {tgt:>8}")
+        print(f"{workload:<34} {via:<7} {name:<22} {fmt(ref):>11} {fmt(ours):>14} {ratio:>9} {tgt:>8}")
     if skipped:
         print("\nnot measured:")
         for what, why in skipped:
