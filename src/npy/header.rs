@@ -5,6 +5,15 @@
 //! versions 2 and 3), then a Python dict literal with the keys `descr`,
 //! `fortran_order` and `shape`, padded with spaces and a newline so that the
 //! data starts on a multiple of 64 (16 in files from numpy before 1.14).
+//!
+//! Why not npyz: npyz reads through `io::Read` (the header, then the data
+//! element by element), while npyflow parses the header from the mapped
+//! bytes and views the data in place. Its errors are `io::Error` strings;
+//! here each failure is a [`HeaderProblem`] that becomes an [`ErrorKind`]
+//! naming the file and the value, and the size checks a mapped view relies
+//! on are part of the parse. The parser accepts versions 1 to 3 and only the
+//! dtypes npyflow handles, refusing the others by name, and is fuzzed
+//! (`fuzz/fuzz_targets/header.rs`). docs/ARCHITECTURE.md has the details.
 
 use std::path::Path;
 
