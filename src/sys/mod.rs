@@ -12,6 +12,10 @@ use std::os::fd::AsRawFd;
 
 use memmap2::{Mmap, MmapOptions};
 
+mod sigbus;
+#[allow(unused_imports)]
+pub(crate) use sigbus::MapGuard;
+
 /// Maps `file` read-only in full.
 ///
 /// The crate-level contract ("Safety of memory maps" in the crate docs) is
