@@ -6,10 +6,11 @@
 mod common;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use npyflow::augment::{affine_transform, keras_affine, Affine2, ResampleScratch};
+use npyflow::cache::warm_file;
 use npyflow::{
-    affine_transform, keras_affine, warm_file, Affine2, FillMode, GeneratorOptions,
-    ImageDataGenerator, ImageShape, NpyArray, NumpyArrayIterator, Order, ResampleScratch,
-    ShiftRange, ZoomRange,
+    FillMode, GeneratorOptions, ImageDataGenerator, ImageShape, NpyArray, NumpyArrayIterator,
+    Order, ShiftRange, ZoomRange,
 };
 
 const BATCH: usize = 64;

@@ -6,6 +6,10 @@
 //! Everything here is advice to the kernel or a measurement: no function
 //! changes what a read returns, so a failing hint never corrupts a batch.
 //!
+//! The [`TelemetryRecorder`] measures what an epoch cost
+//! ([`EpochTelemetry`]); iterators record their own, and a program that
+//! reads files its own way (a benchmark's baseline) can use one too.
+//!
 //! A caveat shared with vmtouch: since Linux 5.2, `mincore` reports the page
 //! cache of a file only to processes that own the file or could open it for
 //! writing (or are privileged); for other files it reports only the pages
@@ -13,6 +17,8 @@
 
 pub(crate) mod readahead;
 pub(crate) mod telemetry;
+
+pub use telemetry::{EpochTelemetry, ProcessIo, TelemetryRecorder};
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -232,6 +238,10 @@ pub enum AccessPattern {
     /// shuffle): no read-ahead on faults; the iterator prefetches whole
     /// blocks a window ahead instead.
     Blocks,
+    /// The kernel's defaults (`MADV_NORMAL`: read-around on every fault):
+    /// what `np.load(mmap_mode='r')` gets, the baseline the benchmark
+    /// compares the iterator's own hints against.
+    Normal,
 }
 
 /// Advises the kernel for `pattern`: `madvise` on the array's map (faults)
@@ -252,6 +262,7 @@ pub fn advise_for_order(array: &NpyArray, pattern: AccessPattern) -> Result<()> 
     let (map_advice, file_advice) = match pattern {
         AccessPattern::Sequential => (Advice::Sequential, FileAdvice::Sequential),
         AccessPattern::Random | AccessPattern::Blocks => (Advice::Random, FileAdvice::Random),
+        AccessPattern::Normal => (Advice::Normal, FileAdvice::Normal),
     };
     let io = |e| Error::io(array.path(), e);
     if let Some(m) = array.map() {
