@@ -16,19 +16,65 @@ mod sigbus;
 #[allow(unused_imports)]
 pub(crate) use sigbus::MapGuard;
 
+/// A read-only map of a whole file, registered with the `SIGBUS` guard
+/// ([`sigbus`]) for as long as it lives: a read of a page the file lost
+/// (it shrank under the map) reads zeros and sets [`Map::faulted`] instead
+/// of killing the process.
+pub(crate) struct Map {
+    // Declared first so it is dropped first: the range is unregistered
+    // before it is unmapped, so a later map at the same address never
+    // inherits this one's registration.
+    guard: sigbus::MapGuard,
+    map: Mmap,
+}
+
+impl Map {
+    /// Whether a read of this map has faulted on a page the file no longer
+    /// has. Once true, stays true.
+    pub(crate) fn faulted(&self) -> bool {
+        self.guard.faulted()
+    }
+
+    /// `madvise` over the whole map.
+    pub(crate) fn advise(&self, advice: memmap2::Advice) -> io::Result<()> {
+        self.map.advise(advice)
+    }
+}
+
+impl std::ops::Deref for Map {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map")
+            .field("len", &self.map.len())
+            .field("faulted", &self.faulted())
+            .finish()
+    }
+}
+
 /// Maps `file` read-only in full.
 ///
-/// The crate-level contract ("Safety of memory maps" in the crate docs) is
-/// that the file is not truncated or rewritten while mapped; npyflow checks
-/// the file's size before each batch and errors out if it shrank, which
-/// narrows but cannot close the window (another process may truncate between
-/// the check and the read).
-pub(crate) fn map_readonly(file: &File) -> io::Result<Mmap> {
-    // SAFETY: the map is read-only and private to this process's view; the
-    // only undefined behaviour memmap2 documents is concurrent modification
-    // of the file, which the crate's documented contract excludes and which
-    // `NpyArray::check_unchanged` detects for the common case (truncation).
-    unsafe { MmapOptions::new().map(file) }
+/// A file that shrinks under the map is survived, not prevented: reads of
+/// the lost pages return zeros and mark the map faulted, and the readers
+/// (`NpyArray::check_unchanged`, after every batch and chunk) turn that into
+/// `ErrorKind::FileChanged` before any of those zeros reach a caller.
+pub(crate) fn map_readonly(file: &File) -> io::Result<Map> {
+    // SAFETY: the map is read-only and private to this process's view.
+    // memmap2's documented hazard is the file changing underneath: a
+    // shrink turns loads of the lost pages into SIGBUS, which `sigbus`
+    // handles for registered maps (a zero page, a recorded fault), and
+    // in-place rewrites change the bytes we read, which the readers detect
+    // by size and modification time after each batch. No `&mut` to the
+    // mapped bytes exists anywhere.
+    let map = unsafe { MmapOptions::new().map(file) }?;
+    let guard = sigbus::MapGuard::register(map.as_ptr(), map.len());
+    Ok(Map { guard, map })
 }
 
 /// The system page size.
@@ -43,7 +89,7 @@ pub(crate) fn page_size() -> usize {
 }
 
 /// Page-aligned sub-range `[start, end)` of a map covering bytes `offset..offset+len`.
-fn page_range(map: &Mmap, offset: usize, len: usize) -> (usize, usize) {
+fn page_range(map: &[u8], offset: usize, len: usize) -> (usize, usize) {
     let page = page_size();
     let start = offset / page * page;
     let end = (offset.saturating_add(len)).min(map.len());
@@ -52,7 +98,7 @@ fn page_range(map: &Mmap, offset: usize, len: usize) -> (usize, usize) {
 
 /// Residency of each page of `map[offset..offset+len]` in the page cache
 /// (one bool per page, pages counted from the page containing `offset`).
-pub(crate) fn residency(map: &Mmap, offset: usize, len: usize) -> io::Result<Vec<bool>> {
+pub(crate) fn residency(map: &Map, offset: usize, len: usize) -> io::Result<Vec<bool>> {
     let (start, end) = page_range(map, offset, len);
     if start >= end {
         return Ok(Vec::new());
@@ -260,7 +306,7 @@ pub(crate) fn fadvise(file: &File, offset: u64, len: u64, advice: FileAdvice) ->
 /// Unmaps this process's pages of `map[offset..offset+len]` (MADV_DONTNEED) so
 /// that a following `fadvise(DontNeed)` can evict them from the page cache.
 /// The data stays readable: the next access faults it back in from the file.
-pub(crate) fn drop_mapped(map: &Mmap, offset: usize, len: usize) -> io::Result<()> {
+pub(crate) fn drop_mapped(map: &Map, offset: usize, len: usize) -> io::Result<()> {
     let (start, end) = page_range(map, offset, len);
     if start >= end {
         return Ok(());
@@ -269,7 +315,10 @@ pub(crate) fn drop_mapped(map: &Mmap, offset: usize, len: usize) -> io::Result<(
     // only drops our page-table entries; later reads refault the same file
     // contents, no data is lost and no reference into the map is invalidated.
     // The range is page-aligned at its start and inside the mapping.
-    unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) }
+    unsafe {
+        map.map
+            .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+    }
 }
 
 /// Major page faults of this process so far (getrusage).

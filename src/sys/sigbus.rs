@@ -90,11 +90,6 @@ impl MapGuard {
         MapGuard { slot: None }
     }
 
-    /// A guard that protects nothing (a source without a map).
-    pub(crate) fn none() -> MapGuard {
-        MapGuard { slot: None }
-    }
-
     /// Whether a read of this map has faulted on a page the file no longer
     /// has (the file shrank under the map). Once true, stays true: the
     /// faulted pages read as zeros for the life of the map.
@@ -163,7 +158,7 @@ mod handler {
             // one reads until our handler is installed by this very call.
             unsafe {
                 let a = action.as_mut_ptr();
-                (*a).sa_sigaction = on_sigbus as usize;
+                (*a).sa_sigaction = on_sigbus as *const () as usize;
                 (*a).sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
                 libc::sigemptyset(&mut (*a).sa_mask);
                 libc::sigaction(libc::SIGBUS, a, (*PREVIOUS.0.get()).as_mut_ptr()) == 0
