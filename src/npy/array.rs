@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -174,7 +173,7 @@ impl NpyArray {
             // the fault that reads the header would pull up to `read_ahead_kb`
             // (8 MiB here) of data into the cache just by opening the file.
             // The iterator re-advises for its order.
-            let _ = m.advise(memmap2::Advice::Random);
+            let _ = m.advise(sys::FileAdvice::Random);
         }
         let header = {
             let head: Vec<u8>;
@@ -454,7 +453,7 @@ impl NpyArray {
             out.copy_from_slice(&data[start..start + out.len()]);
             return Ok(());
         }
-        match self.inner.file.read_exact_at(out, offset) {
+        match sys::read_exact_at(&self.inner.file, out, offset) {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 self.check_unchanged()?;
                 Err(Error::io(&self.inner.path, e))
@@ -648,10 +647,7 @@ impl NpyArray {
             let mut raw = vec![0u8; self.dtype().size()];
             match self.data_bytes() {
                 Some(d) => raw.copy_from_slice(d),
-                None => self
-                    .inner
-                    .file
-                    .read_exact_at(&mut raw, self.data_offset())
+                None => sys::read_exact_at(&self.inner.file, &mut raw, self.data_offset())
                     .map_err(|e| Error::io(&self.inner.path, e))?,
             }
             cast_into(&raw, self.dtype(), &mut out);
@@ -729,7 +725,7 @@ impl NpyArray {
 fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
+        match sys::read_at(file, &mut buf[done..], offset + done as u64) {
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

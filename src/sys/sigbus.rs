@@ -113,6 +113,7 @@ impl Drop for MapGuard {
 
 /// Whether a fault at `addr` falls in a registered map; if so, marks it and
 /// returns true. Called from the signal handler: atomics only.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn claim(addr: usize) -> bool {
     let used = USED.load(Ordering::Acquire).min(SLOTS);
     for slot in &TABLE[..used] {
