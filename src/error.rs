@@ -133,13 +133,14 @@ pub enum ErrorKind {
         /// The member's name inside the archive.
         member: String,
     },
-    /// The file changed size while it was mapped (truncated or rewritten under us).
+    /// The file changed while it was being read: truncated, grown or
+    /// rewritten in place (a replacement by rename is not a change).
     FileChanged {
         /// The file involved.
         path: PathBuf,
         /// The size when it was opened.
         expected: u64,
-        /// The size now.
+        /// The size now (the same when it was rewritten in place).
         found: u64,
     },
     /// An argument or option has a value npyflow cannot accept.
@@ -244,9 +245,14 @@ impl fmt::Display for ErrorKind {
                 path.display(),
                 path.display()
             ),
+            FileChanged { path, expected, found } if expected == found => write!(
+                f,
+                "{}: file changed while being read (rewritten in place, {found} bytes); reopen it to read the new contents",
+                path.display()
+            ),
             FileChanged { path, expected, found } => write!(
                 f,
-                "{}: file changed while mapped: size was {expected} bytes, now {found}",
+                "{}: file changed while being read: size was {expected} bytes, now {found}; reopen it to read the new contents",
                 path.display()
             ),
             InvalidArgument { name, value, reason } => write!(f, "invalid `{name}` = {value}: {reason}"),

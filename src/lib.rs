@@ -70,20 +70,22 @@
 //!
 //! # Safety of memory maps
 //!
-//! Opening an array is a safe call with a documented contract: **the file
-//! must not be truncated or rewritten in place while it is mapped.** A mapped
-//! file that shrinks turns reads of the lost pages into `SIGBUS`. npyflow
-//! checks each file's size before every batch and returns
-//! [`ErrorKind::FileChanged`] when it shrank. That catches a truncation
-//! between batches of a synchronous iterator, but not one that lands while a
-//! batch is being gathered — and with prefetch on (the default), batches are
-//! gathered on background threads while the caller works, so the unchecked
-//! window is the whole background assembly (measured: 3–10 SIGBUS in 40
-//! truncations mid-epoch). A file replaced by rename is harmless (the old
-//! inode stays mapped); a same-size rewrite in place is not detected. Where
-//! other processes may change files, or on network filesystems, open arrays
-//! with [`npy::SourceKind::Read`] (`pread` into private buffers: identical
-//! output, a clean error instead of a signal).
+//! A mapped file that shrinks turns reads of the lost pages into `SIGBUS`,
+//! which would kill the process. npyflow's maps never do: a process-wide
+//! handler (Linux) maps a page of zeros over a faulting page of one of
+//! npyflow's own maps and records the fault, and every batch, chunk and
+//! mapped row read is checked afterwards — the fault, the file's size and
+//! its modification time — so a file truncated, grown or rewritten in place
+//! while it is read gives [`ErrorKind::FileChanged`] and no batch read
+//! across the change is ever delivered. A file replaced by rename is not a
+//! change (the old inode stays open and keeps serving its bytes). Reopen
+//! the path to read the new contents. A zero-copy [`NpyArray::view`] is
+//! the one exception: its reads are the caller's own, so a view of a file
+//! that shrank reads zeros where pages were lost
+//! ([`NpyArray::check_unchanged`] reports it). Other systems have no
+//! handler; there, open arrays with [`npy::SourceKind::Read`] (`pread` into
+//! private buffers: identical output) where files may change.
+//!
 //! All `unsafe` code lives in one private module (`sys`), each block with a
 //! `// SAFETY:` note. The AVX2 path of the bilinear kernel has none: it
 //! uses `pulp`'s safe intrinsics and run-time dispatch, and writes the very

@@ -23,10 +23,7 @@ pub use telemetry::{EpochTelemetry, ProcessIo, TelemetryRecorder};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::path::Path;
-
-use memmap2::Advice;
 
 use crate::sys::{self, FileAdvice};
 use crate::{Error, NpyArray, Result};
@@ -259,16 +256,16 @@ pub fn advise_for_order(array: &NpyArray, pattern: AccessPattern) -> Result<()> 
     // Blocks: no read-ahead at all on faults — the iterator asks for whole
     // blocks a window ahead itself, and fault read-ahead (`read_ahead_kb`,
     // 8 MiB on some disks) on top of that thrashes a small memory cap.
-    let (map_advice, file_advice) = match pattern {
-        AccessPattern::Sequential => (Advice::Sequential, FileAdvice::Sequential),
-        AccessPattern::Random | AccessPattern::Blocks => (Advice::Random, FileAdvice::Random),
-        AccessPattern::Normal => (Advice::Normal, FileAdvice::Normal),
+    let advice = match pattern {
+        AccessPattern::Sequential => FileAdvice::Sequential,
+        AccessPattern::Random | AccessPattern::Blocks => FileAdvice::Random,
+        AccessPattern::Normal => FileAdvice::Normal,
     };
     let io = |e| Error::io(array.path(), e);
     if let Some(m) = array.map() {
-        m.advise(map_advice).map_err(io)?;
+        m.advise(advice).map_err(io)?;
     }
-    sys::fadvise(array.file(), 0, 0, file_advice).map_err(io)
+    sys::fadvise(array.file(), 0, 0, advice).map_err(io)
 }
 
 /// Below this resident share of a file, every row of a batch is hinted;
@@ -404,7 +401,7 @@ impl Region {
     fn same_file(&self, array: &NpyArray) -> bool {
         // Clones share one open file, so the descriptor identifies the array
         // while the region's clone keeps it open.
-        self.array.file().as_raw_fd() == array.file().as_raw_fd()
+        sys::file_key(self.array.file()) == sys::file_key(array.file())
     }
 }
 
@@ -531,7 +528,7 @@ impl PageBudget {
                 dropped.push(r);
             }
         }
-        dropped.sort_by_key(|r| (r.array.file().as_raw_fd(), r.start));
+        dropped.sort_by_key(|r| (sys::file_key(r.array.file()), r.start));
         let mut i = 0;
         while i < dropped.len() {
             let (start, mut end) = (dropped[i].start, dropped[i].end);
@@ -591,7 +588,7 @@ mod tests {
                 .filter(|&at| at < lo || at >= hi)
             {
                 let n = page.min(len - at) as usize;
-                std::os::unix::fs::FileExt::read_exact_at(x.file(), &mut buf[..n], at).unwrap();
+                sys::read_exact_at(x.file(), &mut buf[..n], at).unwrap();
             }
             let after = residency_of(&x).unwrap();
             let base = off / page * page;

@@ -3,11 +3,10 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use memmap2::Mmap;
 use ndarray::{ArrayViewD, IxDyn};
 
 use super::cast::{cast_into, cast_scaled_into, copy_native};
@@ -55,7 +54,7 @@ pub(crate) struct Inner {
     path: PathBuf,
     member: Option<String>,
     file: File,
-    map: Option<Arc<Mmap>>,
+    map: Option<Arc<sys::Map>>,
     /// Offset of the `.npy` bytes inside the file (non-zero for `.npz` members).
     base: u64,
     header: Header,
@@ -65,6 +64,9 @@ pub(crate) struct Inner {
     /// Borrowed memory holding the data (arrays built with
     /// [`NpyArray::from_memory`]); `None` for files.
     memory: Option<MemoryOwner>,
+    /// The file's modification time when it was opened: a rewrite in place
+    /// that keeps the size changes it.
+    modified: Option<SystemTime>,
 }
 
 /// What keeps the bytes of an in-memory array alive (see [`NpyArray::from_memory`]).
@@ -160,7 +162,7 @@ impl NpyArray {
         path: PathBuf,
         member: Option<String>,
         file: File,
-        map: Option<Arc<Mmap>>,
+        map: Option<Arc<sys::Map>>,
         base: u64,
         len: u64,
         file_len: u64,
@@ -171,7 +173,7 @@ impl NpyArray {
             // the fault that reads the header would pull up to `read_ahead_kb`
             // (8 MiB here) of data into the cache just by opening the file.
             // The iterator re-advises for its order.
-            let _ = m.advise(memmap2::Advice::Random);
+            let _ = m.advise(sys::FileAdvice::Random);
         }
         let header = {
             let head: Vec<u8>;
@@ -219,6 +221,7 @@ impl NpyArray {
         }
         let row_len = header.shape.iter().skip(1).product::<usize>();
         let row_bytes = row_len * header.dtype.size();
+        let modified = modified_time(&file);
         Ok(NpyArray {
             inner: Arc::new(Inner {
                 path,
@@ -231,6 +234,7 @@ impl NpyArray {
                 row_len,
                 row_bytes,
                 memory: None,
+                modified,
             }),
         })
     }
@@ -239,7 +243,7 @@ impl NpyArray {
     pub(super) fn assemble(
         path: PathBuf,
         file: File,
-        map: Option<Arc<Mmap>>,
+        map: Option<Arc<sys::Map>>,
         base: u64,
         header: Header,
         file_len: u64,
@@ -247,6 +251,7 @@ impl NpyArray {
     ) -> NpyArray {
         let row_len = header.shape.iter().skip(1).product::<usize>();
         let row_bytes = row_len * header.dtype.size();
+        let modified = modified_time(&file);
         NpyArray {
             inner: Arc::new(Inner {
                 path,
@@ -259,6 +264,7 @@ impl NpyArray {
                 row_len,
                 row_bytes,
                 memory,
+                modified,
             }),
         }
     }
@@ -342,7 +348,7 @@ impl NpyArray {
         &self.inner.file
     }
 
-    pub(crate) fn map(&self) -> Option<&Mmap> {
+    pub(crate) fn map(&self) -> Option<&sys::Map> {
         self.inner.map.as_deref()
     }
 
@@ -394,27 +400,45 @@ impl NpyArray {
         }
     }
 
-    /// Errors when the file shrank since it was opened (truncated or replaced
-    /// under the map). Cheap (one `fstat`); the iterator calls it before each batch.
+    /// Errors when the file changed since it was opened: its size or
+    /// modification time differ (truncated, grown or rewritten in place), or
+    /// a read of the map faulted on a page the file lost (which read zeros).
+    /// Cheap (one `fstat` and one atomic load); the iterator calls it before
+    /// and after each batch, so no batch read across a change is delivered.
+    /// A file replaced by a rename is not a change: the old inode stays open.
     ///
     /// # Errors
     /// [`ErrorKind::FileChanged`] or an I/O error.
     pub fn check_unchanged(&self) -> Result<()> {
-        let now = self
+        let meta = self
             .inner
             .file
             .metadata()
-            .map_err(|e| Error::io(&self.inner.path, e))?
-            .len();
-        if now < self.inner.file_len {
+            .map_err(|e| Error::io(&self.inner.path, e))?;
+        let faulted = self.inner.map.as_ref().is_some_and(|m| m.faulted());
+        if faulted
+            || meta.len() != self.inner.file_len
+            || meta.modified().ok() != self.inner.modified
+        {
             return Err(ErrorKind::FileChanged {
                 path: self.inner.path.clone(),
                 expected: self.inner.file_len,
-                found: now,
+                found: meta.len(),
             }
             .into());
         }
         Ok(())
+    }
+
+    /// After a read through the map: [`ErrorKind::FileChanged`] if it (or
+    /// any earlier one) read a page the file had lost, so the zeros that
+    /// read returned go nowhere. One atomic load: cheap enough per row,
+    /// where a size check per row (an `fstat`) would not be.
+    fn check_mapped_read(&self) -> Result<()> {
+        match &self.inner.map {
+            Some(m) if m.faulted() => self.check_unchanged(),
+            _ => Ok(()),
+        }
     }
 
     /// `pread` of exactly `out.len()` bytes at `offset`. Falling short means
@@ -429,7 +453,7 @@ impl NpyArray {
             out.copy_from_slice(&data[start..start + out.len()]);
             return Ok(());
         }
-        match self.inner.file.read_exact_at(out, offset) {
+        match sys::read_exact_at(&self.inner.file, out, offset) {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 self.check_unchanged()?;
                 Err(Error::io(&self.inner.path, e))
@@ -448,7 +472,10 @@ impl NpyArray {
     pub fn read_row_raw(&self, i: usize, out: &mut [u8]) -> Result<()> {
         assert_eq!(out.len(), self.inner.row_bytes, "read_row_raw: buffer size");
         match self.row_bytes_mapped(i) {
-            Some(src) => out.copy_from_slice(src),
+            Some(src) => {
+                out.copy_from_slice(src);
+                self.check_mapped_read()?;
+            }
             None => {
                 let off = self.data_offset() + (i * self.inner.row_bytes) as u64;
                 self.pread_exact(out, off)?;
@@ -489,6 +516,9 @@ impl NpyArray {
             b.resize(count * self.inner.row_bytes, 0);
             let off = self.data_offset() + (first * self.inner.row_bytes) as u64;
             self.pread_exact(&mut b, off)?;
+            // A streaming pass reads a file for minutes: a rewrite in place
+            // meanwhile would mix two datasets into one statistic.
+            self.check_unchanged()?;
             cast_scaled_into(&b, self.dtype(), out, None);
             Ok(())
         })
@@ -509,7 +539,8 @@ impl NpyArray {
             out.len() % rb == 0 && first + out.len() / rb <= self.len(),
             "read_rows_raw_pread: rows out of range"
         );
-        self.pread_exact(out, self.data_offset() + (first * rb) as u64)
+        self.pread_exact(out, self.data_offset() + (first * rb) as u64)?;
+        self.check_unchanged()
     }
 
     /// Copies row `i` into `out` in native byte order (for typed views of y, weights, aux).
@@ -522,7 +553,10 @@ impl NpyArray {
     pub fn read_row_native(&self, i: usize, out: &mut [u8]) -> Result<()> {
         let dtype = self.dtype();
         match self.row_bytes_mapped(i) {
-            Some(src) => copy_native(src, dtype, out),
+            Some(src) => {
+                copy_native(src, dtype, out);
+                self.check_mapped_read()?;
+            }
             None => {
                 self.read_row_raw(i, out)?;
                 if !dtype.is_native() {
@@ -582,7 +616,10 @@ impl NpyArray {
             }
         };
         match self.row_bytes_mapped(i) {
-            Some(src) => cast(src, out),
+            Some(src) => {
+                cast(src, out);
+                self.check_mapped_read()?;
+            }
             None => {
                 thread_local!(static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
                 BUF.with(|b| -> Result<()> {
@@ -610,10 +647,7 @@ impl NpyArray {
             let mut raw = vec![0u8; self.dtype().size()];
             match self.data_bytes() {
                 Some(d) => raw.copy_from_slice(d),
-                None => self
-                    .inner
-                    .file
-                    .read_exact_at(&mut raw, self.data_offset())
+                None => sys::read_exact_at(&self.inner.file, &mut raw, self.data_offset())
                     .map_err(|e| Error::io(&self.inner.path, e))?,
             }
             cast_into(&raw, self.dtype(), &mut out);
@@ -691,7 +725,7 @@ impl NpyArray {
 fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
+        match sys::read_at(file, &mut buf[done..], offset + done as u64) {
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -699,4 +733,9 @@ fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usi
         }
     }
     Ok(done)
+}
+
+/// `file`'s modification time, where the system keeps one.
+fn modified_time(file: &File) -> Option<SystemTime> {
+    file.metadata().and_then(|m| m.modified()).ok()
 }

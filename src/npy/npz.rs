@@ -5,8 +5,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::Mmap;
-
 use super::array::{NpyArray, OpenOptions, SourceKind};
 use crate::{sys, Error, ErrorKind, Result};
 
@@ -29,7 +27,7 @@ pub struct NpzArchive {
     path: PathBuf,
     file: File,
     file_len: u64,
-    map: Option<Arc<Mmap>>,
+    map: Option<Arc<sys::Map>>,
     members: Vec<NpzMember>,
     options: OpenOptions,
 }

@@ -49,7 +49,7 @@ impl NpyArray {
         }
         let map = Arc::new(sys::map_readonly(&file).map_err(|e| Error::io(path, e))?);
         // As in `from_parts`: no read-around on the first touch.
-        let _ = map.advise(memmap2::Advice::Random);
+        let _ = map.advise(sys::FileAdvice::Random);
         Ok(NpyArray::assemble(
             path.to_path_buf(),
             file,

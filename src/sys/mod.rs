@@ -4,42 +4,150 @@
 //!
 //! Everything here is a thin, documented wrapper; callers elsewhere in the
 //! crate stay safe code. The crate denies `unsafe_code` everywhere else.
+//!
+//! Portability: the page-cache calls (mincore, cachestat, posix_fadvise)
+//! and the `SIGBUS` handler are Linux's; elsewhere residency is
+//! `Unsupported`, advice does nothing and maps are not guarded (open with
+//! `SourceKind::Read` where files change). Positioned reads and maps work
+//! on every system std and memmap2 support.
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 
 use memmap2::{Mmap, MmapOptions};
 
+mod sigbus;
+#[allow(unused_imports)]
+pub(crate) use sigbus::MapGuard;
+
+/// A read-only map of a whole file, registered with the `SIGBUS` guard
+/// ([`sigbus`]) for as long as it lives: a read of a page the file lost
+/// (it shrank under the map) reads zeros and sets [`Map::faulted`] instead
+/// of killing the process.
+pub(crate) struct Map {
+    // Declared first so it is dropped first: the range is unregistered
+    // before it is unmapped, so a later map at the same address never
+    // inherits this one's registration.
+    guard: sigbus::MapGuard,
+    map: Mmap,
+}
+
+impl Map {
+    /// Whether a read of this map has faulted on a page the file no longer
+    /// has. Once true, stays true.
+    pub(crate) fn faulted(&self) -> bool {
+        self.guard.faulted()
+    }
+
+    /// `madvise` over the whole map (a no-op off Unix).
+    pub(crate) fn advise(&self, advice: FileAdvice) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use memmap2::Advice;
+            let advice = match advice {
+                FileAdvice::WillNeed => Advice::WillNeed,
+                FileAdvice::Sequential => Advice::Sequential,
+                FileAdvice::Random => Advice::Random,
+                FileAdvice::Normal => Advice::Normal,
+                FileAdvice::DontNeed => return drop_mapped(self, 0, self.len()),
+            };
+            self.map.advise(advice)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = advice;
+            Ok(())
+        }
+    }
+}
+
+impl std::ops::Deref for Map {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map")
+            .field("len", &self.map.len())
+            .field("faulted", &self.faulted())
+            .finish()
+    }
+}
+
 /// Maps `file` read-only in full.
 ///
-/// The crate-level contract ("Safety of memory maps" in the crate docs) is
-/// that the file is not truncated or rewritten while mapped; npyflow checks
-/// the file's size before each batch and errors out if it shrank, which
-/// narrows but cannot close the window (another process may truncate between
-/// the check and the read).
-pub(crate) fn map_readonly(file: &File) -> io::Result<Mmap> {
-    // SAFETY: the map is read-only and private to this process's view; the
-    // only undefined behaviour memmap2 documents is concurrent modification
-    // of the file, which the crate's documented contract excludes and which
-    // `NpyArray::check_unchanged` detects for the common case (truncation).
-    unsafe { MmapOptions::new().map(file) }
+/// A file that shrinks under the map is survived, not prevented: reads of
+/// the lost pages return zeros and mark the map faulted, and the readers
+/// (`NpyArray::check_unchanged`, after every batch and chunk) turn that into
+/// `ErrorKind::FileChanged` before any of those zeros reach a caller.
+pub(crate) fn map_readonly(file: &File) -> io::Result<Map> {
+    // SAFETY: the map is read-only and private to this process's view.
+    // memmap2's documented hazard is the file changing underneath: a
+    // shrink turns loads of the lost pages into SIGBUS, which `sigbus`
+    // handles for registered maps (a zero page, a recorded fault), and
+    // in-place rewrites change the bytes we read, which the readers detect
+    // by size and modification time after each batch. No `&mut` to the
+    // mapped bytes exists anywhere.
+    let map = unsafe { MmapOptions::new().map(file) }?;
+    let guard = sigbus::MapGuard::register(map.as_ptr(), map.len());
+    Ok(Map { guard, map })
 }
 
 /// The system page size.
 pub(crate) fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions; it only reads a constant.
-    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if v > 0 {
-        v as usize
-    } else {
-        4096
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions; it only reads a constant.
+        let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if v > 0 {
+            return v as usize;
+        }
     }
+    4096
+}
+
+/// Reads into `buf` at `offset` of `file` without moving its cursor (so
+/// threads can share the descriptor); returns the bytes read, 0 at the end.
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::read_at(file, buf, offset);
+    // Windows' positioned read moves the cursor, which npyflow never uses.
+    #[cfg(windows)]
+    return std::os::windows::fs::FileExt::seek_read(file, buf, offset);
+}
+
+/// [`read_at`] until `buf` is full; `UnexpectedEof` when the file ends first.
+pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read_at(file, buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A number naming an open file while it stays open (its descriptor or
+/// handle), to group and order requests by file.
+pub(crate) fn file_key(file: &File) -> u64 {
+    #[cfg(unix)]
+    return std::os::fd::AsRawFd::as_raw_fd(file) as u64;
+    #[cfg(windows)]
+    return std::os::windows::io::AsRawHandle::as_raw_handle(file) as usize as u64;
 }
 
 /// Page-aligned sub-range `[start, end)` of a map covering bytes `offset..offset+len`.
-fn page_range(map: &Mmap, offset: usize, len: usize) -> (usize, usize) {
+fn page_range(map: &[u8], offset: usize, len: usize) -> (usize, usize) {
     let page = page_size();
     let start = offset / page * page;
     let end = (offset.saturating_add(len)).min(map.len());
@@ -48,30 +156,34 @@ fn page_range(map: &Mmap, offset: usize, len: usize) -> (usize, usize) {
 
 /// Residency of each page of `map[offset..offset+len]` in the page cache
 /// (one bool per page, pages counted from the page containing `offset`).
-pub(crate) fn residency(map: &Mmap, offset: usize, len: usize) -> io::Result<Vec<bool>> {
+pub(crate) fn residency(map: &Map, offset: usize, len: usize) -> io::Result<Vec<bool>> {
     let (start, end) = page_range(map, offset, len);
     if start >= end {
         return Ok(Vec::new());
     }
-    let page = page_size();
-    let pages = (end - start).div_ceil(page);
-    let mut vec = vec![0u8; pages];
-    // SAFETY: `map.as_ptr() + start` is page-aligned (maps start on a page
-    // boundary and `start` is a multiple of the page size) and the range
-    // `start..end` lies inside the live mapping, which `map` keeps alive for
-    // the duration of the call; `vec` has one byte per page of that range as
-    // mincore requires.
-    let rc = unsafe {
-        libc::mincore(
-            map.as_ptr().add(start) as *mut libc::c_void,
-            end - start,
-            vec.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+    #[cfg(target_os = "linux")]
+    {
+        let pages = (end - start).div_ceil(page_size());
+        let mut vec = vec![0u8; pages];
+        // SAFETY: `map.as_ptr() + start` is page-aligned (maps start on a page
+        // boundary and `start` is a multiple of the page size) and the range
+        // `start..end` lies inside the live mapping, which `map` keeps alive for
+        // the duration of the call; `vec` has one byte per page of that range as
+        // mincore requires.
+        let rc = unsafe {
+            libc::mincore(
+                map.as_ptr().add(start) as *mut libc::c_void,
+                end - start,
+                vec.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(vec.into_iter().map(|b| b & 1 == 1).collect())
     }
-    Ok(vec.into_iter().map(|b| b & 1 == 1).collect())
+    #[cfg(not(target_os = "linux"))]
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// Pages of `file[offset..offset+len]` in the page cache, and pages in the
@@ -117,7 +229,7 @@ pub(crate) fn cachestat(file: &File, offset: u64, len: u64) -> io::Result<Option
         let rc = unsafe {
             libc::syscall(
                 SYS_CACHESTAT,
-                file.as_raw_fd(),
+                std::os::fd::AsRawFd::as_raw_fd(file),
                 &range as *const Range,
                 &mut stat as *mut Stat,
                 0u32,
@@ -133,6 +245,11 @@ pub(crate) fn cachestat(file: &File, offset: u64, len: u64) -> io::Result<Option
             return Err(err);
         }
     }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    let _ = (file, offset);
     Ok(None)
 }
 
@@ -235,28 +352,36 @@ pub(crate) enum FileAdvice {
 
 /// posix_fadvise on `file[offset..offset+len]` (`len == 0` means to the end).
 pub(crate) fn fadvise(file: &File, offset: u64, len: u64, advice: FileAdvice) -> io::Result<()> {
-    let adv = match advice {
-        FileAdvice::WillNeed => libc::POSIX_FADV_WILLNEED,
-        FileAdvice::DontNeed => libc::POSIX_FADV_DONTNEED,
-        FileAdvice::Sequential => libc::POSIX_FADV_SEQUENTIAL,
-        FileAdvice::Random => libc::POSIX_FADV_RANDOM,
-        FileAdvice::Normal => libc::POSIX_FADV_NORMAL,
-    };
-    let off = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: posix_fadvise only reads its scalar arguments and the open
-    // descriptor that `file` keeps alive; it never touches our memory.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, len, adv) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
+    #[cfg(target_os = "linux")]
+    {
+        let adv = match advice {
+            FileAdvice::WillNeed => libc::POSIX_FADV_WILLNEED,
+            FileAdvice::DontNeed => libc::POSIX_FADV_DONTNEED,
+            FileAdvice::Sequential => libc::POSIX_FADV_SEQUENTIAL,
+            FileAdvice::Random => libc::POSIX_FADV_RANDOM,
+            FileAdvice::Normal => libc::POSIX_FADV_NORMAL,
+        };
+        let off =
+            i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: posix_fadvise only reads its scalar arguments and the open
+        // descriptor that `file` keeps alive; it never touches our memory.
+        let rc =
+            unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(file), off, len, adv) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
     }
+    // Elsewhere the cache is the system's business: advice is dropped.
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len, advice);
     Ok(())
 }
 
 /// Unmaps this process's pages of `map[offset..offset+len]` (MADV_DONTNEED) so
 /// that a following `fadvise(DontNeed)` can evict them from the page cache.
 /// The data stays readable: the next access faults it back in from the file.
-pub(crate) fn drop_mapped(map: &Mmap, offset: usize, len: usize) -> io::Result<()> {
+pub(crate) fn drop_mapped(map: &Map, offset: usize, len: usize) -> io::Result<()> {
     let (start, end) = page_range(map, offset, len);
     if start >= end {
         return Ok(());
@@ -265,20 +390,31 @@ pub(crate) fn drop_mapped(map: &Mmap, offset: usize, len: usize) -> io::Result<(
     // only drops our page-table entries; later reads refault the same file
     // contents, no data is lost and no reference into the map is invalidated.
     // The range is page-aligned at its start and inside the mapping.
-    unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) }
+    #[cfg(unix)]
+    return unsafe {
+        map.map
+            .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+    };
+    #[cfg(not(unix))]
+    Ok(())
 }
 
 /// Major page faults of this process so far (getrusage).
 pub(crate) fn major_faults() -> u64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a complete `rusage` into the pointer we pass,
-    // which points to properly sized, writable, zero-initialised memory.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-    if rc != 0 {
-        return 0;
+    #[cfg(unix)]
+    {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes a complete `rusage` into the pointer we
+        // pass, which points to properly sized, writable, zeroed memory.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+        if rc != 0 {
+            return 0;
+        }
+        // SAFETY: getrusage returned 0, so it fully initialised `usage`
+        // (and the zeroed start makes every bit pattern a valid rusage anyway).
+        let usage = unsafe { usage.assume_init() };
+        usage.ru_majflt.max(0) as u64
     }
-    // SAFETY: getrusage returned 0, so it fully initialised `usage`
-    // (and the zeroed start makes every bit pattern a valid rusage anyway).
-    let usage = unsafe { usage.assume_init() };
-    usage.ru_majflt.max(0) as u64
+    #[cfg(not(unix))]
+    0
 }

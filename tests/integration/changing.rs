@@ -1,21 +1,21 @@
 //! Files that change under the map, and the `pread` source's equivalence.
 //!
-//! - A file truncated between batches gives `ErrorKind::FileChanged` on the
-//!   next batch, never SIGBUS, for both sources.
+//! - A file truncated, grown or rewritten in place while it is read gives
+//!   `ErrorKind::FileChanged`, never SIGBUS, for both sources, every order
+//!   and thread count, with the producer running ahead: a read of a page the
+//!   file lost is caught by `sys::Map`'s handler (zeros, a recorded fault)
+//!   and the batch holding it is an error, never delivered.
 //! - A file replaced by rename (what crash-safe writers do) keeps serving the
 //!   old bytes: the open descriptor and the map hold the old inode.
-//! - A file rewritten in place with the same size is NOT detected (a
-//!   documented residual risk): the next batches carry the new bytes.
 //! - The `pread` source gives byte-identical batches to the map for every
 //!   order, with augmentation, y, weights, auxiliary arrays, non-native data.
 //!
-//! A test that may die of a signal runs in a child process (this binary,
-//! re-executed on one child test), so a SIGBUS fails the test instead of
-//! killing the whole suite.
+//! Everything runs in the test process: a signal would kill the suite, which
+//! fails it as loudly as a failed assertion.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use npyflow::npy::{
     header_bytes, ByteOrder, Dtype, ElemType, NpyArray, NpzArchive, NpzWriter, OpenOptions,
@@ -113,7 +113,7 @@ fn truncation_between_batches(source: SourceKind, threads: usize) {
             }
             k => panic!("{source:?}: expected FileChanged, got {k:?}"),
         }
-        assert!(e.to_string().contains("changed while mapped"), "{e}");
+        assert!(e.to_string().contains("changed while being read"), "{e}");
     }
     assert!(matches!(
         x.check_unchanged().unwrap_err().kind(),
@@ -133,29 +133,8 @@ fn truncation_between_batches(source: SourceKind, threads: usize) {
 
 #[test]
 fn truncated_mapped_file_is_file_changed_not_sigbus() {
-    // In a child process: were the check missing, the read of a lost page
-    // would be SIGBUS, reported here as a failure rather than killing the suite.
-    for threads in [1, 3] {
-        let (status, out) = run_child("changing::truncation_child", &format!("mmap:{threads}"));
-        assert!(
-            status.success() && out.contains("CHILD-OK"),
-            "child failed ({status}):\n{out}"
-        );
-    }
-}
-
-/// The child of the mapped-truncation tests. `NPYFLOW_CHANGING_CHILD` =
-/// `mmap:<threads>` or `aux`.
-#[test]
-fn truncation_child() {
-    let Ok(arg) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    match arg.strip_prefix("mmap:") {
-        Some(threads) => truncation_between_batches(SourceKind::Mmap, threads.parse().unwrap()),
-        None => aux_and_npz_truncation(SourceKind::Mmap),
-    }
-    println!("CHILD-OK");
+    truncation_between_batches(SourceKind::Mmap, 1);
+    truncation_between_batches(SourceKind::Mmap, 3);
 }
 
 #[test]
@@ -276,37 +255,38 @@ fn aux_and_npz_truncation(source: SourceKind) {
 #[test]
 fn truncation_of_y_or_an_npz_archive_is_detected_too() {
     aux_and_npz_truncation(SourceKind::Read);
-    let (status, out) = run_child("changing::truncation_child", "aux");
-    assert!(
-        status.success() && out.contains("CHILD-OK"),
-        "child failed ({status}):\n{out}"
-    );
+    aux_and_npz_truncation(SourceKind::Mmap);
 }
 
 #[test]
-fn pread_rows_past_a_truncation_are_file_changed() {
+fn rows_read_past_a_truncation_are_file_changed() {
     // Direct row reads do not check the size up front (the iterator does,
-    // per batch); through pread a short read re-checks it, so the error is
-    // the cut, naming the sizes. (Through the map they would SIGBUS: the
-    // documented contract, see RELIABILITY.md.)
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_images(dir.path(), 10);
-    let full = fs::metadata(&path).unwrap().len();
-    let x = open(&path, SourceKind::Read);
-    let cut = x.data_offset() + 192 * 3;
-    truncate(&path, cut);
-    let mut row = vec![0f32; 192];
-    x.read_sample_into(2, &mut row).unwrap();
-    let e = x.read_sample_into(5, &mut row).unwrap_err();
-    assert!(
-        matches!(e.kind(), ErrorKind::FileChanged { expected, found, .. } if (*expected, *found) == (full, cut)),
-        "{e}"
-    );
-    let mut raw = vec![0u8; 192];
-    assert!(matches!(
-        x.read_row_raw(9, &mut raw).unwrap_err().kind(),
-        ErrorKind::FileChanged { .. }
-    ));
+    // per batch): through pread a short read re-checks it; through the map
+    // the read of a lost page faults into zeros, which the read reports as
+    // the cut instead of returning them. Either way the error names the sizes.
+    for source in [SourceKind::Read, SourceKind::Mmap] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_images(dir.path(), 40);
+        let full = fs::metadata(&path).unwrap().len();
+        let x = open(&path, source);
+        let cut = x.data_offset() + 192 * 3;
+        truncate(&path, cut);
+        let mut row = vec![0f32; 192];
+        x.read_sample_into(2, &mut row).unwrap();
+        let e = x.read_sample_into(39, &mut row).unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::FileChanged { expected, found, .. } if (*expected, *found) == (full, cut)),
+            "{source:?}: {e}"
+        );
+        let mut raw = vec![0u8; 192];
+        assert!(
+            matches!(
+                x.read_row_raw(38, &mut raw).unwrap_err().kind(),
+                ErrorKind::FileChanged { .. }
+            ),
+            "{source:?}"
+        );
+    }
 }
 
 #[test]
@@ -340,174 +320,210 @@ fn a_file_replaced_by_rename_keeps_serving_the_old_bytes() {
     }
 }
 
+/// Moves `path`'s modification time a minute back, as a dataset written
+/// long before the run has it: the kernel stamps writes with a coarse
+/// clock, so a rewrite within a few milliseconds of the original write
+/// could otherwise keep the same time.
+fn age(path: &Path) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+}
+
+/// Rewrites `path` in place with `bytes`: the same inode, truncated to
+/// nothing and written again, as `open(path, "wb")` does.
+fn rewrite_in_place(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = fs::File::create(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
 #[test]
-fn same_size_rewrite_in_place_is_not_detected_documented_risk() {
-    // Residual risk, documented: a file rewritten in place with the same
-    // size passes the size check; the map shows the new bytes at once, pread
-    // on its next read. No crash, but batches mix old and new data. This test
-    // pins the behaviour so that adding detection is a conscious change.
+fn a_same_size_rewrite_in_place_is_file_changed() {
+    // The size is the same; the modification time is not, so the next batch
+    // (and a direct check) is the change, not a mix of old and new bytes.
     let dir = tempfile::tempdir().unwrap();
     let path = write_images(dir.path(), 8);
     for source in [SourceKind::Mmap, SourceKind::Read] {
+        age(&path);
         let x = open(&path, source);
         let mut it = NumpyArrayIterator::builder(x.clone())
             .batch_size(4)
             .prefetch(0)
             .build()
             .unwrap();
-        let before = image_bytes(it.next_batch().unwrap());
+        it.next_batch().unwrap();
         let mut bytes = fs::read(&path).unwrap();
         let off = x.data_offset() as usize;
         bytes[off..].iter_mut().for_each(|b| *b = 200);
-        // Same inode, same size: write in place (no truncation, no rename).
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = fs::OpenOptions::new().write(true).open(&path).unwrap();
-        f.seek(SeekFrom::Start(0)).unwrap();
-        f.write_all(&bytes).unwrap();
-        drop(f);
-        x.check_unchanged().unwrap();
-        it.set_position(npyflow::Position { epoch: 0, batch: 0 });
-        let after = image_bytes(it.next_batch().unwrap());
-        assert_ne!(before, after);
-        let b = it
-            .next_batch()
-            .unwrap()
-            .images::<f32>()
-            .unwrap()
-            .iter()
-            .all(|&v| v == 200.0);
-        assert!(b, "{source:?}: the rewritten bytes are delivered");
+        rewrite_in_place(&path, &bytes);
+        let e = it.next_batch().unwrap_err();
+        let size = bytes.len() as u64;
+        assert!(
+            matches!(e.kind(), ErrorKind::FileChanged { expected, found, .. } if (*expected, *found) == (size, size)),
+            "{source:?}: {e}"
+        );
+        assert!(e.to_string().contains("rewritten in place"), "{e}");
+        // Reopened, the new contents are served.
+        let mut it = NumpyArrayIterator::builder(open(&path, source))
+            .batch_size(4)
+            .prefetch(0)
+            .build()
+            .unwrap();
+        let b = it.next_batch().unwrap().images::<f32>().unwrap();
+        assert!(b.iter().all(|&v| v == 200.0), "{source:?}");
         write_images(dir.path(), 8);
     }
 }
 
-// ------------------------------------------- prefetch and truncation (child)
-
-const CHILD_ENV: &str = "NPYFLOW_CHANGING_CHILD";
-
-/// Re-runs one child test of this binary in a child process and returns
-/// its exit status and output.
-fn run_child(test: &str, arg: &str) -> (std::process::ExitStatus, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, arg)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status, text)
+/// One run of the stress test: iterate `path` with the producer running
+/// ahead, change the file after `delay` (cut it to `cut` bytes, or rewrite
+/// it in place with `rewrite`), and pull batches until the error, which
+/// must be `FileChanged`; then the new file opens and iterates.
+struct ChangeRun<'a> {
+    path: &'a Path,
+    source: SourceKind,
+    order: Order,
+    threads: usize,
+    delay: Duration,
+    change: Change,
 }
 
-/// The child: iterate with prefetch, truncate after the first batch (after
-/// `delay` µs, while the background producer assembles the next ones), then
-/// pull batches until the error. What the producer had assembled before the
-/// cut may still be delivered; then `FileChanged`.
-/// `NPYFLOW_CHANGING_CHILD` = `<mmap|read>:<delay µs>`.
+#[derive(Clone)]
+enum Change {
+    Truncate(u64),
+    Rewrite(Vec<u8>),
+}
+
+impl ChangeRun<'_> {
+    fn run(&self) -> Result<usize, String> {
+        let label = format!(
+            "{:?} {:?} {} threads, {:?} after {:?}",
+            self.source,
+            self.order,
+            self.threads,
+            matches!(self.change, Change::Truncate(_))
+                .then_some("cut")
+                .unwrap_or("rewrite"),
+            self.delay
+        );
+        age(self.path);
+        let x = open(self.path, self.source);
+        let mut it = NumpyArrayIterator::builder(x)
+            .generator(augmenting())
+            .batch_size(16)
+            .order(self.order)
+            .threads(self.threads)
+            .prefetch(4)
+            .seed(5)
+            .build()
+            .unwrap();
+        let (path, delay, change) = (self.path.to_path_buf(), self.delay, self.change.clone());
+        let changer = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            match change {
+                Change::Truncate(len) => truncate(&path, len),
+                Change::Rewrite(bytes) => rewrite_in_place(&path, &bytes),
+            }
+        });
+        let mut delivered = 0;
+        let started = std::time::Instant::now();
+        let err = loop {
+            match it.next_batch() {
+                Ok(_) => delivered += 1,
+                Err(e) => break e,
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err(format!("{label}: no error a minute after the change"));
+            }
+        };
+        changer.join().unwrap();
+        if !matches!(err.kind(), ErrorKind::FileChanged { .. }) {
+            return Err(format!("{label}: expected FileChanged, got {err}"));
+        }
+        Ok(delivered)
+    }
+}
+
+/// The promise users rely on: a dataset file cut or rewritten while a run
+/// reads it, at any moment, in any order and thread count, with the producer
+/// running ahead through the map (the default), is an error and never a
+/// signal; the process then opens the new file and goes on. 200 truncations
+/// and 50 rewrites in place at moments spread over the first epochs.
 #[test]
-fn prefetch_truncation_child() {
-    let Ok(arg) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let (source, delay) = arg.split_once(':').unwrap();
-    let source = if source == "read" {
-        SourceKind::Read
-    } else {
-        SourceKind::Mmap
-    };
+fn changes_at_random_moments_are_file_changed_and_never_a_signal() {
     let dir = tempfile::tempdir().unwrap();
-    // 64 images of 48×48×3: a batch of 4 takes a few ms to resample at order 3.
-    let path = dir.path().join("x.npy");
-    let data: Vec<u8> = (0..64 * 6912).map(|k| (k * 7 % 251) as u8).collect();
-    npyflow::npy::write_npy(&path, ElemType::U8, &[64, 48, 48, 3], &data).unwrap();
-    let x = open(&path, source);
-    let g = ImageDataGenerator::new(GeneratorOptions {
-        rotation_range: 30.0,
-        interpolation_order: 3,
-        ..Default::default()
-    })
-    .unwrap();
-    let mut it = NumpyArrayIterator::builder(x.clone())
-        .generator(g)
-        .batch_size(4)
-        .order(Order::Shuffle)
-        .threads(2)
-        .prefetch(2)
-        .seed(1)
-        .build()
-        .unwrap();
-    it.next_batch().unwrap();
-    std::thread::sleep(std::time::Duration::from_micros(delay.parse().unwrap()));
-    truncate(&path, x.data_offset() + 6912);
-    let mut delivered = 0;
-    let err = loop {
-        match it.next_batch() {
-            Ok(_) => delivered += 1,
-            Err(e) => break e,
-        }
-        assert!(
-            delivered <= 3,
-            "more batches than the prefetch depth after the cut"
-        );
+    // 600 images of 8x8x3: an epoch of augmented batches takes a few ms.
+    let n = 600;
+    let path = write_images(dir.path(), n);
+    let original = fs::read(&path).unwrap();
+    let data_offset = open(&path, SourceKind::Read).data_offset();
+    let mut state = 0x853c_49e6_748f_ea9b_u64;
+    let mut next = move |bound: u64| {
+        // splitmix64: reproducible moments and cut points.
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % bound
     };
-    assert!(
-        matches!(err.kind(), ErrorKind::FileChanged { .. }),
-        "expected FileChanged, got {err}"
-    );
-    println!("CHILD-OK delivered={delivered} error={err}");
-}
-
-#[test]
-fn prefetch_truncation_in_a_child_process_read_source() {
-    // The pread source is the documented remedy for files that may change:
-    // even with the producer reading in the background, a cut is a clean error.
-    for delay in [0, 700, 2000] {
-        let (status, out) = run_child(
-            "changing::prefetch_truncation_child",
-            &format!("read:{delay}"),
-        );
-        assert!(
-            status.success() && out.contains("CHILD-OK"),
-            "child failed ({status}):\n{out}"
-        );
-    }
-}
-
-/// The residual risk, measured: the same scenario through the map. The
-/// producer thread may be reading rows of the next batches when the file is
-/// cut; a read of a lost page is SIGBUS. Run it by hand
-/// (`NPYFLOW_MEASURE_SIGBUS=1 cargo test --test integration prefetch_truncation_mapped -- --nocapture`)
-/// to count crashes; RELIABILITY.md reports the figure.
-#[test]
-fn prefetch_truncation_mapped_measurement() {
-    // A measurement, not a check: run by hand with NPYFLOW_MEASURE_SIGBUS=1.
-    if std::env::var("NPYFLOW_MEASURE_SIGBUS").is_err() {
-        println!("skipped: set NPYFLOW_MEASURE_SIGBUS=1 to measure the residual SIGBUS risk");
-        return;
-    }
-    let runs = 40;
-    let mut sigbus = 0;
-    for k in 0..runs {
-        let (status, out) = run_child(
-            "changing::prefetch_truncation_child",
-            &format!("mmap:{}", k * 100),
-        );
-        if status.success() {
-            assert!(out.contains("CHILD-OK"), "the child did not run:\n{out}");
+    let orders = [
+        Order::Shuffle,
+        Order::Sequential,
+        Order::Blocks {
+            block_rows: 32,
+            window: 4,
+        },
+    ];
+    let (mut cuts, mut rewrites) = (0, 0);
+    for k in 0..250 {
+        let change = if k % 5 == 4 {
+            rewrites += 1;
+            let mut bytes = original.clone();
+            let b = bytes.len();
+            bytes[data_offset as usize..b]
+                .iter_mut()
+                .for_each(|v| *v = v.wrapping_add(1));
+            // Rewritten shorter half of the time, at the same size otherwise.
+            if k % 10 == 4 {
+                bytes.truncate(data_offset as usize + 192 * next(n as u64) as usize);
+            }
+            Change::Rewrite(bytes)
         } else {
-            use std::os::unix::process::ExitStatusExt;
-            assert_eq!(
-                status.signal(),
-                Some(libc_sigbus()),
-                "child failed otherwise ({status}):\n{out}"
-            );
-            sigbus += 1;
+            cuts += 1;
+            Change::Truncate(data_offset + next(192 * n as u64))
+        };
+        let run = ChangeRun {
+            path: &path,
+            source: if k % 7 == 6 {
+                SourceKind::Read
+            } else {
+                SourceKind::Mmap
+            },
+            order: orders[k % 3],
+            threads: [1, 2, 4][(k / 3) % 3],
+            delay: Duration::from_micros(next(8000)),
+            change,
+        };
+        run.run().unwrap();
+        // The new file (here: the original again) opens and iterates whole.
+        fs::write(&path, &original).unwrap();
+        let mut it = NumpyArrayIterator::builder(open(&path, run.source))
+            .batch_size(100)
+            .order(run.order)
+            .threads(run.threads)
+            .build()
+            .unwrap();
+        let mut seen = 0;
+        while let Some(b) = it.next_in_epoch().unwrap() {
+            seen += b.len();
         }
+        assert_eq!(seen, n);
     }
-    println!("prefetch + truncation through the map: {sigbus} SIGBUS in {runs} runs");
-}
-
-fn libc_sigbus() -> i32 {
-    7 // SIGBUS on Linux (x86, arm)
+    assert_eq!((cuts, rewrites), (200, 50));
 }
 
 // ----------------------------------------------------- pread equivalence

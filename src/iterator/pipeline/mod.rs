@@ -244,12 +244,8 @@ impl Context {
         threads: usize,
         requested: bool,
     ) -> Result<()> {
-        // A file that shrank under the map would SIGBUS on access; catch the
-        // common case (truncation before this batch) as an error instead.
-        self.x.check_unchanged()?;
-        for a in self.y.iter().chain(&self.sample_weight).chain(&self.aux) {
-            a.check_unchanged()?;
-        }
+        // A change before the batch: no work on a file that is gone.
+        self.check_unchanged()?;
         let start = (index * self.batch_size).min(plan.len());
         let end = (start + self.batch_size).min(plan.len());
         let idx = &plan[start..end];
@@ -313,6 +309,18 @@ impl Context {
             // the budget's bookkeeping is still usable.
             let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
             self.charge_budget(&mut b, epoch, start, end, &rows)?;
+        }
+        // A change during the batch: rows read across it may mix old and new
+        // bytes, or zeros where a shrunken file lost pages (`sys::Map`), so
+        // the batch is an error, never delivered.
+        self.check_unchanged()
+    }
+
+    /// Every input array is still the file it was when opened.
+    fn check_unchanged(&self) -> Result<()> {
+        self.x.check_unchanged()?;
+        for a in self.y.iter().chain(&self.sample_weight).chain(&self.aux) {
+            a.check_unchanged()?;
         }
         Ok(())
     }

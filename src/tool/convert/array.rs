@@ -110,6 +110,9 @@ pub fn convert_array(
         };
         let dst = &mut out_buf[..n * out_row];
         cast_elements(src, from, dst, to.elem, options.scale);
+        // Before these rows reach the output: the source changing under the
+        // map may have handed us zeros or a mix of old and new bytes.
+        array.check_unchanged()?;
         writer.write_bytes(dst)?;
         if let Some(p) = options.progress {
             p((r1 * out_row) as u64, total_out);
