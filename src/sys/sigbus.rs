@@ -230,8 +230,6 @@ mod handler {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::*;
-
     /// A read past the end of a file that shrank under its map completes
     /// (reading zeros) and is recorded against that map only.
     #[test]
