@@ -390,7 +390,7 @@ def main():
         if y_path:
             flags = [*flags, "--y", str(y_path)]
         refs, ours, pys = [], [], []
-        for _ in range(args.rounds):
+        for k in range(args.rounds):
             if have_keras:
                 refs.append(keras_flow(x, y, keras_options))
             rate = npyflow_rate(path, flags, epochs)
@@ -401,6 +401,8 @@ def main():
                 rate = npyflow_python(path, y_path, keras_options, epochs, args.threads)
                 if rate is not None:
                     pys.append(rate)
+            last = lambda v: f"{v[-1]:.0f}" if len(v) > k else "n/a"  # noqa: E731
+            log(f"  round {k + 1}: keras {last(refs)}, tool {last(ours)}, python {last(pys)} img/s")
         return median(refs), median(ours), median(pys)
 
     log(f"1/4 augment 32x32x3 ({args.rounds} rounds) ...")

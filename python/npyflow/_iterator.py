@@ -97,7 +97,7 @@ class NumpyArrayIterator:
         drop_last: bool = False,
         shard: Any = None,
     ) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         # Keras' tuple form: (images, misc) or (images, [misc, ...]).
         misc: list[Any] = []
         if type(x) is tuple or type(x) is list:
@@ -220,23 +220,29 @@ class NumpyArrayIterator:
 
     def _abandon_native(self) -> None:
         native, self._native = self._native, None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         if native is None:
             return
         try:
-            self._position = native.position()
-            native.abandon()
+            self._position = tuple(native.abandon())
         except RuntimeError:
-            # Forked while another thread was inside a call: the object stays
-            # borrowed in this process; keep it alive, never drop it.
+            # Forked while another thread was inside a call: the object's
+            # lock stays held in this process; keep it alive, never drop it.
             _abandoned.append(native)
             self._position = getattr(self, "_position", (0, 0))
 
     def _it(self) -> Any:
-        if self._native is None:
-            self._native = self._build(self._seed)
-            self._native.set_position(*self._position)
-        return self._native
+        """The native iterator, rebuilt at the same position after a fork.
+        Calls on it take turns on its own lock; ``_lock`` guards replacing it."""
+        native = self._native
+        if native is None:
+            with self._lock:
+                if self._native is None:
+                    rebuilt = self._build(self._seed)
+                    rebuilt.set_position(*self._position)
+                    self._native = rebuilt
+                native = self._native
+        return native
 
     # -- Keras' protocol ---------------------------------------------------
 
@@ -262,42 +268,37 @@ class NumpyArrayIterator:
             idx += length
             if idx < 0:
                 raise IndexError(f"batch index {idx - length} out of range for length {length}")
-        with self._lock:
-            return self._it().get(int(idx))
+        return self._it().get(int(idx))
 
     def __iter__(self) -> NumpyArrayIterator:
         return self
 
     def __next__(self) -> Any:
         """The next batch (Keras' ``next``): endless, crossing epochs."""
-        # The hot path of a training loop: one lock and one native call
-        # (the native side builds the batch in Keras' shape).
-        with self._lock:
-            native = self._native
-            if native is None:
-                native = self._it()
-            return native.next_batch()
+        # The hot path of a training loop: one native call, which takes the
+        # iterator's lock and builds the batch in Keras' shape.
+        native = self._native
+        if native is None:
+            native = self._it()
+        return native.next_batch()
 
     next = __next__
 
     def epoch(self) -> Any:
         """The batches of one epoch, from the current position to its end."""
         while True:
-            with self._lock:
-                batch = self._it().next_in_epoch()
+            batch = self._it().next_in_epoch()
             if batch is None:
                 return
             yield batch
 
     def reset(self) -> None:
         """Keras' ``reset``: the next batch starts a new epoch."""
-        with self._lock:
-            self._it().reset()
+        self._it().reset()
 
     def on_epoch_end(self) -> None:
         """Keras' ``on_epoch_end``: move to the next epoch's order."""
-        with self._lock:
-            self._it().on_epoch_end()
+        self._it().on_epoch_end()
 
     # -- npyflow's additions -----------------------------------------------
 
@@ -366,7 +367,7 @@ class NumpyArrayIterator:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state["attrs"])
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.image_data_generator = state["generator"]
         self._config = state["config"]
         specs = state["inputs"]

@@ -8,12 +8,12 @@
 //! work runs with the GIL released.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use npyflow::npy::ElemType;
 use npyflow::{Batch, NumpyArrayIterator, Order, OutputDtype, Position, SaveFormat, Subset};
 use numpy::PyArrayDescr;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
@@ -122,45 +122,62 @@ pub struct Config {
 }
 
 /// A `NumpyArrayIterator` with its pool of batch buffers.
-#[pyclass(module = "npyflow._native")]
+///
+/// Safe to call from several Python threads: calls take turns on a lock
+/// (as Keras' iterator does), taken with the GIL released, since the thread
+/// holding it may be waiting for a batch without the GIL and needs the GIL
+/// back to finish. One lock here rather than one in the Python layer: a
+/// batch is a hot path.
+#[pyclass(frozen, module = "npyflow._native")]
 pub struct Iterator {
-    it: Option<NumpyArrayIterator>,
+    /// None once abandoned (in a forked child).
+    it: Mutex<Option<NumpyArrayIterator>>,
     pool: Arc<Pool>,
     failure: Arc<Failure>,
 }
 
 impl Iterator {
-    fn it(&mut self) -> &mut NumpyArrayIterator {
-        // `abandon` is only called on objects the Python layer then discards.
-        self.it
-            .as_mut()
-            .expect("the iterator lives until dropped or abandoned")
+    /// Runs `f` on the iterator with the GIL released, holding the lock.
+    ///
+    /// # Errors
+    /// `RuntimeError` when the iterator was abandoned (the Python layer
+    /// discards abandoned objects, so only a caller that kept one sees it).
+    fn with_it<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut NumpyArrayIterator) -> R + Send,
+    ) -> PyResult<R> {
+        py.detach(|| {
+            // A poisoned lock only means a panic (a bug) inside a call; the
+            // iterator itself is still whole.
+            let mut it = self.it.lock().unwrap_or_else(|e| e.into_inner());
+            it.as_mut().map(f)
+        })
+        .ok_or_else(|| PyRuntimeError::new_err("npyflow: this iterator was abandoned after fork"))
     }
 
     /// Runs `f` with the GIL released on a batch from the pool; `f` swaps
     /// the finished batch in (true) or leaves it (false: none).
     fn deliver<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         f: impl FnOnce(&mut NumpyArrayIterator, &mut Batch) -> npyflow::Result<bool> + Send,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let pool = Arc::clone(&self.pool);
-        let it = self.it();
-        let result = py.detach(|| {
+        let pool = &self.pool;
+        let result = self.with_it(py, |it| {
             let mut batch = pool.take(it);
-            let got = f(it, &mut batch);
-            match got {
+            match f(it, &mut batch) {
                 Ok(true) => Ok(Some(batch)),
                 other => {
                     pool.put(batch);
                     other.map(|_| None)
                 }
             }
-        });
+        })?;
         // An exception of the preprocessing function explains a failed batch.
         self.failure.check()?;
         match result.py_err()? {
-            Some(batch) => to_python(py, batch, &pool).map(Some),
+            Some(batch) => to_python(py, batch, pool).map(Some),
             None => Ok(None),
         }
     }
@@ -170,8 +187,16 @@ impl Drop for Iterator {
     fn drop(&mut self) {
         // The prefetch workers are joined when the iterator drops; a worker
         // running a Python preprocessing function waits for the GIL, so the
-        // GIL must not be held while they are joined.
-        if let Some(it) = self.it.take() {
+        // GIL must not be held while they are joined. A lock that is held
+        // here, where no call can be running, was held by another thread
+        // when this process was forked: the iterator's threads are the
+        // parent's, so it is left alone (never joined).
+        let it = match self.it.try_lock() {
+            Ok(mut it) => it.take(),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().take(),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if let Some(it) = it {
             Python::attach(|py| py.detach(move || drop(it)));
         }
     }
@@ -266,22 +291,42 @@ impl Iterator {
         }
         let it = py.detach(|| b.build()).py_err()?;
         Ok(Iterator {
-            it: Some(it),
+            it: Mutex::new(Some(it)),
             pool: Arc::new(Pool::default()),
             failure: Arc::clone(&generator.failure),
         })
     }
 
-    /// Forgets the Rust iterator without dropping it: in a forked child its
-    /// worker threads do not exist, and dropping it would join them.
-    fn abandon(&mut self) {
-        if let Some(it) = self.it.take() {
+    /// Forgets the Rust iterator without dropping it, and returns the
+    /// position it was at: in a forked child its worker threads do not
+    /// exist, and dropping it would join them.
+    ///
+    /// # Errors
+    /// `RuntimeError` when another thread was inside a call at the fork
+    /// (the lock stays held in the child): the object must be kept, never
+    /// used again.
+    fn abandon(&self) -> PyResult<(u64, usize)> {
+        let mut guard = match self.it.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(PyRuntimeError::new_err(
+                    "npyflow: the iterator was in use by another thread at fork",
+                ))
+            }
+        };
+        let position = guard.as_ref().map_or((0, 0), |it| {
+            let p = it.position();
+            (p.epoch, p.batch)
+        });
+        if let Some(it) = guard.take() {
             std::mem::forget(it);
         }
+        Ok(position)
     }
 
     /// The next batch, crossing epochs (Keras' `next()`).
-    fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         // Crossing into the next epoch when this one has ended; an iterator
         // with no samples yields empty batches, as Keras does.
         let b = self.deliver(py, |it, batch| {
@@ -294,88 +339,89 @@ impl Iterator {
     }
 
     /// The next batch of the current epoch, or None at its end.
-    fn next_in_epoch<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn next_in_epoch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.deliver(py, |it, batch| it.next_into(batch))
     }
 
     /// Batch `index` of the current epoch (Keras' `__getitem__`).
-    fn get<'py>(&mut self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyAny>> {
+    fn get<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyAny>> {
         let b = self.deliver(py, |it, batch| it.get_into(index, batch).map(|()| true))?;
         Ok(b.expect("get always yields"))
     }
 
-    fn __len__(&mut self) -> usize {
-        self.it().len()
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with_it(py, |it| it.len())
     }
 
     /// Samples per epoch.
     #[getter]
-    fn num_samples(&mut self) -> usize {
-        self.it().num_samples()
+    fn num_samples(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with_it(py, |it| it.num_samples())
     }
 
     /// The seed in use.
     #[getter]
-    fn seed(&mut self) -> u64 {
-        self.it().seed()
+    fn seed(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with_it(py, |it| it.seed())
     }
 
     /// Threads assembling a batch.
     #[getter]
-    fn threads(&mut self) -> usize {
-        self.it().threads()
+    fn threads(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with_it(py, |it| it.threads())
     }
 
     /// Batches prepared ahead.
     #[getter]
-    fn prefetch(&mut self) -> usize {
-        self.it().prefetch_depth()
+    fn prefetch(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with_it(py, |it| it.prefetch_depth())
     }
 
     /// The access order as its serde form (`"shuffle"`, `{"blocks": {...}}`).
     #[getter]
-    fn order(&mut self) -> PyResult<String> {
-        serde_json::to_string(&self.it().order()).map_err(|e| PyValueError::new_err(e.to_string()))
+    fn order(&self, py: Python<'_>) -> PyResult<String> {
+        self.with_it(py, |it| serde_json::to_string(&it.order()))?
+            .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     /// `(epoch, batch)`: the next batch to be produced.
-    fn position(&mut self) -> (u64, usize) {
-        let p = self.it().position();
-        (p.epoch, p.batch)
+    fn position(&self, py: Python<'_>) -> PyResult<(u64, usize)> {
+        self.with_it(py, |it| {
+            let p = it.position();
+            (p.epoch, p.batch)
+        })
     }
 
     /// Moves to `(epoch, batch)`.
-    fn set_position(&mut self, py: Python<'_>, epoch: u64, batch: usize) {
-        let it = self.it();
-        py.detach(|| it.set_position(Position { epoch, batch }));
+    fn set_position(&self, py: Python<'_>, epoch: u64, batch: usize) -> PyResult<()> {
+        self.with_it(py, |it| it.set_position(Position { epoch, batch }))
     }
 
     /// Keras' `reset`.
-    fn reset(&mut self, py: Python<'_>) {
-        let it = self.it();
-        py.detach(|| it.reset());
+    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_it(py, |it| it.reset())
     }
 
     /// Keras' `on_epoch_end`.
-    fn on_epoch_end(&mut self, py: Python<'_>) {
-        let it = self.it();
-        py.detach(|| it.on_epoch_end());
+    fn on_epoch_end(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_it(py, |it| it.on_epoch_end())
     }
 
     /// The telemetry of the last complete epoch (or, with `current`, of the
     /// epoch in progress) as a dict, or None.
     #[pyo3(signature = (current=false))]
     fn telemetry<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         current: bool,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let it = self.it();
-        let t = if current {
-            py.detach(|| it.current_epoch_telemetry())
-        } else {
-            it.last_epoch_telemetry().cloned()
-        };
+        let t = self.with_it(py, |it| {
+            if current {
+                it.current_epoch_telemetry()
+            } else {
+                it.last_epoch_telemetry().cloned()
+            }
+        })?;
         let Some(t) = t else { return Ok(None) };
         let d = PyDict::new(py);
         d.set_item("samples", t.samples)?;

@@ -120,6 +120,35 @@ def test_a_python_thread_runs_while_batches_are_assembled(big_npy):
     assert during >= 5, during
 
 
+def test_threads_sharing_an_iterator_take_turns(npy_path):
+    def flow():
+        return npyflow.ImageDataGenerator(rotation_range=20).flow(
+            str(npy_path), np.arange(10) * 7, batch_size=3, seed=2, threads=2
+        )
+
+    reference = [next(flow_it) for flow_it in [flow()] for _ in range(60)]
+    it = flow()
+    got: list = []
+
+    def take():
+        for _ in range(15):
+            x, y = next(it)
+            got.append((y.tolist(), x))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Every call got a whole batch of its own: together, the first 60
+    # batches, each once, whatever the interleaving.
+    key = lambda b: (b[0], b[1].tobytes())  # noqa: E731
+    assert sorted(map(key, got)) == sorted(key((y.tolist(), x)) for x, y in reference)
+    # 4 batches an epoch (10 samples, 3 a batch): the 60th ends epoch 14.
+    state = it.state_dict()
+    assert (state["epoch"], state["batch"]) == (14, 4)
+
+
 def test_ctrl_c_interrupts_a_long_fit(big_npy):
     g = npyflow.ImageDataGenerator(featurewise_center=True, rotation_range=10)
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
