@@ -5,7 +5,9 @@
 
 mod common;
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use npyflow::{
     affine_transform, keras_affine, warm_file, Affine2, FillMode, GeneratorOptions,
     ImageDataGenerator, ImageShape, NpyArray, NumpyArrayIterator, Order, ResampleScratch,

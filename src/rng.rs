@@ -7,7 +7,7 @@
 //! (seed, epoch, sample index). Output is then independent of thread count,
 //! prefetch depth, batch size and call order.
 
-use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// What a stream is used for; keeps streams of different purposes disjoint.
