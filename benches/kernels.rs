@@ -8,10 +8,11 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use npyflow::augment::{affine_transform, keras_affine, Affine2, ResampleScratch};
+use npyflow::cache::warm_file;
 use npyflow::{
-    affine_transform, keras_affine, warm_file, Affine2, FillMode, GeneratorOptions,
-    ImageDataGenerator, ImageShape, NpyArray, NumpyArrayIterator, Order, ResampleScratch,
-    ShiftRange, ZoomRange,
+    FillMode, GeneratorOptions, ImageDataGenerator, ImageShape, NpyArray, NumpyArrayIterator,
+    Order, ShiftRange, ZoomRange,
 };
 
 const BATCH: usize = 64;

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::time::Instant;
 
+use npyflow::cache::{advise_for_order, evict_array, warm_file, AccessPattern, TelemetryRecorder};
 use npyflow::{
-    advise_for_order, evict_array, global_plan, warm_file, AccessPattern, EpochTelemetry,
-    GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order, TelemetryRecorder,
+    EpochTelemetry, GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order,
 };
 
 use crate::config::{AdviceMode, BenchConfig, BenchOrder, CacheState, Cell};
@@ -74,7 +74,7 @@ const RESCALE: f32 = 1.0 / 255.0;
 /// thread, no hints.
 fn plain_gather(x: &NpyArray, order: Order, config: &BenchConfig) -> Result<EpochTelemetry> {
     advise_for_order(x, AccessPattern::Normal)?;
-    let plan = global_plan(order, x.len(), config.seed, 0);
+    let plan = order.plan(x.len(), config.seed, 0);
     let bs = config.batch_size.max(1);
     let mut batch = vec![0f32; bs * x.row_len()];
     let mut recorder = TelemetryRecorder::start(&[x]);

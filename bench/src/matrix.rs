@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use npyflow::{file_residency, NpyArray};
+use npyflow::cache::file_residency;
+use npyflow::NpyArray;
 use serde::{Deserialize, Serialize};
 
 use crate::cell::run_cell;

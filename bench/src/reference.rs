@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use npyflow::{evict_file, file_residency, NpyArray};
+use npyflow::cache::{evict_file, file_residency};
+use npyflow::NpyArray;
 
 use crate::config::BenchOrder;
 use crate::error::{Error, ErrorKind, Result};

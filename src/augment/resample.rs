@@ -151,7 +151,8 @@ pub struct ResampleScratch {
 /// # Examples
 ///
 /// ```
-/// use npyflow::{affine_transform, Affine2, FillMode, ImageShape, ResampleScratch};
+/// use npyflow::augment::{affine_transform, Affine2, ResampleScratch};
+/// use npyflow::{FillMode, ImageShape};
 ///
 /// // A 3×3 single-channel image, shifted up by one row (tx = 1 in Keras terms).
 /// let shape = ImageShape::hwc(3, 3, 1);
@@ -368,7 +369,7 @@ pub(crate) fn general_pixel<S: Real, T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keras_affine;
+    use crate::augment::keras_affine;
 
     fn image(shape: ImageShape) -> Vec<f64> {
         (0..shape.len())

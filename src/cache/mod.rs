@@ -6,6 +6,10 @@
 //! Everything here is advice to the kernel or a measurement: no function
 //! changes what a read returns, so a failing hint never corrupts a batch.
 //!
+//! The [`TelemetryRecorder`] measures what an epoch cost
+//! ([`EpochTelemetry`]); iterators record their own, and a program that
+//! reads files its own way (a benchmark's baseline) can use one too.
+//!
 //! A caveat shared with vmtouch: since Linux 5.2, `mincore` reports the page
 //! cache of a file only to processes that own the file or could open it for
 //! writing (or are privileged); for other files it reports only the pages
@@ -13,6 +17,8 @@
 
 pub(crate) mod readahead;
 pub(crate) mod telemetry;
+
+pub use telemetry::{EpochTelemetry, ProcessIo, TelemetryRecorder};
 
 use std::collections::VecDeque;
 use std::fs::File;

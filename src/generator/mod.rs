@@ -10,7 +10,7 @@ pub(crate) mod statistics;
 
 use std::path::Path;
 
-pub use config::{GeneratorOptions, ShiftRange, ZoomRange};
+pub use config::{Compat, GeneratorOptions, ShiftRange, ZoomRange};
 pub use preprocess::{ImageMut, PreprocessingFunction};
 
 use crate::augment::{
@@ -96,10 +96,9 @@ impl ImageDataGenerator {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument),
-    /// naming the option, for: an unknown `fill_mode`; `interpolation_order`
-    /// above 5; `validation_split` outside (0, 1) other than 0;
-    /// `brightness_range` that is not a pair; a `zoom_range` list that is not
-    /// a pair; any non-finite number.
+    /// naming the option, for: `interpolation_order` above 5;
+    /// `validation_split` outside (0, 1) other than 0; any non-finite number;
+    /// [`Compat::Keras3`] (not implemented yet).
     pub fn new(options: GeneratorOptions) -> Result<ImageDataGenerator> {
         let checked = config::validate(options)?;
         Ok(ImageDataGenerator {
@@ -375,10 +374,29 @@ impl ImageDataGenerator {
         self.apply_transform(image, shape, &params, scratch)
     }
 
-    /// Keras' `standardize` on one image, in place: the preprocessing
-    /// function, then [`standardize`](crate::generator::standardize) with this generator's
-    /// options and statistics (rescale, samplewise centre and std, featurewise
-    /// centre and std, ZCA).
+    /// Keras' `standardize` on one image, in place, in Keras 1.1.2's order,
+    /// each step only when its option is on: the preprocessing function;
+    /// `rescale` (`x *= rescale`); samplewise centre (the mean of all
+    /// elements) and std (the population std of all elements, plus `1e-6`);
+    /// featurewise centre and std (the fitted per-channel mean and std, plus
+    /// `1e-6`); ZCA (flattened in memory order, right-multiplied by the
+    /// fitted `D × D` matrix). Every step works in `T`, as numpy does on a
+    /// `float32` array.
+    ///
+    /// ```
+    /// use npyflow::{DataFormat, GeneratorOptions, ImageDataGenerator, ImageShape, Statistics};
+    ///
+    /// let generator = ImageDataGenerator::new(GeneratorOptions {
+    ///     rescale: Some(0.5),
+    ///     featurewise_center: true,
+    ///     ..Default::default()
+    /// })?
+    /// .with_statistics(Statistics::new(DataFormat::ChannelsLast).with_mean(vec![1.0])?);
+    /// let mut image = [2.0f32, 4.0, 6.0, 8.0];
+    /// generator.standardize(&mut image, ImageShape::hwc(2, 2, 1))?;
+    /// assert_eq!(image, [0.0, 1.0, 2.0, 3.0]);
+    /// # Ok::<(), npyflow::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`ErrorKind::ShapeMismatch`](crate::ErrorKind::ShapeMismatch) when
@@ -532,7 +550,7 @@ mod tests {
             ("nearest", ImageShape::hwc(128, 128, 3), false),
         ] {
             let generator = ImageDataGenerator::new(GeneratorOptions {
-                fill_mode: fill.into(),
+                fill_mode: fill.parse().unwrap(),
                 ..keras_augmentation()
             })
             .unwrap();
@@ -572,7 +590,7 @@ mod tests {
         assert_eq!(read_equals_in_hand(flips, &image, shape), 0);
 
         let augment = |fill_mode: &str| GeneratorOptions {
-            fill_mode: fill_mode.into(),
+            fill_mode: fill_mode.parse().unwrap(),
             ..keras_augmentation()
         };
         for shape in [
@@ -611,7 +629,7 @@ mod tests {
             let generator = ImageDataGenerator::new(GeneratorOptions {
                 vertical_flip: true,
                 interpolation_order: order,
-                fill_mode: fill.into(),
+                fill_mode: fill.parse().unwrap(),
                 ..keras_augmentation()
             })
             .unwrap();
@@ -642,7 +660,7 @@ mod tests {
                     );
                     if let Some(m) = m {
                         let mut out = vec![0.0; separate.len()];
-                        crate::affine_transform(
+                        crate::augment::affine_transform(
                             &separate,
                             &mut out,
                             shape,

@@ -6,12 +6,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use npyflow::npy::{write_npy, ElemType};
-use npyflow::{
+use npyflow::cache::{
     advise_for_order, evict_array, evict_file, file_residency, prefetch_row_range, prefetch_rows,
-    residency_of, resident_fraction, warm_file, AccessPattern, NpyArray, PageBudget,
-    TelemetryRecorder,
+    residency_of, resident_fraction, warm_file, AccessPattern, PageBudget, TelemetryRecorder,
 };
+use npyflow::npy::{write_npy, ElemType};
+use npyflow::NpyArray;
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
@@ -363,7 +363,7 @@ fn the_default_prefetch_depth_follows_the_batch_size() {
         .build()
         .unwrap();
     assert_eq!(it.prefetch_depth(), 2);
-    const { assert!(npyflow::AUTO_PREFETCH_BYTES < 48 << 20) };
+    const { assert!(npyflow::IteratorBuilder::AUTO_PREFETCH_BYTES < 48 << 20) };
     // An explicit depth is kept.
     let it = npyflow::NumpyArrayIterator::builder(NpyArray::open(&small).unwrap())
         .prefetch(0)

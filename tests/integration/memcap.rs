@@ -136,15 +136,15 @@ fn child(path: &Path) {
             seen.iter().all(|&s| s),
             "{order:?}: a sample was never delivered"
         );
-        let anon = npyflow::anon_rss_bytes();
-        println!("{order:?}: ok, anon memory {} MiB", anon >> 20);
+        let anon = it.last_epoch_telemetry().map_or(0, |t| t.peak_anon_bytes);
+        println!("{order:?}: ok, peak anon memory {} MiB", anon >> 20);
     }
     let opts = GeneratorOptions {
         featurewise_center: true,
         featurewise_std_normalization: true,
         ..Default::default()
     };
-    let stats = npyflow::fit(&opts, &x, &npyflow::FitConfig::default(), None).unwrap();
+    let stats = npyflow::fit::fit(&opts, &x, &npyflow::FitConfig::default(), None).unwrap();
     println!("fit: ok, mean {:?}", stats.mean());
 }
 
@@ -174,7 +174,7 @@ fn an_epoch_larger_than_the_memory_cap_delivers_every_sample() {
         .unwrap();
     let path = dir.path().join("x.npy");
     write_dataset(&path, n);
-    npyflow::evict_file(&path).unwrap();
+    npyflow::cache::evict_file(&path).unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut child = cg
         .command(&exe)

@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use npyflow::{
-    affine_transform, keras_affine, Affine2, DataFormat, FillMode, ImageShape, ResampleScratch,
-};
+use npyflow::augment::{affine_transform, keras_affine, Affine2, ResampleScratch};
+use npyflow::{DataFormat, FillMode, ImageShape};
 
 /// Reads a little-endian, C-order `<f4` / `<f8` `.npy` (what the generator
 /// writes), widened to f64, with its shape. Deliberately tiny: the crate's own

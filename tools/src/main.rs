@@ -14,6 +14,7 @@ mod info;
 mod iterate;
 mod opts;
 mod preview;
+mod synth;
 mod ui;
 
 use std::process::ExitCode;

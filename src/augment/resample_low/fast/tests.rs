@@ -2,7 +2,8 @@
 //! fused flips, its fallbacks, and its vector path against its scalar one.
 
 use crate::augment::{flip_horizontal, flip_vertical, keras_affine};
-use crate::{Affine2, FillMode, ImageShape, ResampleScratch};
+use crate::augment::{Affine2, ResampleScratch};
+use crate::{FillMode, ImageShape};
 
 /// A small deterministic generator (64-bit LCG, high bits).
 struct Lcg(u64);
