@@ -88,7 +88,7 @@ pub fn extract_npz(
                 format!("member name {member_name:?} would be written outside the output folder"),
             )
         })?;
-        if rel.extension().map_or(true, |e| e != "npy") {
+        if rel.extension().is_none_or(|e| e != "npy") {
             let mut s = rel.into_os_string();
             s.push(".npy");
             rel = PathBuf::from(s);
