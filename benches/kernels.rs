@@ -5,7 +5,9 @@
 
 mod common;
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use npyflow::augment::{affine_transform, keras_affine, Affine2, ResampleScratch};
 use npyflow::cache::warm_file;
 use npyflow::{

@@ -79,7 +79,9 @@ pub(super) fn block_moments_u8(block: &[u8], image: ImageShape) -> Vec<Moments> 
 
 /// Whether [`block_moments_u8`] takes images of this layout.
 pub(super) fn u8_moments_apply(image: ImageShape) -> bool {
-    image.format == DataFormat::ChannelsLast && image.channels > 0 && LANES % image.channels == 0
+    image.format == DataFormat::ChannelsLast
+        && image.channels > 0
+        && LANES.is_multiple_of(image.channels)
 }
 
 /// Values per lane summed in `u32` before moving to `u64`: 16384 squares of
@@ -144,7 +146,7 @@ fn channel_sums(block: &[f64], image: ImageShape, mean: Option<&[f64]>) -> Vec<f
     };
     let mut out = vec![0.0; c];
     match image.format {
-        DataFormat::ChannelsLast if LANES % c == 0 => {
+        DataFormat::ChannelsLast if LANES.is_multiple_of(c) => {
             let lane_mean: [f64; LANES] = std::array::from_fn(|i| mean.map_or(0.0, |m| m[i % c]));
             let mut acc = [0.0; LANES];
             let chunks = block.chunks_exact(LANES);

@@ -1,10 +1,11 @@
 //! The covariance for ZCA, streamed in lower-triangle tiles, and the ZCA
 //! matrix from its eigendecomposition.
 
-use faer::dyn_stack::{GlobalPodBuffer, PodStack};
-use faer::linalg::evd::{compute_hermitian_evd, compute_hermitian_evd_req, ComputeVectors};
+use faer::diag::DiagMut;
+use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
+use faer::linalg::evd::{self_adjoint_evd, self_adjoint_evd_scratch, ComputeEigenvectors};
 use faer::linalg::matmul::matmul;
-use faer::Parallelism;
+use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::generator::statistics::ZcaMatrix;
@@ -52,21 +53,19 @@ fn tile_elems(d: usize) -> Option<u64> {
 pub(super) fn zca_bytes(d: usize) -> Option<u64> {
     let square = (d as u64).checked_mul(d as u64)?.checked_mul(8)?;
     let vectors = (d as u64).checked_mul(8 * 3)?; // shift, column sums, eigenvalues
-    let workspace = compute_hermitian_evd_req::<f64>(
-        d,
-        ComputeVectors::Yes,
-        Parallelism::None,
-        Default::default(),
-    )
-    .ok()?;
-    let workspace = workspace
-        .size_bytes()
-        .checked_add(workspace.align_bytes())? as u64;
+    let workspace = evd_workspace(d).layout().ok()?;
+    let workspace = workspace.size().checked_add(workspace.align())? as u64;
     // Phases: tiles + covariance; covariance + eigenvectors + workspace;
     // eigenvectors + result. The second is always the largest.
     let assemble = tile_elems(d)?.checked_mul(8)?.checked_add(square)?;
     let evd = square.checked_mul(2)?.checked_add(workspace)?;
     assemble.max(evd).checked_add(vectors)
+}
+
+/// The eigensolver's workspace for a `d × d` matrix (an unsatisfiable
+/// request when its size overflows).
+fn evd_workspace(d: usize) -> StackReq {
+    self_adjoint_evd_scratch::<f64>(d, ComputeEigenvectors::Yes, Par::Seq, Default::default())
 }
 
 /// A zero-filled vector, or a [`ErrorKind::MemoryLimit`] error instead of an abort.
@@ -120,12 +119,12 @@ impl Gram {
         for row in buf.chunks_exact(d) {
             self.sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
         }
-        let x = faer::mat::from_row_major_slice(buf, rows, d);
+        let x = MatRef::from_row_major_slice(buf, rows, d);
         self.tiles.par_iter_mut().for_each(|t| {
             let a = x.subcols(t.i0, t.rows).transpose();
             let b = x.subcols(t.j0, t.cols);
-            let dst = faer::mat::from_column_major_slice_mut(&mut t.data, t.rows, t.cols);
-            matmul(dst, a, b, Some(1.0), 1.0, Parallelism::None);
+            let dst = MatMut::from_column_major_slice_mut(&mut t.data, t.rows, t.cols);
+            matmul(dst, Accum::Add, a, b, 1.0, Par::Seq);
         });
     }
 
@@ -185,31 +184,33 @@ pub(super) fn zca_matrix(sigma: Vec<f64>, d: usize, epsilon: f64) -> Result<ZcaM
     let mut s = vec![0.0; d];
     let mut u = try_zeroed(d * d, "ZCA eigenvectors")?;
     {
-        let req = compute_hermitian_evd_req::<f64>(
-            d,
-            ComputeVectors::Yes,
-            Parallelism::None,
-            Default::default(),
-        )
-        .map_err(|_| ErrorKind::MemoryLimit {
+        let req = evd_workspace(d);
+        let needed = req.layout().map_err(|_| ErrorKind::MemoryLimit {
             what: "ZCA eigensolver workspace".into(),
             needed: u64::MAX,
             limit: 0,
         })?;
-        let mut mem = GlobalPodBuffer::try_new(req).map_err(|_| ErrorKind::MemoryLimit {
+        let mut mem = MemBuffer::try_new(req).map_err(|_| ErrorKind::MemoryLimit {
             what: "ZCA eigensolver workspace (the allocator refused)".into(),
-            needed: req.size_bytes() as u64,
+            needed: needed.size() as u64,
             limit: 0,
         })?;
         // One thread: the result must not depend on the pool size.
-        compute_hermitian_evd(
-            faer::mat::from_column_major_slice(&sigma, d, d),
-            faer::col::from_slice_mut(&mut s),
-            Some(faer::mat::from_column_major_slice_mut(&mut u, d, d)),
-            Parallelism::None,
-            PodStack::new(&mut mem),
+        self_adjoint_evd(
+            MatRef::from_column_major_slice(&sigma, d, d),
+            DiagMut::from_slice_mut(&mut s),
+            Some(MatMut::from_column_major_slice_mut(&mut u, d, d)),
+            Par::Seq,
+            MemStack::new(&mut mem),
             Default::default(),
-        );
+        )
+        .map_err(|_| {
+            Error::invalid(
+                "x",
+                format!("a {d}×{d} covariance"),
+                "its eigendecomposition did not converge",
+            )
+        })?;
     }
     drop(sigma);
     // V = U·diag(w^½) so that V·Vᵀ = U·diag(w)·Uᵀ with one product. The
@@ -226,20 +227,20 @@ pub(super) fn zca_matrix(sigma: Vec<f64>, d: usize, epsilon: f64) -> Result<ZcaM
         }
         col.iter_mut().for_each(|v| *v *= scale);
     }
-    let v = faer::mat::from_column_major_slice(&u, d, d);
+    let v = MatRef::from_column_major_slice(&u, d, d);
     let mut pc = try_zeroed(d * d, "ZCA matrix")?;
     pc.par_chunks_mut(TILE * d)
         .enumerate()
         .for_each(|(b, block)| {
             let h = block.len() / d;
-            let dst = faer::mat::from_row_major_slice_mut(block, h, d);
+            let dst = MatMut::from_row_major_slice_mut(block, h, d);
             matmul(
                 dst,
+                Accum::Replace,
                 v.subrows(b * TILE, h),
                 v.transpose(),
-                None,
                 1.0,
-                Parallelism::None,
+                Par::Seq,
             );
         });
     drop(u);

@@ -211,7 +211,7 @@ impl NpyArray {
         // members, so there we accept any offset (rows are read byte-wise and
         // only zero-copy `view` insists on alignment).
         let data_start = base + header.data_offset as u64;
-        if member.is_none() && data_start % header.dtype.size() as u64 != 0 {
+        if member.is_none() && !data_start.is_multiple_of(header.dtype.size() as u64) {
             return Err(ErrorKind::Misaligned {
                 path,
                 offset: data_start,
@@ -536,7 +536,7 @@ impl NpyArray {
     pub(crate) fn read_rows_raw_pread(&self, first: usize, out: &mut [u8]) -> Result<()> {
         let rb = self.inner.row_bytes.max(1);
         assert!(
-            out.len() % rb == 0 && first + out.len() / rb <= self.len(),
+            out.len().is_multiple_of(rb) && first + out.len() / rb <= self.len(),
             "read_rows_raw_pread: rows out of range"
         );
         self.pread_exact(out, self.data_offset() + (first * rb) as u64)?;

@@ -64,9 +64,16 @@ impl NpzArchive {
             let f = zip
                 .by_index_raw(i)
                 .map_err(|e| npz_err(path, format!("member {i}: {e}")))?;
-            let data_start = f.data_start();
+            let name = f
+                .name()
+                .map_err(|e| npz_err(path, format!("member {i}: {e}")))?
+                .into_owned();
+            // Known once the entry is opened: opening reads its local header.
+            let data_start = f
+                .data_start()
+                .ok_or_else(|| npz_err(path, format!("member {name}: no data offset")))?;
             members.push(NpzMember {
-                name: f.name().to_string(),
+                name,
                 compressed: f.compression() != zip::CompressionMethod::Stored,
                 data_start,
                 size: f.size(),

@@ -129,7 +129,7 @@ fn raw_header(path: &Path, dtype: Dtype, shape: &[usize]) -> Result<Header> {
         .iter()
         .filter(|&&d| d != 0)
         .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d));
-    if !nonzero.is_some_and(|b| b <= isize::MAX as usize) {
+    if nonzero.is_none_or(|b| b > isize::MAX as usize) {
         return Err(overflow());
     }
     Ok(Header {

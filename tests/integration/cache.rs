@@ -96,7 +96,7 @@ fn residency_rises_when_read_and_drops_after_eviction() {
     assert_eq!(
         read.pages,
         x.data_len().div_ceil(read.page_size)
-            + usize::from(x.data_offset() % read.page_size as u64 != 0)
+            + usize::from(!x.data_offset().is_multiple_of(read.page_size as u64))
     );
     assert!(
         read.fraction() > 0.9,

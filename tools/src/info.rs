@@ -137,7 +137,7 @@ fn describe_array(a: &NpyArray, member: Option<&str>, chart: usize) -> Value {
     };
     v["data_offset"] = json!(offset);
     v["alignment"] = json!(alignment);
-    v["aligned_for_dtype"] = json!(offset % a.dtype().size() as u64 == 0);
+    v["aligned_for_dtype"] = json!(offset.is_multiple_of(a.dtype().size() as u64));
     v["file_bytes"] = json!(std::fs::metadata(a.path()).map(|m| m.len()).ok());
     v["residency"] = match residency_of(a) {
         Ok(r) => json!({

@@ -50,7 +50,7 @@ pub(crate) fn cast_elements(
 ) {
     let n = src.len() / from.size();
     assert!(
-        src.len() % from.size() == 0 && dst.len() == n * to.size(),
+        src.len().is_multiple_of(from.size()) && dst.len() == n * to.size(),
         "cast_elements: {} source bytes of {} do not fill {} bytes of {}",
         src.len(),
         from,

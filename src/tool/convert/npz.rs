@@ -77,7 +77,10 @@ pub fn extract_npz(
         if member.is_dir() {
             continue;
         }
-        let member_name = member.name().to_string();
+        let member_name = member
+            .name()
+            .map_err(|e| npz_err(file, format!("member {i}: {e}")))?
+            .into_owned();
         let label = PathBuf::from(format!("{}:{member_name}", file.display()));
         let mut rel = member.enclosed_name().ok_or_else(|| {
             npz_err(
@@ -85,7 +88,7 @@ pub fn extract_npz(
                 format!("member name {member_name:?} would be written outside the output folder"),
             )
         })?;
-        if rel.extension().map_or(true, |e| e != "npy") {
+        if rel.extension().is_none_or(|e| e != "npy") {
             let mut s = rel.into_os_string();
             s.push(".npy");
             rel = PathBuf::from(s);
