@@ -129,8 +129,9 @@ pub use generator::{
     ShiftRange, ZoomRange,
 };
 pub use iterator::batch::{Batch, Rows};
-pub use iterator::order::{Order, Shard, Subset};
+pub use iterator::order::{Order, Subset};
 pub use iterator::save::SaveFormat;
+pub use iterator::shard::Shard;
 pub use iterator::{IteratorBuilder, NumpyArrayIterator, Position, WHITE_LIST_FORMATS};
 pub use layout::{DataFormat, ImageShape};
 pub use npy::{NpyArray, NpzArchive};

@@ -10,6 +10,7 @@ mod builder;
 pub(crate) mod order;
 pub(crate) mod pipeline;
 pub(crate) mod save;
+pub(crate) mod shard;
 
 use std::sync::Arc;
 
@@ -157,19 +158,21 @@ impl NumpyArrayIterator {
         &WHITE_LIST_FORMATS
     }
 
-    /// Batches per epoch: `ceil(n / batch_size)` (`floor` with `drop_last`).
+    /// Batches of the current epoch: `ceil(n / batch_size)` (`floor` with
+    /// `drop_last`) for `n` samples per epoch ([`num_samples`](Self::num_samples)).
     pub fn len(&self) -> usize {
-        self.ctx.num_batches()
+        self.ctx.schedule().batches(self.position.epoch)
     }
 
-    /// True when an epoch has no batches.
+    /// True when the current epoch has no batches.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Samples per epoch (this subset and shard).
+    /// Samples per epoch (this subset and shard: every shard has as many,
+    /// see [`Shard::len`](crate::Shard::len)).
     pub fn num_samples(&self) -> usize {
-        self.ctx.shard_len()
+        self.ctx.schedule().full_samples()
     }
 
     /// Samples per batch.
@@ -298,7 +301,7 @@ impl NumpyArrayIterator {
     /// Data errors (a file that changed under the map, I/O on the read source,
     /// missing statistics...).
     pub fn next_batch(&mut self) -> Result<&Batch> {
-        if self.is_empty() {
+        if self.ctx.schedule().full_batches() == 0 {
             self.batch.clear();
             return Ok(&self.batch);
         }
@@ -435,7 +438,6 @@ impl NumpyArrayIterator {
         if self.prefetch == 0 {
             return self.fill(epoch, index);
         }
-        let len = self.len();
         if self.producer.as_ref().map(|p| p.next) != Some((epoch, index)) {
             // A jump (set_position, reset, on_epoch_end) or a first call:
             // restart the producer at the requested batch.
@@ -448,7 +450,7 @@ impl NumpyArrayIterator {
             ));
         }
         let producer = self.producer.as_mut().expect("started above");
-        match producer.swap(&mut self.batch, len) {
+        match producer.swap(&mut self.batch) {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => {
                 self.producer = None;
