@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import warnings
 import weakref
@@ -34,8 +35,6 @@ _abandoned: list[Any] = []
 def _auto_shard() -> tuple[int, int] | None:
     """``shard="auto"``: torch.distributed, then JAX, then RANK/WORLD_SIZE
     (only frameworks already imported are asked)."""
-    import sys
-
     torch = sys.modules.get("torch")
     dist = getattr(torch, "distributed", None) if torch is not None else None
     if dist is not None and dist.is_available() and dist.is_initialized():
@@ -70,7 +69,11 @@ class NumpyArrayIterator:
       ``cache_budget`` (bytes of page cache to keep at most);
     - ``drop_last``: drop each epoch's last, shorter batch;
     - ``shard``: ``(index, count)`` or ``"auto"`` (torch.distributed, JAX,
-      then ``RANK``/``WORLD_SIZE``).
+      then ``RANK``/``WORLD_SIZE``). Every shard yields as many samples and
+      batches: a contiguous slice of the epoch's permutation, padded by
+      wrapping around (or cut with ``drop_last``).
+
+    ``state_dict()`` / ``load_state_dict()`` resume a run exactly.
     """
 
     def __init__(
@@ -199,6 +202,9 @@ class NumpyArrayIterator:
             prefetch=prefetch,
             cache_budget=cache_budget,
         )
+        self._resume: dict[str, Any] | None = None
+        self._fetched: set[int] = set()
+        self._fetched_epoch = -1
         self._native: Any = self._build(None if seed is None else int(seed) % 2**64)
         self.seed = seed
         _live.add(self)
@@ -233,6 +239,8 @@ class NumpyArrayIterator:
     def _it(self) -> Any:
         if self._native is None:
             self._native = self._build(self._seed)
+            if self._resume is not None:
+                self._native.load_state(json.dumps(self._resume))
             self._native.set_position(*self._position)
         return self._native
 
@@ -270,7 +278,15 @@ class NumpyArrayIterator:
             if idx < 0:
                 raise IndexError(f"batch index {idx - length} out of range for length {length}")
         with self._lock:
-            return self._shape(self._it().get(int(idx)))
+            native = self._it()
+            parts = native.get(int(idx))
+            # Batches taken by index count as delivered (Keras' way of
+            # taking them, in any order) for `state_dict`.
+            epoch = native.position()[0]
+            if epoch != self._fetched_epoch:
+                self._fetched, self._fetched_epoch = set(), epoch
+            self._fetched.add(int(idx))
+            return self._shape(parts)
 
     def __iter__(self) -> NumpyArrayIterator:
         return self
@@ -302,6 +318,13 @@ class NumpyArrayIterator:
         with self._lock:
             self._it().on_epoch_end()
 
+    def _taken(self, epoch: int, batch: int) -> list[int] | None:
+        """The batches of ``epoch`` taken so far (by index or in sequence),
+        or None when only the sequence counts."""
+        if self._fetched_epoch != epoch or not self._fetched:
+            return None
+        return sorted(self._fetched.union(range(batch)))
+
     # -- npyflow's additions -----------------------------------------------
 
     @property
@@ -318,16 +341,34 @@ class NumpyArrayIterator:
         return json.loads(self._it().order)
 
     def state_dict(self) -> dict[str, Any]:
-        """Where the iterator stands, as a small JSON-able dict."""
-        epoch, batch = self._it().position()
-        return {"seed": int(self._seed), "epoch": int(epoch), "batch": int(batch)}
+        """Where the run stands, as a small JSON-able dict: ``version``,
+        ``seed``, ``order``, ``samples`` (of the subset, before sharding),
+        ``epoch``, and ``remaining``: the positions of the epoch's permutation
+        not yet delivered, as ``[start, end)`` pairs (None: all).
+
+        Delivered are the batches taken with ``next``/iteration/``epoch()``
+        and, in the current epoch, those taken by index (``it[i]``, as Keras
+        does). The state is global: every rank that took as many batches
+        saves the same dict, so saving it on rank 0 is enough."""
+        with self._lock:
+            native = self._it()
+            epoch, batch = native.position()
+            return json.loads(native.state(self._taken(epoch, batch)))  # type: ignore[no-any-return]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continues exactly where ``state`` (from ``state_dict``) stood."""
+        """Continues exactly where ``state`` (from ``state_dict``) stood: its
+        seed and epoch, then only the samples of that epoch not yet
+        delivered, re-batched and re-sharded for this iterator (another
+        batch size, number of ranks, threads or prefetch depth), then full
+        epochs. ``len(it)`` is the resumed epoch's (smaller) batch count until
+        it ends. A state of other data (``samples``) or another ``order`` is
+        a ``ValueError``."""
         with self._lock:
-            if int(state["seed"]) != self._seed:
-                self._native = self._build(int(state["seed"]))
-            self._it().set_position(int(state["epoch"]), int(state["batch"]))
+            native = self._it()
+            native.load_state(json.dumps(state))
+            self._seed = int(native.seed)
+            self._resume = json.loads(json.dumps(state))
+            self._fetched, self._fetched_epoch = set(), -1
 
     def last_epoch_telemetry(self) -> dict[str, Any] | None:
         """Telemetry of the last epoch walked to its end (samples, wall
@@ -366,7 +407,13 @@ class NumpyArrayIterator:
                 "_aux": self._aux,
                 "_has_y": self._has_y,
             },
-            "state": self.state_dict(),
+            "state": {
+                "seed": int(self._seed),
+                "resume": self._resume,
+                "position": list(self._it().position()),
+                "fetched": sorted(self._fetched),
+                "fetched_epoch": self._fetched_epoch,
+            },
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -395,7 +442,10 @@ class NumpyArrayIterator:
                 self._inputs[key] = (os.fspath(arr.path), arr)
         s = state["state"]
         self._seed = int(s["seed"])
-        self._position = (int(s["epoch"]), int(s["batch"]))
+        self._resume = s["resume"]
+        self._position = (int(s["position"][0]), int(s["position"][1]))
+        self._fetched = set(s["fetched"])
+        self._fetched_epoch = int(s["fetched_epoch"])
         self._native = None
         _live.add(self)
 

@@ -266,7 +266,7 @@ impl IteratorBuilder {
         }
         self.advise_cache()?;
         let (pool, threads) = self.thread_pool()?;
-        let ctx = Context::new(ContextConfig {
+        let config = ContextConfig {
             dtype: self.dtype.unwrap_or(generator.options().dtype),
             seed: self.seed.unwrap_or_else(fresh_seed),
             x: self.x,
@@ -283,11 +283,14 @@ impl IteratorBuilder {
             resumed: None,
             save: self.save,
             cache_budget: self.cache_budget,
-        });
+        };
+        let ctx = Context::new(config.clone());
         let prefetch = self
             .prefetch
             .unwrap_or_else(|| auto_prefetch(ctx.batch_image_bytes(), threads));
-        Ok(NumpyArrayIterator::new(ctx, pool, threads, prefetch))
+        Ok(NumpyArrayIterator::new(
+            config, ctx, pool, threads, prefetch,
+        ))
     }
 
     /// Keras' length checks, in Keras' order and words: the auxiliary

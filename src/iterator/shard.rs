@@ -155,6 +155,21 @@ impl Schedule {
         }
     }
 
+    /// The shard.
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// Samples per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Whether short shards and batches are dropped.
+    pub fn drop_last(&self) -> bool {
+        self.drop_last
+    }
+
     /// The resumed segment of `epoch`, if `epoch` is the resumed one.
     pub fn resumed_in(&self, epoch: u64) -> Option<&Resumed> {
         self.resumed.as_ref().filter(|r| r.epoch == epoch)
