@@ -33,8 +33,10 @@ _abandoned: list[Any] = []
 
 
 def _auto_shard() -> tuple[int, int] | None:
-    """``shard="auto"``: torch.distributed, then JAX, then RANK/WORLD_SIZE
-    (only frameworks already imported are asked)."""
+    """``shard="auto"``: torch.distributed when initialised, then JAX when
+    it runs several processes, then RANK/WORLD_SIZE, else None (one
+    process). Only frameworks already imported are asked; asking JAX starts
+    its backend, so ``jax.distributed.initialize()`` must come first."""
     torch = sys.modules.get("torch")
     dist = getattr(torch, "distributed", None) if torch is not None else None
     if dist is not None and dist.is_available() and dist.is_initialized():

@@ -79,3 +79,76 @@ def test_bad_shards_are_value_errors(data):
     path, y = data
     with pytest.raises(ValueError, match="shard"):
         _gen().flow(path, y, shard=(2, 2))
+
+
+class _FakeDist:
+    def __init__(self, initialized, rank=0, world=1):
+        self._init, self._rank, self._world = initialized, rank, world
+
+    def is_available(self):
+        return True
+
+    def is_initialized(self):
+        return self._init
+
+    def get_rank(self):
+        return self._rank
+
+    def get_world_size(self):
+        return self._world
+
+
+class _FakeTorch:
+    def __init__(self, dist):
+        self.distributed = dist
+
+
+class _FakeJax:
+    def __init__(self, index, count):
+        self._index, self._count = index, count
+
+    def process_index(self):
+        return self._index
+
+    def process_count(self):
+        return self._count
+
+
+@pytest.mark.parametrize(
+    "torch, jax, env, want",
+    [
+        # torch.distributed, initialised, comes first.
+        (_FakeTorch(_FakeDist(True, 1, 3)), _FakeJax(0, 2), ("0", "4"), (1, 3)),
+        # Not initialised: JAX when it runs several processes.
+        (_FakeTorch(_FakeDist(False)), _FakeJax(1, 2), ("0", "4"), (1, 2)),
+        # One JAX process: the environment.
+        (None, _FakeJax(0, 1), ("3", "4"), (3, 4)),
+        (None, None, ("2", "4"), (2, 4)),
+        # Nothing: one process.
+        (None, None, None, (0, 1)),
+    ],
+)
+def test_auto_shard_asks_torch_then_jax_then_the_environment(
+    data, monkeypatch, torch, jax, env, want
+):
+    import sys
+
+    path, y = data
+    for name, module in (("torch", torch), ("jax", jax)):
+        if module is None:
+            monkeypatch.delitem(sys.modules, name, raising=False)
+        else:
+            monkeypatch.setitem(sys.modules, name, module)
+    if env is None:
+        monkeypatch.delenv("RANK", raising=False)
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("RANK", env[0])
+        monkeypatch.setenv("WORLD_SIZE", env[1])
+    it = _gen().flow(path, y, batch_size=4, seed=7, shard="auto")
+    rank, world = want
+    order = [label for label, _ in _epoch(_gen().flow(path, y, batch_size=4, seed=7))[0]]
+    per = -(-N // world)
+    assert it.n == per
+    got = [label for label, _ in _epoch(it)[0]]
+    assert got == [order[p % N] for p in range(rank * per, (rank + 1) * per)]
