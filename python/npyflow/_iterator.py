@@ -49,6 +49,10 @@ def _auto_shard() -> tuple[int, int] | None:
     return None
 
 
+def _unpickle() -> NumpyArrayIterator:
+    return NumpyArrayIterator.__new__(NumpyArrayIterator)
+
+
 class NumpyArrayIterator:
     """Keras' ``NumpyArrayIterator`` (keras-preprocessing 1.1.2), out of core.
 
@@ -75,8 +79,20 @@ class NumpyArrayIterator:
       batches: a contiguous slice of the epoch's permutation, padded by
       wrapping around (or cut with ``drop_last``).
 
-    ``state_dict()`` / ``load_state_dict()`` resume a run exactly.
+    ``state_dict()`` / ``load_state_dict()`` resume a run exactly. With
+    Keras 3 (or ``tf.keras``) already imported, the iterator is also a
+    ``keras.utils.PyDataset`` (``Sequence``) for ``model.fit`` (see
+    ``npyflow.keras``).
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> NumpyArrayIterator:
+        # With Keras already imported (never imported here), the Keras
+        # protocol class: ``model.fit(gen.flow(...))`` works as in Keras.
+        if cls is NumpyArrayIterator and "keras" in sys.modules:
+            from .keras import iterator_class
+
+            cls = iterator_class(cls)
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -320,6 +336,50 @@ class NumpyArrayIterator:
         with self._lock:
             self._it().on_epoch_end()
 
+    def _end_epoch_if_done(self) -> None:
+        """``on_epoch_end`` for Keras' ``fit``: moves to the next epoch only
+        once every batch of this one was taken. Keras 3 also calls
+        ``on_epoch_end`` before the first epoch and after peeking at one
+        batch to build the model; those calls must not skip an epoch, so
+        that Keras' epoch ``e`` is the iterator's epoch ``e``."""
+        with self._lock:
+            native = self._it()
+            epoch, batch = native.position()
+            taken = self._taken(epoch, batch)
+            if len(taken if taken is not None else range(batch)) >= len(native):
+                native.on_epoch_end()
+                self._fetched, self._fetched_epoch = set(), -1
+
+    # -- for the framework adapters ------------------------------------------
+
+    def _where(self) -> tuple[int, int]:
+        with self._lock:
+            epoch, batch = self._it().position()
+            return int(epoch), int(batch)
+
+    def _set_epoch(self, epoch: int) -> None:
+        """Moves to the start of ``epoch`` (unless already in it)."""
+        with self._lock:
+            native = self._it()
+            if native.position()[0] != epoch:
+                native.set_position(int(epoch), 0)
+
+    def _next_epoch(self) -> None:
+        """Keras-preprocessing's ``on_epoch_end``, whatever the class."""
+        with self._lock:
+            self._it().on_epoch_end()
+
+    def _reshard(self, rank: int, world: int) -> None:
+        """Iterates shard ``rank`` of ``world`` from now on (the same state)."""
+        with self._lock:
+            native = self._it()
+            state = native.state(self._taken(*native.position()))
+            self._config["shard"] = (int(rank), int(world))
+            native = self._native = self._build(self._seed)
+            native.load_state(state)
+            self._resume = json.loads(state)
+            self._fetched, self._fetched_epoch = set(), -1
+
     def _taken(self, epoch: int, batch: int) -> list[int] | None:
         """The batches of ``epoch`` taken so far (by index or in sequence),
         or None when only the sequence counts."""
@@ -383,6 +443,11 @@ class NumpyArrayIterator:
         return self._it().telemetry(True)  # type: ignore[no-any-return]
 
     # -- pickling ----------------------------------------------------------
+
+    def __reduce__(self) -> Any:
+        # Rebuilt through `__new__`, which picks the Keras protocol class in
+        # the receiving process when Keras is imported there.
+        return (_unpickle, (), self.__getstate__())
 
     def __getstate__(self) -> dict[str, Any]:
         specs = {
