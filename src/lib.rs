@@ -18,7 +18,8 @@
 //!   its [`Statistics`].
 //! - [`NumpyArrayIterator`] (built by [`IteratorBuilder`]) — batches
 //!   ([`Batch`]) in [`Order::Sequential`], [`Order::Shuffle`] or the
-//!   page-aware [`Order::Blocks`]; subsets, shards, saved [`Position`]s,
+//!   page-aware [`Order::Blocks`]; subsets, equal-count [`Shard`]s, exact
+//!   resume from an [`IteratorState`] (or a saved [`Position`]),
 //!   prefetch, parallel assembly, per-epoch [`EpochTelemetry`]. Batches are
 //!   lent, or swapped into buffers the caller keeps.
 //! - [`Error`], [`ErrorKind`], [`Result`] — every failure, naming the file
@@ -131,8 +132,10 @@ pub use generator::{
     ShiftRange, ZoomRange,
 };
 pub use iterator::batch::{Batch, Rows};
-pub use iterator::order::{Order, Shard, Subset};
+pub use iterator::order::{Order, Subset};
 pub use iterator::save::SaveFormat;
+pub use iterator::shard::Shard;
+pub use iterator::state::IteratorState;
 pub use iterator::{IteratorBuilder, NumpyArrayIterator, Position, WHITE_LIST_FORMATS};
 pub use layout::{DataFormat, ImageShape};
 pub use npy::{NpyArray, NpzArchive};

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import warnings
 import weakref
@@ -32,10 +33,10 @@ _abandoned: list[Any] = []
 
 
 def _auto_shard() -> tuple[int, int] | None:
-    """``shard="auto"``: torch.distributed, then JAX, then RANK/WORLD_SIZE
-    (only frameworks already imported are asked)."""
-    import sys
-
+    """``shard="auto"``: torch.distributed when initialised, then JAX when
+    it runs several processes, then RANK/WORLD_SIZE, else None (one
+    process). Only frameworks already imported are asked; asking JAX starts
+    its backend, so ``jax.distributed.initialize()`` must come first."""
     torch = sys.modules.get("torch")
     dist = getattr(torch, "distributed", None) if torch is not None else None
     if dist is not None and dist.is_available() and dist.is_initialized():
@@ -46,6 +47,10 @@ def _auto_shard() -> tuple[int, int] | None:
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     return None
+
+
+def _unpickle() -> NumpyArrayIterator:
+    return NumpyArrayIterator.__new__(NumpyArrayIterator)
 
 
 class NumpyArrayIterator:
@@ -70,8 +75,24 @@ class NumpyArrayIterator:
       ``cache_budget`` (bytes of page cache to keep at most);
     - ``drop_last``: drop each epoch's last, shorter batch;
     - ``shard``: ``(index, count)`` or ``"auto"`` (torch.distributed, JAX,
-      then ``RANK``/``WORLD_SIZE``).
+      then ``RANK``/``WORLD_SIZE``). Every shard yields as many samples and
+      batches: a contiguous slice of the epoch's permutation, padded by
+      wrapping around (or cut with ``drop_last``).
+
+    ``state_dict()`` / ``load_state_dict()`` resume a run exactly. With
+    Keras 3 (or ``tf.keras``) already imported, the iterator is also a
+    ``keras.utils.PyDataset`` (``Sequence``) for ``model.fit`` (see
+    ``npyflow.keras``).
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> NumpyArrayIterator:
+        # With Keras already imported (never imported here), the Keras
+        # protocol class: ``model.fit(gen.flow(...))`` works as in Keras.
+        if cls is NumpyArrayIterator and "keras" in sys.modules:
+            from .keras import iterator_class
+
+            cls = iterator_class(cls)
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -197,6 +218,9 @@ class NumpyArrayIterator:
             prefetch=prefetch,
             cache_budget=cache_budget,
         )
+        self._resume: dict[str, Any] | None = None
+        self._fetched: set[int] = set()
+        self._fetched_epoch = -1
         self._native: Any = self._build(None if seed is None else int(seed) % 2**64)
         self.seed = seed
         _live.add(self)
@@ -239,6 +263,8 @@ class NumpyArrayIterator:
             with self._lock:
                 if self._native is None:
                     rebuilt = self._build(self._seed)
+                    if self._resume is not None:
+                        rebuilt.load_state(json.dumps(self._resume))
                     rebuilt.set_position(*self._position)
                     self._native = rebuilt
                 native = self._native
@@ -268,7 +294,16 @@ class NumpyArrayIterator:
             idx += length
             if idx < 0:
                 raise IndexError(f"batch index {idx - length} out of range for length {length}")
-        return self._it().get(int(idx))
+        with self._lock:
+            native = self._it()
+            batch = native.get(int(idx))
+            # Batches taken by index count as delivered (Keras' way of
+            # taking them, in any order) for `state_dict`.
+            epoch = native.position()[0]
+            if epoch != self._fetched_epoch:
+                self._fetched, self._fetched_epoch = set(), epoch
+            self._fetched.add(int(idx))
+            return batch
 
     def __iter__(self) -> NumpyArrayIterator:
         return self
@@ -300,6 +335,57 @@ class NumpyArrayIterator:
         """Keras' ``on_epoch_end``: move to the next epoch's order."""
         self._it().on_epoch_end()
 
+    def _end_epoch_if_done(self) -> None:
+        """``on_epoch_end`` for Keras' ``fit``: moves to the next epoch only
+        once every batch of this one was taken. Keras 3 also calls
+        ``on_epoch_end`` before the first epoch and after peeking at one
+        batch to build the model; those calls must not skip an epoch, so
+        that Keras' epoch ``e`` is the iterator's epoch ``e``."""
+        with self._lock:
+            native = self._it()
+            epoch, batch = native.position()
+            taken = self._taken(epoch, batch)
+            if len(taken if taken is not None else range(batch)) >= len(native):
+                native.on_epoch_end()
+                self._fetched, self._fetched_epoch = set(), -1
+
+    # -- for the framework adapters ------------------------------------------
+
+    def _where(self) -> tuple[int, int]:
+        with self._lock:
+            epoch, batch = self._it().position()
+            return int(epoch), int(batch)
+
+    def _set_epoch(self, epoch: int) -> None:
+        """Moves to the start of ``epoch`` (unless already in it)."""
+        with self._lock:
+            native = self._it()
+            if native.position()[0] != epoch:
+                native.set_position(int(epoch), 0)
+
+    def _next_epoch(self) -> None:
+        """Keras-preprocessing's ``on_epoch_end``, whatever the class."""
+        with self._lock:
+            self._it().on_epoch_end()
+
+    def _reshard(self, rank: int, world: int) -> None:
+        """Iterates shard ``rank`` of ``world`` from now on (the same state)."""
+        with self._lock:
+            native = self._it()
+            state = native.state(self._taken(*native.position()))
+            self._config["shard"] = (int(rank), int(world))
+            native = self._native = self._build(self._seed)
+            native.load_state(state)
+            self._resume = json.loads(state)
+            self._fetched, self._fetched_epoch = set(), -1
+
+    def _taken(self, epoch: int, batch: int) -> list[int] | None:
+        """The batches of ``epoch`` taken so far (by index or in sequence),
+        or None when only the sequence counts."""
+        if self._fetched_epoch != epoch or not self._fetched:
+            return None
+        return sorted(self._fetched.union(range(batch)))
+
     # -- npyflow's additions -----------------------------------------------
 
     @property
@@ -316,16 +402,34 @@ class NumpyArrayIterator:
         return json.loads(self._it().order)
 
     def state_dict(self) -> dict[str, Any]:
-        """Where the iterator stands, as a small JSON-able dict."""
-        epoch, batch = self._it().position()
-        return {"seed": int(self._seed), "epoch": int(epoch), "batch": int(batch)}
+        """Where the run stands, as a small JSON-able dict: ``version``,
+        ``seed``, ``order``, ``samples`` (of the subset, before sharding),
+        ``epoch``, and ``remaining``: the positions of the epoch's permutation
+        not yet delivered, as ``[start, end)`` pairs (None: all).
+
+        Delivered are the batches taken with ``next``/iteration/``epoch()``
+        and, in the current epoch, those taken by index (``it[i]``, as Keras
+        does). The state is global: every rank that took as many batches
+        saves the same dict, so saving it on rank 0 is enough."""
+        with self._lock:
+            native = self._it()
+            epoch, batch = native.position()
+            return json.loads(native.state(self._taken(epoch, batch)))  # type: ignore[no-any-return]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continues exactly where ``state`` (from ``state_dict``) stood."""
+        """Continues exactly where ``state`` (from ``state_dict``) stood: its
+        seed and epoch, then only the samples of that epoch not yet
+        delivered, re-batched and re-sharded for this iterator (another
+        batch size, number of ranks, threads or prefetch depth), then full
+        epochs. ``len(it)`` is the resumed epoch's (smaller) batch count until
+        it ends. A state of other data (``samples``) or another ``order`` is
+        a ``ValueError``."""
         with self._lock:
-            if int(state["seed"]) != self._seed:
-                self._native = self._build(int(state["seed"]))
-            self._it().set_position(int(state["epoch"]), int(state["batch"]))
+            native = self._it()
+            native.load_state(json.dumps(state))
+            self._seed = int(native.seed)
+            self._resume = json.loads(json.dumps(state))
+            self._fetched, self._fetched_epoch = set(), -1
 
     def last_epoch_telemetry(self) -> dict[str, Any] | None:
         """Telemetry of the last epoch walked to its end (samples, wall
@@ -338,6 +442,11 @@ class NumpyArrayIterator:
         return self._it().telemetry(True)  # type: ignore[no-any-return]
 
     # -- pickling ----------------------------------------------------------
+
+    def __reduce__(self) -> Any:
+        # Rebuilt through `__new__`, which picks the Keras protocol class in
+        # the receiving process when Keras is imported there.
+        return (_unpickle, (), self.__getstate__())
 
     def __getstate__(self) -> dict[str, Any]:
         specs = {
@@ -362,7 +471,13 @@ class NumpyArrayIterator:
                 "shuffle": self.shuffle,
                 "seed": self.seed,
             },
-            "state": self.state_dict(),
+            "state": {
+                "seed": int(self._seed),
+                "resume": self._resume,
+                "position": list(self._it().position()),
+                "fetched": sorted(self._fetched),
+                "fetched_epoch": self._fetched_epoch,
+            },
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -391,7 +506,10 @@ class NumpyArrayIterator:
                 self._inputs[key] = (os.fspath(arr.path), arr)
         s = state["state"]
         self._seed = int(s["seed"])
-        self._position = (int(s["epoch"]), int(s["batch"]))
+        self._resume = s["resume"]
+        self._position = (int(s["position"][0]), int(s["position"][1]))
+        self._fetched = set(s["fetched"])
+        self._fetched_epoch = int(s["fetched_epoch"])
         self._native = None
         _live.add(self)
 

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use npyflow::npy::ElemType;
-use npyflow::{Batch, NumpyArrayIterator, Order, OutputDtype, Position, SaveFormat, Subset};
+use npyflow::{
+    Batch, IteratorState, NumpyArrayIterator, Order, OutputDtype, Position, SaveFormat, Subset,
+};
 use numpy::PyArrayDescr;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -395,6 +397,24 @@ impl Iterator {
     /// Moves to `(epoch, batch)`.
     fn set_position(&self, py: Python<'_>, epoch: u64, batch: usize) -> PyResult<()> {
         self.with_it(py, |it| it.set_position(Position { epoch, batch }))
+    }
+
+    /// The state as JSON: after the batches taken in sequence, or, with
+    /// `batches`, after those of the current epoch (indices, any order).
+    #[pyo3(signature = (batches=None))]
+    fn state(&self, py: Python<'_>, batches: Option<Vec<usize>>) -> PyResult<String> {
+        let state = self.with_it(py, |it| match batches {
+            Some(b) => it.state_after_batches(&b),
+            None => it.state(),
+        })?;
+        serde_json::to_string(&state).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// Continues where the state (JSON, from `state`) stood.
+    fn load_state(&self, py: Python<'_>, state: &str) -> PyResult<()> {
+        let state: IteratorState = serde_json::from_str(state)
+            .map_err(|e| PyValueError::new_err(format!("invalid iterator state: {e}")))?;
+        self.with_it(py, |it| it.load_state(&state))?.py_err()
     }
 
     /// Keras' `reset`.

@@ -168,7 +168,14 @@ def test_state_dict_resumes_exactly(npy_path):
     for _ in range(5):
         next(a)
     state = a.state_dict()
-    assert state == {"seed": 11, "epoch": 1, "batch": 1}
+    assert state == {
+        "version": 1,
+        "seed": 11,
+        "order": "shuffle",
+        "samples": 10,
+        "epoch": 1,
+        "remaining": [[3, 10]],
+    }
     expected = [next(a) for _ in range(4)]
     b = gen.flow(str(npy_path), np.arange(10), batch_size=3)  # another seed
     b.load_state_dict(state)

@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use crate::cache::{advise_for_order, AccessPattern};
 use crate::generator::ImageDataGenerator;
-use crate::iterator::order::{subset_range, Order, Shard, Subset};
+use crate::iterator::order::{subset_range, Order, Subset};
 use crate::iterator::pipeline::{Context, ContextConfig};
 use crate::iterator::save::{SaveConfig, SaveFormat};
+use crate::iterator::shard::Shard;
 use crate::iterator::NumpyArrayIterator;
 use crate::layout::{DataFormat, ImageShape};
 use crate::npy::NpyArray;
@@ -179,13 +180,19 @@ impl IteratorBuilder {
         self
     }
 
-    /// Drop the last, shorter batch of each epoch. By default, false (Keras keeps it).
+    /// Drop the last, shorter batch of each epoch and, with
+    /// [`shard`](IteratorBuilder::shard), the plan's last `n mod count`
+    /// samples instead of padding the shards to equal lengths. By default,
+    /// false (Keras keeps the short batch).
     pub fn drop_last(mut self, yes: bool) -> Self {
         self.drop_last = yes;
         self
     }
 
-    /// Iterate only part `index` of `count` of every epoch. By default, everything.
+    /// Iterate only part `index` of `count` of every epoch: a contiguous
+    /// slice of the epoch's plan, of the same length on every part (padded
+    /// by wrapping around, or cut with [`drop_last`](IteratorBuilder::drop_last);
+    /// see [`Shard::len`]). By default, everything.
     ///
     /// # Errors (at `build`)
     /// When `count == 0` or `index >= count`.
@@ -259,7 +266,7 @@ impl IteratorBuilder {
         }
         self.advise_cache()?;
         let (pool, threads) = self.thread_pool()?;
-        let ctx = Context::new(ContextConfig {
+        let config = ContextConfig {
             dtype: self.dtype.unwrap_or(generator.options().dtype),
             seed: self.seed.unwrap_or_else(fresh_seed),
             x: self.x,
@@ -273,13 +280,17 @@ impl IteratorBuilder {
             drop_last: self.drop_last,
             order: self.order,
             shard,
+            resumed: None,
             save: self.save,
             cache_budget: self.cache_budget,
-        });
+        };
+        let ctx = Context::new(config.clone());
         let prefetch = self
             .prefetch
             .unwrap_or_else(|| auto_prefetch(ctx.batch_image_bytes(), threads));
-        Ok(NumpyArrayIterator::new(ctx, pool, threads, prefetch))
+        Ok(NumpyArrayIterator::new(
+            config, ctx, pool, threads, prefetch,
+        ))
     }
 
     /// Keras' length checks, in Keras' order and words: the auxiliary

@@ -10,6 +10,8 @@ mod builder;
 pub(crate) mod order;
 pub(crate) mod pipeline;
 pub(crate) mod save;
+pub(crate) mod shard;
+pub(crate) mod state;
 
 use std::sync::Arc;
 
@@ -21,7 +23,8 @@ use crate::cache::telemetry::{residencies, EpochTelemetry, TelemetryRecorder};
 use crate::generator::ImageDataGenerator;
 use crate::iterator::batch::Batch;
 use crate::iterator::order::Order;
-use crate::iterator::pipeline::{Context, Producer};
+use crate::iterator::pipeline::{Context, ContextConfig, Producer};
+use crate::iterator::state::IteratorState;
 use crate::npy::NpyArray;
 use crate::{ErrorKind, Result};
 
@@ -30,7 +33,9 @@ use crate::{ErrorKind, Result};
 pub const WHITE_LIST_FORMATS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "ppm", "tif", "tiff"];
 
 /// Where an iterator stands: the epoch and the next batch within it.
-/// Save it with serde and restore it with [`NumpyArrayIterator::set_position`].
+/// Save it with serde and restore it with [`NumpyArrayIterator::set_position`]
+/// into an iterator of the same batch size and shards; an
+/// [`IteratorState`] also resumes with other ones.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Position {
     /// The epoch (0-based).
@@ -91,6 +96,9 @@ pub struct Position {
 /// ```
 pub struct NumpyArrayIterator {
     ctx: Arc<Context>,
+    /// What `ctx` was made from, to make it again for another seed or
+    /// resumed epoch.
+    config: ContextConfig,
     position: Position,
     /// The plan of one epoch, cached: (epoch, sample indices).
     plan: Option<(u64, Vec<usize>)>,
@@ -126,6 +134,7 @@ impl std::fmt::Debug for NumpyArrayIterator {
 impl NumpyArrayIterator {
     /// An iterator over `ctx` (the builder has checked everything).
     fn new(
+        config: ContextConfig,
         ctx: Context,
         pool: Arc<rayon::ThreadPool>,
         threads: usize,
@@ -134,6 +143,7 @@ impl NumpyArrayIterator {
         let batch = ctx.new_batch();
         NumpyArrayIterator {
             ctx: Arc::new(ctx),
+            config,
             position: Position::default(),
             plan: None,
             batch,
@@ -157,19 +167,21 @@ impl NumpyArrayIterator {
         &WHITE_LIST_FORMATS
     }
 
-    /// Batches per epoch: `ceil(n / batch_size)` (`floor` with `drop_last`).
+    /// Batches of the current epoch: `ceil(n / batch_size)` (`floor` with
+    /// `drop_last`) for `n` samples per epoch ([`num_samples`](Self::num_samples)).
     pub fn len(&self) -> usize {
-        self.ctx.num_batches()
+        self.ctx.schedule().batches(self.position.epoch)
     }
 
-    /// True when an epoch has no batches.
+    /// True when the current epoch has no batches.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Samples per epoch (this subset and shard).
+    /// Samples per epoch (this subset and shard: every shard has as many,
+    /// see [`Shard::len`](crate::Shard::len)).
     pub fn num_samples(&self) -> usize {
-        self.ctx.shard_len()
+        self.ctx.schedule().full_samples()
     }
 
     /// Samples per batch.
@@ -231,8 +243,78 @@ impl NumpyArrayIterator {
 
     /// Moves to `position` (e.g. restored from a checkpoint). The batches
     /// that follow are exactly those an uninterrupted run would have produced.
+    /// In an epoch resumed with [`load_state`](Self::load_state), batch
+    /// numbers count that epoch's (fewer) batches.
     pub fn set_position(&mut self, position: Position) {
         self.position = position;
+    }
+
+    /// Where the run stands, to continue it exactly with
+    /// [`load_state`](Self::load_state): the seed, the epoch and the
+    /// positions of its plan not yet delivered by the batches taken in
+    /// sequence ([`next_batch`](Self::next_batch), [`next_in_epoch`](Self::next_in_epoch),
+    /// [`next_into`](Self::next_into)). The same on every shard whose
+    /// iterator took as many batches.
+    pub fn state(&self) -> IteratorState {
+        let Position { epoch, batch } = self.position;
+        self.state_after(epoch, std::slice::from_ref(&(0..batch)))
+    }
+
+    /// [`state`](Self::state) for a caller that takes the current epoch's
+    /// batches by index ([`get`](Self::get), as Keras' `fit` does, in any
+    /// order): the state once the batches `taken` (indices, any order,
+    /// repeats allowed) have been consumed.
+    pub fn state_after_batches(&self, taken: &[usize]) -> IteratorState {
+        let mut taken = taken.to_vec();
+        taken.sort_unstable();
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        for b in taken {
+            match ranges.last_mut() {
+                Some(r) if b <= r.end => r.end = r.end.max(b + 1),
+                _ => ranges.push(b..b + 1),
+            }
+        }
+        self.state_after(self.position.epoch, &ranges)
+    }
+
+    fn state_after(&self, epoch: u64, done: &[std::ops::Range<usize>]) -> IteratorState {
+        let (epoch, remaining) = self.ctx.schedule().progress(epoch, done);
+        IteratorState {
+            version: IteratorState::VERSION,
+            seed: self.seed(),
+            order: self.order(),
+            samples: self.config.rows.len(),
+            epoch,
+            remaining: remaining.map(|r| r.iter().map(|r| [r.start, r.end]).collect()),
+        }
+    }
+
+    /// Continues where `state` (from [`state`](Self::state), of this
+    /// iterator or another over the same samples in the same order) stood:
+    /// its seed, its epoch, and in that epoch only the positions it had not
+    /// delivered, re-batched and re-sharded for this iterator's batch size
+    /// and shards; later epochs are full. Threads and prefetch depth may
+    /// differ too: the samples and pixels are those of the uninterrupted run.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] naming the field when the state is of
+    /// another version, another number of samples or another order, or its
+    /// `remaining` ranges are not sorted, disjoint, non-empty and within the
+    /// samples. The iterator is left as it was.
+    pub fn load_state(&mut self, state: &IteratorState) -> Result<()> {
+        let resumed = state.resumed(self.config.rows.len(), self.order())?;
+        // The workers hold the old context: stop them before replacing it.
+        self.producer = None;
+        self.config.seed = state.seed;
+        self.config.resumed = resumed;
+        self.ctx = Arc::new(Context::new(self.config.clone()));
+        self.plan = None;
+        self.recorder = None;
+        self.position = Position {
+            epoch: state.epoch,
+            batch: 0,
+        };
+        Ok(())
     }
 
     /// Keras' `reset`: the next batch starts a new epoch (the current one
@@ -298,7 +380,7 @@ impl NumpyArrayIterator {
     /// Data errors (a file that changed under the map, I/O on the read source,
     /// missing statistics...).
     pub fn next_batch(&mut self) -> Result<&Batch> {
-        if self.is_empty() {
+        if self.ctx.schedule().full_batches() == 0 {
             self.batch.clear();
             return Ok(&self.batch);
         }
@@ -435,7 +517,6 @@ impl NumpyArrayIterator {
         if self.prefetch == 0 {
             return self.fill(epoch, index);
         }
-        let len = self.len();
         if self.producer.as_ref().map(|p| p.next) != Some((epoch, index)) {
             // A jump (set_position, reset, on_epoch_end) or a first call:
             // restart the producer at the requested batch.
@@ -448,7 +529,7 @@ impl NumpyArrayIterator {
             ));
         }
         let producer = self.producer.as_mut().expect("started above");
-        match producer.swap(&mut self.batch, len) {
+        match producer.swap(&mut self.batch) {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => {
                 self.producer = None;

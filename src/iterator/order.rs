@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::iterator::shard::Shard;
 use crate::rng::{SampleRng, Stream};
 use crate::{Error, Result};
 
@@ -81,23 +82,32 @@ impl Order {
     }
 
     /// The part of [`Order::plan`] that `shard` iterates: its contiguous
-    /// slice of the epoch's plan (see [`Shard::range`]).
+    /// slice of the epoch's plan, padded by wrapping around to the plan's
+    /// start or, with `drop_last`, cut (see [`Shard::len`]).
     ///
     /// ```
     /// use npyflow::{Order, Shard};
     ///
     /// let whole = Order::Shuffle.plan(10, 3, 2);
-    /// let first = Order::Shuffle.shard_plan(10, 3, 2, Shard::new(0, 2)?);
-    /// let second = Order::Shuffle.shard_plan(10, 3, 2, Shard::new(1, 2)?);
+    /// let first = Order::Shuffle.shard_plan(10, 3, 2, Shard::new(0, 2)?, false);
+    /// let second = Order::Shuffle.shard_plan(10, 3, 2, Shard::new(1, 2)?, false);
     /// assert_eq!([first, second].concat(), whole);
+    /// // 10 over 3 ranks: 4 each, the last one padded with the plan's first two.
+    /// let last = Order::Shuffle.shard_plan(10, 3, 2, Shard::new(2, 3)?, false);
+    /// assert_eq!(last, [&whole[8..], &whole[..2]].concat());
     /// # Ok::<(), npyflow::Error>(())
     /// ```
-    pub fn shard_plan(self, n: usize, seed: u64, epoch: u64, shard: Shard) -> Vec<usize> {
-        let mut plan = self.plan(n, seed, epoch);
-        let (a, b) = shard.range(n);
-        plan.truncate(b);
-        plan.drain(..a);
-        plan
+    pub fn shard_plan(
+        self,
+        n: usize,
+        seed: u64,
+        epoch: u64,
+        shard: Shard,
+        drop_last: bool,
+    ) -> Vec<usize> {
+        let plan = self.plan(n, seed, epoch);
+        let (a, b) = shard.range(n, drop_last);
+        (a..b).map(|p| plan[p % n]).collect()
     }
 
     /// Keras' `shuffle` flag as an order.
@@ -125,57 +135,6 @@ impl Order {
             }
         }
         Ok(())
-    }
-}
-
-/// One part of a dataset split across `count` workers (PyTorch's
-/// DistributedSampler use case): worker `index` gets a contiguous slice of
-/// every epoch's global plan, so shards are disjoint, together complete, and
-/// agree on the permutation without talking to each other.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    /// This worker's index, `0..count`.
-    pub index: usize,
-    /// Number of workers.
-    pub count: usize,
-}
-
-impl Shard {
-    /// The whole dataset.
-    pub const ALL: Shard = Shard { index: 0, count: 1 };
-
-    /// A validated shard.
-    ///
-    /// # Errors
-    /// When `count == 0` or `index >= count`.
-    pub fn new(index: usize, count: usize) -> Result<Shard> {
-        if count == 0 || index >= count {
-            return Err(Error::invalid(
-                "shard",
-                format!("({index}, {count})"),
-                "need 0 <= index < count",
-            ));
-        }
-        Ok(Shard { index, count })
-    }
-
-    /// The positions `[start, end)` of the global plan (length `n`) this shard takes.
-    pub fn range(&self, n: usize) -> (usize, usize) {
-        // Balanced split: sizes differ by at most one.
-        let start = (n as u128 * self.index as u128 / self.count as u128) as usize;
-        let end = (n as u128 * (self.index as u128 + 1) / self.count as u128) as usize;
-        (start, end)
-    }
-
-    /// Number of samples in this shard for a dataset of `n`.
-    pub fn len(&self, n: usize) -> usize {
-        let (a, b) = self.range(n);
-        b - a
-    }
-
-    /// True when this shard holds nothing of a dataset of `n`.
-    pub fn is_empty(&self, n: usize) -> bool {
-        self.len(n) == 0
     }
 }
 
@@ -332,26 +291,6 @@ mod tests {
             assert_eq!(blocks.len(), window);
         }
         assert_ne!(p, (0..100).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn shards_are_disjoint_complete_and_balanced() {
-        for n in [0, 1, 5, 10, 101] {
-            for count in 1..6 {
-                let mut all = Vec::new();
-                let mut sizes = Vec::new();
-                for index in 0..count {
-                    let s = Shard::new(index, count).unwrap();
-                    let p = Order::Shuffle.shard_plan(n, 5, 2, s);
-                    sizes.push(p.len());
-                    all.extend(p);
-                }
-                assert!(is_permutation(&all, n));
-                assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
-            }
-        }
-        assert!(Shard::new(2, 2).is_err());
-        assert!(Shard::new(0, 0).is_err());
     }
 
     #[test]

@@ -88,7 +88,7 @@ fn permutations() -> Value {
             let shard = Shard::new(index, count).unwrap();
             out.insert(
                 format!("shuffle n=11 seed=5 epoch=2 shard={index}/{count}"),
-                json!(Order::Shuffle.shard_plan(11, 5, 2, shard)),
+                json!(Order::Shuffle.shard_plan(11, 5, 2, shard, false)),
             );
         }
     }

@@ -16,6 +16,8 @@ mod owned;
 mod pipeline;
 mod props;
 mod resample;
+mod resume;
+mod shards;
 mod standardize;
 mod transform;
 mod util;

@@ -1,6 +1,7 @@
 //! Property tests: for any size, batch size, order, subset and shard, an
-//! epoch yields every index exactly once, and each sample's bytes are the
-//! source row's.
+//! epoch yields every index once (the shards, padded to equal lengths by
+//! wrapping around, a few twice), and each sample's bytes are the source
+//! row's.
 
 use npyflow::npy::ElemType;
 use npyflow::{GeneratorOptions, ImageDataGenerator, NumpyArrayIterator, Order, Subset};
@@ -44,6 +45,7 @@ proptest! {
             Subset::Training => (split, n - split),
         };
         let mut seen = Vec::new();
+        let mut counts = Vec::new();
         for k in 0..shards {
             let mut it = NumpyArrayIterator::builder(x.clone())
                 .generator(g.clone())
@@ -55,6 +57,7 @@ proptest! {
                 .threads(threads)
                 .build()
                 .unwrap();
+            let before = seen.len();
             it.for_each_in_epoch(|b| {
                 let imgs = b.images::<f32>().unwrap();
                 for (slot, &j) in b.indices().iter().enumerate() {
@@ -65,8 +68,12 @@ proptest! {
                 }
                 Ok(())
             }).unwrap();
+            counts.push(seen.len() - before);
         }
-        seen.sort_unstable();
-        prop_assert_eq!(seen, (0..len).collect::<Vec<_>>());
+        // Equal counts, and together the epoch's plan, wrapped around to pad.
+        prop_assert_eq!(counts, vec![len.div_ceil(shards); shards]);
+        let plan = order.plan(len, seed, 0);
+        let padded: Vec<usize> = (0..seen.len()).map(|i| plan[i % len]).collect();
+        prop_assert_eq!(seen, padded);
     }
 }

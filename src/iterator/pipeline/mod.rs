@@ -16,8 +16,9 @@ use crate::cache::readahead::Readahead;
 use crate::cache::{prefetch_rows, ColdRows, PageBudget, NEARLY_CACHED};
 use crate::generator::{ImageDataGenerator, Scratch};
 use crate::iterator::batch::{typed_mut, Batch, Images};
-use crate::iterator::order::{block_windows, num_batches, Order, Shard, Window};
+use crate::iterator::order::{block_windows, Order, Window};
 use crate::iterator::save::SaveConfig;
+use crate::iterator::shard::{Resumed, Schedule, Shard};
 use crate::npy::NpyArray;
 use crate::rng::{SampleRng, Stream};
 use crate::{ImageShape, OutputDtype, Real, Result};
@@ -31,6 +32,7 @@ const SEQUENTIAL_AHEAD: u64 = 16 << 20;
 
 /// What a [`Context`] is made from: the arrays, the generator and the
 /// output, and which rows each batch takes (all checked by the builder).
+#[derive(Clone)]
 pub(crate) struct ContextConfig {
     pub x: NpyArray,
     pub y: Option<NpyArray>,
@@ -47,6 +49,8 @@ pub(crate) struct ContextConfig {
     pub order: Order,
     pub seed: u64,
     pub shard: Shard,
+    /// The epoch resumed part-way, if any.
+    pub resumed: Option<Resumed>,
     pub save: Option<SaveConfig>,
     /// Page-cache budget in bytes, if any.
     pub cache_budget: Option<u64>,
@@ -69,10 +73,10 @@ pub(crate) struct Context {
     /// Rows in the subset (before sharding).
     n: usize,
     batch_size: usize,
-    drop_last: bool,
     order: Order,
     seed: u64,
-    shard: Shard,
+    /// Which positions of each epoch's plan this iterator delivers.
+    schedule: Schedule,
     dtype: OutputDtype,
     save: Option<SaveConfig>,
     /// Drops pages behind the reader to keep the cache footprint bounded.
@@ -108,6 +112,13 @@ impl Context {
             windows: Mutex::new(None),
             readahead: Readahead::default(),
             plans: Mutex::new(Vec::new()),
+            schedule: Schedule::new(
+                config.rows.len(),
+                config.shard,
+                config.batch_size,
+                config.drop_last,
+            )
+            .with_resumed(config.resumed),
             x: config.x,
             y: config.y,
             sample_weight: config.sample_weight,
@@ -115,10 +126,8 @@ impl Context {
             generator: config.generator,
             shape: config.shape,
             batch_size: config.batch_size,
-            drop_last: config.drop_last,
             order: config.order,
             seed: config.seed,
-            shard: config.shard,
             dtype: config.dtype,
             save: config.save,
         }
@@ -160,23 +169,20 @@ impl Context {
 
     /// Bytes of a full batch's images (the buffer's capacity, not its length).
     pub fn batch_image_bytes(&self) -> u64 {
-        let rows = self.batch_size.min(self.shard_len()) as u64;
+        let rows = self.batch_size.min(self.schedule.full_samples()) as u64;
         rows * (self.shape.len() * self.dtype.size()) as u64
     }
 
-    /// Samples this iterator yields per epoch (its shard of the subset).
-    pub fn shard_len(&self) -> usize {
-        self.shard.len(self.n)
-    }
-
-    /// Batches per epoch.
-    pub fn num_batches(&self) -> usize {
-        num_batches(self.shard_len(), self.batch_size, self.drop_last)
+    /// Which positions of each epoch's plan this iterator delivers, and in
+    /// how many batches.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 
     /// The (subset-relative) sample indices of `epoch`, this shard only.
     pub fn plan(&self, epoch: u64) -> Vec<usize> {
-        self.order.shard_plan(self.n, self.seed, epoch, self.shard)
+        let plan = self.order.plan(self.n, self.seed, epoch);
+        self.schedule.select(epoch, plan)
     }
 
     /// [`Context::plan`] shared between the prefetch workers.
@@ -201,7 +207,7 @@ impl Context {
         Batch::new(
             self.dtype,
             self.dims,
-            self.batch_size.min(self.shard_len()),
+            self.batch_size.min(self.schedule.full_samples()),
             self.y.as_ref(),
             self.sample_weight.as_ref(),
             &self.aux,
@@ -345,8 +351,10 @@ impl Context {
             }
             Arc::clone(&cache.as_ref().expect("set above").1)
         };
-        // This batch's positions in the global plan (a shard takes a slice of it).
-        let offset = self.shard.range(self.n).0;
+        // This batch's positions in the global plan (a shard takes a slice of
+        // it; a resumed epoch's segment has gaps and a padded one wraps
+        // around, where these hints are only approximate).
+        let offset = self.schedule.first_position(epoch);
         let (first, last) = (offset + start, offset + end);
         let mut entered = Vec::new();
         if first < last {

@@ -7,40 +7,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::iterator::batch::Batch;
+use crate::iterator::shard::Schedule;
 use crate::Result;
 
 use super::Context;
 
-/// The position after batch `pos` in an endless walk over epochs of `len` batches.
-pub(crate) fn advance(epoch: u64, batch: usize, len: usize) -> (u64, usize) {
-    if batch + 1 >= len {
-        (epoch + 1, 0)
-    } else {
-        (epoch, batch + 1)
-    }
-}
-
 /// A filled buffer (or the error that stopped it) with the batch it holds.
 type Ready = (u64, usize, Result<()>, Batch);
-
-/// The position `steps` batches after `pos` (see [`advance`]), in constant
-/// time.
-fn advance_by(pos: (u64, usize), steps: usize, len: usize) -> (u64, usize) {
-    if steps == 0 {
-        return pos;
-    }
-    let (epoch, batch) = if pos.1 < len {
-        pos
-    } else {
-        advance(pos.0, pos.1, len)
-    };
-    let steps = steps - usize::from(pos.1 >= len);
-    if len == 0 {
-        return (epoch + steps as u64, 0);
-    }
-    let total = batch as u64 + steps as u64;
-    (epoch + total / len as u64, (total % len as u64) as usize)
-}
 
 /// Most batches in a row the caller waits for once it has caught up with the
 /// workers (and at most half the buffers, so the workers keep some to fill).
@@ -73,13 +46,13 @@ struct Exchange {
 
 impl Exchange {
     /// Whether the `run` batches from `from` are all ready.
-    fn has_run(&self, from: (u64, usize), run: usize, len: usize) -> bool {
+    fn has_run(&self, from: (u64, usize), run: usize, schedule: &Schedule) -> bool {
         let mut pos = from;
         for _ in 0..run {
             if !self.ready.iter().any(|r| (r.0, r.1) == pos) {
                 return false;
             }
-            pos = advance(pos.0, pos.1, len);
+            pos = schedule.advance(pos);
         }
         true
     }
@@ -202,14 +175,15 @@ impl Producer {
 
     /// Swaps `lent` (the batch the caller is done with) for the next one.
     /// Returns the result of assembling it. `None` if the producer died.
-    pub fn swap(&mut self, lent: &mut Batch, len: usize) -> Option<Result<()>> {
+    pub fn swap(&mut self, lent: &mut Batch) -> Option<Result<()>> {
         let shared = &self.shared;
+        let schedule = shared.ctx.schedule();
         let mut ex = shared.lock();
         loop {
             if ex.panicked {
                 return None;
             }
-            if ex.has_run(self.next, 1, len) {
+            if ex.has_run(self.next, 1, schedule) {
                 break;
             }
             if ex.alive == 0 {
@@ -239,7 +213,7 @@ impl Producer {
             shared.free.notify_one();
         }
         self.taken += 1;
-        self.next = advance(epoch, index, len);
+        self.next = schedule.advance((epoch, index));
         Some(result)
     }
 }
@@ -264,7 +238,7 @@ impl Shared {
         }
         let _guard = Guard(self);
         let ctx = &self.ctx;
-        let len = ctx.num_batches();
+        let schedule = ctx.schedule();
         loop {
             let mut buf = {
                 let mut ex = self.lock();
@@ -281,7 +255,7 @@ impl Shared {
                 }
             };
             let step = self.claimed.fetch_add(1, Ordering::Relaxed);
-            let (epoch, index) = advance_by(self.start, step, len);
+            let (epoch, index) = schedule.advance_by(self.start, step);
             let plan = ctx.shared_plan(epoch);
             let slot = |step: usize| &self.hinted[step % self.hinted.len()];
             // Whether a hint asked for this batch's rows already.
@@ -289,7 +263,7 @@ impl Shared {
             // Overlap the storage reads of the batch likely next for this
             // worker with this one's compute (within the epoch's plan).
             let next = index + self.workers;
-            if next < len && ctx.hint(next, &plan).is_ok() {
+            if next < schedule.batches(epoch) && ctx.hint(next, &plan).is_ok() {
                 slot(step + self.workers).store(step + self.workers + 1, Ordering::Release);
             }
             let result = if threads <= 1 {
@@ -303,7 +277,7 @@ impl Shared {
             ex.ready.push((epoch, index, result, buf));
             let wake = ex
                 .want
-                .is_some_and(|(from, run)| ex.has_run(from, run, len));
+                .is_some_and(|(from, run)| ex.has_run(from, run, schedule));
             if wake {
                 ex.want = None;
             }
@@ -326,30 +300,6 @@ impl Drop for Producer {
         self.shared.free.notify_all();
         for h in self.handles.drain(..) {
             let _ = h.join();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{advance, advance_by};
-
-    /// The constant-time walk lands where stepping one batch at a time
-    /// does, from inside an epoch, from past its end and with no batches.
-    #[test]
-    fn advance_by_equals_stepping() {
-        for len in [0, 1, 2, 7] {
-            for start in [(0, 0), (3, 1), (5, 6), (2, 9)] {
-                let mut pos = start;
-                for steps in 0..40 {
-                    assert_eq!(
-                        advance_by(start, steps, len),
-                        pos,
-                        "{start:?} +{steps} of {len}"
-                    );
-                    pos = advance(pos.0, pos.1, len);
-                }
-            }
         }
     }
 }
