@@ -37,6 +37,14 @@ impl Error {
         })
     }
 
+    /// Shorthand for an [`ErrorKind::OutOfMemory`] error.
+    pub fn out_of_memory(what: impl Into<String>, bytes: u64) -> Error {
+        Error::new(ErrorKind::OutOfMemory {
+            what: what.into(),
+            bytes,
+        })
+    }
+
     /// Shorthand for an [`ErrorKind::InvalidArgument`] error.
     pub fn invalid(
         name: &'static str,
@@ -195,6 +203,36 @@ pub enum ErrorKind {
         /// What went wrong.
         reason: String,
     },
+    /// An allocation sized by an argument or a file failed: the memory is
+    /// not there (or the allocator refused the size outright).
+    OutOfMemory {
+        /// What the memory was for, naming the value that sized it.
+        what: String,
+        /// Bytes asked for.
+        bytes: u64,
+    },
+    /// A file was not written because the process is being interrupted
+    /// (see [`crate::npy::abandon_writes`]).
+    Interrupted {
+        /// The destination left unwritten.
+        path: PathBuf,
+    },
+}
+
+/// `bytes` with a binary unit for messages: `1.5 GiB`, `512 B`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 fn quote_bytes(b: &[u8]) -> String {
@@ -272,6 +310,16 @@ impl fmt::Display for ErrorKind {
                 "{what} needs {needed} bytes, more than the configured limit of {limit} bytes"
             ),
             Image { path, reason } => write!(f, "{}: {reason}", path.display()),
+            OutOfMemory { what, bytes } => write!(
+                f,
+                "cannot allocate {bytes} bytes ({}) for {what}: not enough memory",
+                human_bytes(*bytes)
+            ),
+            Interrupted { path } => write!(
+                f,
+                "{}: not written: the process is being interrupted",
+                path.display()
+            ),
         }
     }
 }

@@ -12,6 +12,10 @@ use std::os::fd::AsRawFd;
 
 use memmap2::{Mmap, MmapOptions};
 
+mod lock;
+
+pub(crate) use lock::{process_start, try_lock_exclusive};
+
 /// Maps `file` read-only in full.
 ///
 /// The crate-level contract ("Safety of memory maps" in the crate docs) is

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 use image::{ImageFormat, Rgb, RgbImage};
 
-use crate::npy::{persist, temp_beside, ElemType, NpyArray};
+use crate::npy::{persist, ElemType, NpyArray, Partial};
 use crate::rng::{SampleRng, Stream};
 use crate::{Error, ErrorKind, ImageDataGenerator, ImageShape, Result, Scratch};
 
@@ -197,7 +197,7 @@ pub fn write_preview(
         }
     };
     let (sheet, indices) = contact_sheet(x, generator, options)?;
-    let tmp = temp_beside(path)?;
+    let tmp = Partial::create_replacing(path)?;
     let mut out = BufWriter::new(tmp);
     sheet.write_to(&mut out, format).map_err(|e| {
         Error::from(ErrorKind::Image {

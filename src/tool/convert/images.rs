@@ -10,10 +10,9 @@ use std::str::FromStr;
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, ImageReader};
 use rayon::prelude::*;
-use tempfile::NamedTempFile;
 
 use super::{chunk_rows, Progress};
-use crate::npy::{header_bytes, persist, temp_beside, Dtype, ElemType, NpyWriter};
+use crate::npy::{header_bytes, persist, Dtype, ElemType, NpyWriter, Partial};
 use crate::{Error, ErrorKind, Result, WHITE_LIST_FORMATS};
 
 /// The colour mode of converted images (Keras' `color_mode`).
@@ -512,14 +511,14 @@ struct ReservedNpy {
     path: PathBuf,
     dtype: Dtype,
     header_len: usize,
-    out: BufWriter<NamedTempFile>,
+    out: BufWriter<Partial>,
     written: u64,
 }
 
 impl ReservedNpy {
     fn create(path: &Path, dtype: Dtype, max_shape: &[usize]) -> Result<ReservedNpy> {
         let header = header_bytes(dtype, max_shape);
-        let tmp = temp_beside(path)?;
+        let tmp = Partial::create_replacing(path)?;
         let mut out = BufWriter::with_capacity(1 << 20, tmp);
         out.write_all(&header).map_err(|e| Error::io(path, e))?;
         Ok(ReservedNpy {

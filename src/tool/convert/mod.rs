@@ -5,9 +5,10 @@
 //! the number of samples (except for the list of input file names and one
 //! label per image). Every output is written to a temporary file in its
 //! destination folder and renamed into place only when it is complete, so an
-//! interrupted conversion never leaves a truncated file at the destination
-//! (a killed process can leave a hidden `.NAME.*.partial` file behind, which
-//! is safe to delete).
+//! interrupted conversion never leaves a truncated file at the destination;
+//! the hidden `.NAME.XXXXXX.partial` file a killed process leaves behind is
+//! removed by the next conversion to the same destination (see
+//! [`crate::npy::write_atomic`]).
 
 mod array;
 mod cast;
