@@ -93,6 +93,13 @@ impl NpyWriter {
     /// # Errors
     /// I/O errors, or fewer bytes written than the shape holds.
     pub fn finish(self) -> Result<()> {
+        let (tmp, path) = self.finish_later()?;
+        persist(tmp, &path)
+    }
+
+    /// Checks completeness and flushes, leaving the rename to the caller
+    /// (with [`super::persist_all`], to rename several files together).
+    pub(crate) fn finish_later(self) -> Result<(Partial, PathBuf)> {
         if self.written != self.expected {
             return Err(Error::invalid(
                 "data",
@@ -108,7 +115,7 @@ impl NpyWriter {
             .out
             .into_inner()
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
-        persist(tmp, &self.path)
+        Ok((tmp, self.path))
     }
 }
 

@@ -15,10 +15,12 @@ mod cast;
 mod images;
 mod npz;
 
-pub use array::{convert_array, ConvertArrayOptions, ConvertArrayReport};
+pub use array::{
+    convert_array, convert_arrays, shuffled_rows, ArrayJob, ConvertArrayOptions, ConvertArrayReport,
+};
 pub use images::{
     convert_images, list_image_folder, ColorMode, ImageConvertOptions, ImageConvertReport,
-    ImageFolder, ResizeFilter, SkippedImage,
+    ImageFolder, ResizeFilter, SizeChoice, SkippedImage, DEFAULT_SIZE,
 };
 pub use npz::{extract_npz, npz_member_header, ExtractedMember};
 

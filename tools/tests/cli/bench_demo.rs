@@ -364,3 +364,94 @@ fn demo_builds_fits_iterates_and_previews() {
         &["classes"],
     );
 }
+
+/// Ctrl-C while a row runs in its memory cgroup: the measuring child is
+/// killed and the cgroup removed before the tool exits with 130.
+#[test]
+fn ctrl_c_during_bench_leaves_no_cgroup_behind() {
+    let root = std::path::Path::new("/sys/fs/cgroup/memory");
+    let root = if root.is_dir() {
+        root.to_path_buf()
+    } else {
+        std::path::PathBuf::from("/sys/fs/cgroup")
+    };
+    if !is_root() {
+        println!("not root: the benchmark makes no cgroups, nothing to check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 9600);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_npyflow"))
+        .args([
+            "bench",
+            "x.npy",
+            "--orders",
+            "shuffle",
+            "--caches",
+            "cold",
+            "--advice",
+            "kernel",
+            "--memory-limit",
+            "256M",
+            "--no-references",
+            "--seconds",
+            "30",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = format!("npyflow-bench-{}-", child.id());
+    let kill = |sig: &str, pid: &str| {
+        std::process::Command::new("kill")
+            .args([sig, pid])
+            .status()
+            .unwrap();
+    };
+    let started = std::time::Instant::now();
+    let (cgroup, procs) = loop {
+        let found = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            });
+        if let Some(cg) = found {
+            let procs = fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
+            if !procs.trim().is_empty() {
+                // Frozen, so it is still in there when the signal arrives.
+                for p in procs.split_whitespace() {
+                    kill("-STOP", p);
+                }
+                break (cg, procs);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("bench ended ({status}) before a cgroup row ran");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(120));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    kill("-INT", &child.id().to_string());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("npyflow: interrupted: kept nothing new"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!cgroup.exists(), "{} is left", cgroup.display());
+    for p in procs.split_whitespace() {
+        // Killed (and reaped by init once orphaned).
+        let gone = (0..200).any(|_| {
+            let alive = std::path::Path::new(&format!("/proc/{p}")).exists();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            !alive
+        });
+        assert!(gone, "process {p} of the cgroup still runs");
+    }
+}
