@@ -290,11 +290,18 @@ fn a_row_that_did_not_run_fails_the_run_and_says_why() {
             "--no-references",
             "--seconds",
             "5",
+            "--plot",
+            "b.png",
         ],
     );
     let table = stdout(&out);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{table}\n{err}");
+    // The chart is still drawn, the missing row hatched (not a bar of 0).
+    let chart = image::open(dir.path().join("b.png")).unwrap().to_rgb8();
+    let hatched = chart.pixels().filter(|p| p.0 == [205, 205, 205]).count();
+    assert!(hatched > 100, "no hatched row in the chart");
+    assert!(table.contains("wrote b.png"), "{table}");
     let line = err.lines().last().unwrap();
     let reason = line
         .strip_prefix("npyflow: 1 of 2 rows did not run: shuffle/cold/matched/cgroup: ")
@@ -453,5 +460,53 @@ fn ctrl_c_during_bench_leaves_no_cgroup_behind() {
             !alive
         });
         assert!(gone, "process {p} of the cgroup still runs");
+    }
+}
+
+/// The default cap measures on a file of tens of MB too (a tenth of the
+/// 337 MB where 11 of 12 capped rows used to be killed): every row runs.
+#[test]
+fn bench_defaults_measure_every_row_of_a_larger_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = crate::synth::SynthOptions {
+        samples: 11_000,
+        height: 32,
+        width: 32,
+        channels: 3,
+        classes: 4,
+        seed: 5,
+    };
+    crate::synth::write_synthetic(dir.path(), &opts, None).unwrap();
+    // Short rows: a cold shuffle of this file takes longer than that here,
+    // and a row stopped by the time limit is still a measured row.
+    let out = npyflow(
+        dir.path(),
+        &[
+            "bench",
+            "x.npy",
+            "--seconds",
+            "3",
+            "--reference-seconds",
+            "0.5",
+            "--json",
+        ],
+    );
+    let err = stderr(&out);
+    let v = ok_json(out);
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 24, "{err}");
+    let file_bytes = v["file_bytes"].as_u64().unwrap();
+    assert!(file_bytes > 33_000_000, "{file_bytes}");
+    let measured = if is_root() { &rows[..] } else { &rows[..12] };
+    for r in measured {
+        assert_eq!(r["status"], "measured", "{r}");
+        assert!(r["skipped"].is_null(), "{r}");
+        assert!(r["samples"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["images_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    if is_root() {
+        let cap = v["cap"]["limit"].as_u64().unwrap();
+        // At least the file's quarter above what the matched rows used.
+        assert!(cap > file_bytes / 4 + (16 << 20), "cap {cap}");
     }
 }
