@@ -49,6 +49,13 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
     for path in &args.files {
         let started = Instant::now();
         let result = (|| -> anyhow::Result<Value> {
+            if path.is_dir() {
+                anyhow::bail!(
+                    "{}: is a folder; give the files in it (e.g. {})",
+                    path.display(),
+                    path.join("*.npy").display()
+                );
+            }
             let before = file_residency(path)?;
             match action {
                 "evict" => evict_file(path)?,

@@ -54,6 +54,9 @@ pub fn extract_npz(
     progress: Option<Progress<'_>>,
 ) -> Result<Vec<ExtractedMember>> {
     let (file, out_dir) = (file.as_ref(), out_dir.as_ref());
+    if file.is_dir() {
+        return Err(npz_err(file, "is a folder, not an .npz archive"));
+    }
     let reader = BufReader::new(File::open(file).map_err(|e| Error::io(file, e))?);
     let mut zip = zip::ZipArchive::new(reader)
         .map_err(|e| npz_err(file, format!("not a readable .npz archive: {e}")))?;

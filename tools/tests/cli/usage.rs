@@ -121,6 +121,14 @@ fn messages_name_the_problem() {
             &["data: is a folder, not a .npy file; did you mean data/x.npy? (it also holds y.npy)"],
         );
     }
+    fails(
+        npyflow(d, &["cache", "data"]),
+        &["data: is a folder; give the files in it (e.g. data/*.npy)"],
+    );
+    fails(
+        npyflow(d, &["convert", "npz", "data", "--out", "o"]),
+        &["data: is a folder, not an .npz archive"],
+    );
     fs::create_dir(d.join("empty")).unwrap();
     fails(
         npyflow(d, &["iterate", "empty"]),
