@@ -37,6 +37,14 @@ impl Error {
         })
     }
 
+    /// Shorthand for an [`ErrorKind::OutOfMemory`] error.
+    pub fn out_of_memory(what: impl Into<String>, bytes: u64) -> Error {
+        Error::new(ErrorKind::OutOfMemory {
+            what: what.into(),
+            bytes,
+        })
+    }
+
     /// Shorthand for an [`ErrorKind::InvalidArgument`] error.
     pub fn invalid(
         name: &'static str,
@@ -196,6 +204,36 @@ pub enum ErrorKind {
         /// What went wrong.
         reason: String,
     },
+    /// An allocation sized by an argument or a file failed: the memory is
+    /// not there (or the allocator refused the size outright).
+    OutOfMemory {
+        /// What the memory was for, naming the value that sized it.
+        what: String,
+        /// Bytes asked for.
+        bytes: u64,
+    },
+    /// A file was not written because the process is being interrupted
+    /// (see [`crate::npy::abandon_writes`]).
+    Interrupted {
+        /// The destination left unwritten.
+        path: PathBuf,
+    },
+}
+
+/// `bytes` with a binary unit for messages: `1.5 GiB`, `512 B`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 fn quote_bytes(b: &[u8]) -> String {
@@ -278,6 +316,16 @@ impl fmt::Display for ErrorKind {
                 "{what} needs {needed} bytes, more than the configured limit of {limit} bytes"
             ),
             Image { path, reason } => write!(f, "{}: {reason}", path.display()),
+            OutOfMemory { what, bytes } => write!(
+                f,
+                "cannot allocate {bytes} bytes ({}) for {what}: not enough memory",
+                human_bytes(*bytes)
+            ),
+            Interrupted { path } => write!(
+                f,
+                "{}: not written: the process is being interrupted",
+                path.display()
+            ),
         }
     }
 }
@@ -294,11 +342,66 @@ impl fmt::Debug for Error {
     }
 }
 
+/// A zeroed buffer of `len` elements, or [`ErrorKind::OutOfMemory`] naming
+/// `what` when the allocator cannot provide it (instead of aborting the
+/// process): for every buffer whose size comes from an argument or a file.
+pub(crate) fn try_zeroed<T: Clone + Default>(
+    len: usize,
+    what: impl FnOnce() -> String,
+) -> Result<Vec<T>> {
+    let bytes = (len as u64).saturating_mul(std::mem::size_of::<T>() as u64);
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::out_of_memory(what(), bytes))?;
+    v.resize(len, T::default());
+    Ok(v)
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.0 {
             ErrorKind::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+/// Whether `bytes` can be allocated now (reserved and released again,
+/// without touching the memory), else [`ErrorKind::OutOfMemory`] naming
+/// `what`: for memory that a dependency allocates without a way to fail.
+pub(crate) fn check_allocation(bytes: u64, what: impl FnOnce() -> String) -> Result<()> {
+    let fits = usize::try_from(bytes)
+        .ok()
+        .is_some_and(|n| Vec::<u8>::new().try_reserve_exact(n).is_ok());
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::out_of_memory(what(), bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(120_000_000_000), "111.8 GiB");
+    }
+
+    #[test]
+    fn an_impossible_buffer_is_an_error_naming_its_size() {
+        let e =
+            try_zeroed::<u8>(usize::MAX / 2, || "a test buffer (--size 1x1)".into()).unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::OutOfMemory { bytes, .. } if *bytes == (usize::MAX / 2) as u64)
+        );
+        assert!(e.to_string().starts_with("cannot allocate 9223372036854775807 bytes (8192.0 PiB) for a test buffer (--size 1x1)"), "{e}");
+        assert_eq!(try_zeroed::<u32>(3, String::new).unwrap(), [0, 0, 0]);
+        assert!(check_allocation(1 << 20, String::new).is_ok());
+        let e = check_allocation(u64::MAX, || "everything".into()).unwrap_err();
+        assert!(e.to_string().contains("for everything"), "{e}");
     }
 }

@@ -15,6 +15,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,55 @@ pub struct Hierarchy {
 
 /// Distinguishes cgroups created by one process.
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// The cgroups this process made that still exist: a cgroup outlives the
+/// process that made it, so an interrupted run removes them
+/// ([`remove_live_cgroups`]).
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// For a process about to end on a signal: kills the processes inside every
+/// memory cgroup this process made (a measuring child would go on under a
+/// parent that is gone) and removes the cgroups. Returns those that could
+/// not be removed.
+pub fn remove_live_cgroups() -> Vec<PathBuf> {
+    let dirs = std::mem::take(&mut *live());
+    for dir in &dirs {
+        kill_all(dir);
+    }
+    dirs.into_iter().filter(|d| !remove_when_empty(d)).collect()
+}
+
+/// Kills every process in the cgroup at `dir`: `cgroup.kill` where the
+/// kernel has it (v2, Linux 5.14), else each process listed.
+fn kill_all(dir: &Path) {
+    if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+        return;
+    }
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.split_whitespace() {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+}
+
+/// Removes the (empty) cgroup at `dir`; a process that has just exited
+/// leaves it a moment later, so busy is retried for about a second.
+fn remove_when_empty(dir: &Path) -> bool {
+    for _ in 0..40 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
 
 impl Hierarchy {
     /// The memory controller's hierarchy on this machine.
@@ -108,6 +158,7 @@ impl Hierarchy {
             io::ErrorKind::PermissionDenied => ErrorKind::NeedsRoot { path: dir.clone() }.into(),
             _ => Error::io(&dir, e),
         })?;
+        live().push(dir.clone());
         let cg = MemoryCgroup {
             dir,
             version: self.version,
@@ -329,25 +380,12 @@ impl MemoryCgroup {
 
 impl Drop for MemoryCgroup {
     fn drop(&mut self) {
-        // Only an empty cgroup can be removed, and a process that has just
-        // exited leaves it a moment later: retry while the kernel says busy.
-        // Cached pages it was charged for are moved to the parent.
-        for _ in 0..40 {
-            match std::fs::remove_dir(&self.dir) {
-                Ok(()) => return,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    std::thread::sleep(Duration::from_millis(25));
-                }
-                Err(e) => {
-                    log::warn!("could not remove memory cgroup {}: {e}", self.dir.display());
-                    return;
-                }
-            }
+        // Only an empty cgroup can be removed. Cached pages it was charged
+        // for are moved to the parent.
+        live().retain(|d| *d != self.dir);
+        if !remove_when_empty(&self.dir) {
+            log::warn!("could not remove memory cgroup {}", self.dir.display());
         }
-        log::warn!(
-            "could not remove memory cgroup {}: still busy",
-            self.dir.display()
-        );
     }
 }
 

@@ -44,6 +44,7 @@ mod report;
 mod row;
 
 pub use cell::run_cell;
+pub use cgroup::remove_live_cgroups;
 pub use chart::draw_chart;
 pub use child::child_main;
 pub use config::{

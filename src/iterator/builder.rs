@@ -288,6 +288,15 @@ impl IteratorBuilder {
         let prefetch = self
             .prefetch
             .unwrap_or_else(|| auto_prefetch(ctx.batch_image_bytes(), threads));
+        // The pipeline allocates its batches without a way to fail.
+        crate::error::check_allocation(
+            (prefetch as u64)
+                .saturating_add(2)
+                .saturating_mul(ctx.batch_image_bytes()),
+            || {
+                format!("{prefetch} batches prefetched and 2 in use, of {} bytes of images each (prefetch {prefetch})", ctx.batch_image_bytes())
+            },
+        )?;
         Ok(NumpyArrayIterator::new(
             config, ctx, pool, threads, prefetch,
         ))

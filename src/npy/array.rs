@@ -119,6 +119,55 @@ impl std::fmt::Debug for NpyArray {
     }
 }
 
+/// Opens `path` for reading and returns it with its length; a folder is an
+/// error that says so (and names the `.npy` files in it), where the OS
+/// would only say "No such device" when it is mapped.
+pub(crate) fn open_data_file(path: &Path) -> Result<(File, u64)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::io(path, std::io::Error::other(folder_message(path))));
+    }
+    Ok((file, meta.len()))
+}
+
+/// "is a folder, not a file", with the arrays it holds as suggestions.
+fn folder_message(dir: &Path) -> String {
+    let mut arrays: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| (n.ends_with(".npy") || n.ends_with(".npz")) && !n.starts_with('.'))
+        .collect();
+    arrays.sort();
+    // The images of a converted folder first: `convert images` writes x.npy.
+    if let Some(i) = arrays.iter().position(|n| n == "x.npy") {
+        let x = arrays.remove(i);
+        arrays.insert(0, x);
+    }
+    match arrays.first() {
+        None => "is a folder, not a .npy file".to_string(),
+        Some(first) => {
+            let also = match &arrays[1..] {
+                [] => String::new(),
+                rest @ [_, ..] if rest.len() <= 3 => {
+                    format!(" (it also holds {})", rest.join(", "))
+                }
+                rest => format!(
+                    " (it also holds {} and {} more)",
+                    rest[..2].join(", "),
+                    rest.len() - 2
+                ),
+            };
+            format!(
+                "is a folder, not a .npy file; did you mean {}?{also}",
+                dir.join(first).display()
+            )
+        }
+    }
+}
+
 impl NpyArray {
     /// Opens a `.npy` file, memory-mapped.
     ///
@@ -136,8 +185,7 @@ impl NpyArray {
     /// As [`NpyArray::open`].
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<NpyArray> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let (file, file_len) = open_data_file(path)?;
         let map = match options.source {
             SourceKind::Mmap => Some(Arc::new(
                 sys::map_readonly(&file).map_err(|e| Error::io(path, e))?,

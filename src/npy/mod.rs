@@ -6,6 +6,7 @@ mod cast;
 mod dtype;
 mod header;
 mod npz;
+mod partial;
 mod raw;
 mod write;
 
@@ -14,6 +15,8 @@ pub(crate) use cast::cast_into;
 pub use dtype::{ByteOrder, Dtype, ElemType};
 pub use header::{header_bytes, Header, MAGIC};
 pub use npz::{NpzArchive, NpzMember};
+pub use partial::abandon_writes;
+pub(crate) use partial::{persist_all, Partial};
 pub(crate) use write::{create_atomic, persist, temp_beside};
 pub use write::{write_atomic, write_npy, NpyWriter, NpzWriter};
 

@@ -55,8 +55,7 @@ impl NpzArchive {
     /// As [`NpzArchive::open`].
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<NpzArchive> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let (file, file_len) = super::array::open_data_file(path)?;
         let mut zip = zip::ZipArchive::new(&file)
             .map_err(|e| npz_err(path, format!("not a readable .npz archive: {e}")))?;
         let mut members = Vec::with_capacity(zip.len());

@@ -5,44 +5,32 @@ use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
-
 use super::dtype::{Dtype, ElemType};
 use super::header::header_bytes;
+use super::partial::Partial;
 use crate::{Error, ErrorKind, Result};
 
-/// Creates a temporary file in `path`'s folder, so the final rename is atomic
-/// (same filesystem) and an interrupted write never leaves a partial file at `path`.
-pub(crate) fn temp_beside(path: &Path) -> Result<NamedTempFile> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let stem = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{stem}."))
-        .suffix(".partial")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))
+/// A temporary file in `path`'s folder, so the final rename is atomic (same
+/// filesystem) and an interrupted write never leaves a partial file at
+/// `path`. Stale temporaries are not looked for (see [`Partial::create`]).
+pub(crate) fn temp_beside(path: &Path) -> Result<Partial> {
+    Partial::create(path)
 }
 
 /// Moves a completed temporary file to `path` (atomic rename, after fsync).
-pub(crate) fn persist(tmp: NamedTempFile, path: &Path) -> Result<()> {
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+pub(crate) fn persist(tmp: Partial, path: &Path) -> Result<()> {
+    tmp.persist(path)
 }
 
 /// Streams a C-order `.npy` file: header first, then rows in order.
 ///
 /// Nothing appears at the destination until [`NpyWriter::finish`] succeeds;
-/// dropping the writer early deletes the temporary file.
+/// dropping the writer early deletes the temporary file. Creating one
+/// removes the temporary files that killed writers of the same destination
+/// left behind (see [`write_atomic`]).
 pub struct NpyWriter {
     path: PathBuf,
-    out: BufWriter<NamedTempFile>,
+    out: BufWriter<Partial>,
     expected: u64,
     written: u64,
 }
@@ -61,7 +49,7 @@ impl NpyWriter {
                 path: path.clone(),
                 shape: shape.iter().map(|&d| d as u64).collect(),
             })?;
-        let tmp = temp_beside(&path)?;
+        let tmp = Partial::create_replacing(&path)?;
         let mut out = BufWriter::with_capacity(1 << 20, tmp);
         out.write_all(&header_bytes(dtype, shape))
             .map_err(|e| Error::io(&path, e))?;
@@ -105,6 +93,13 @@ impl NpyWriter {
     /// # Errors
     /// I/O errors, or fewer bytes written than the shape holds.
     pub fn finish(self) -> Result<()> {
+        let (tmp, path) = self.finish_later()?;
+        persist(tmp, &path)
+    }
+
+    /// Checks completeness and flushes, leaving the rename to the caller
+    /// (with [`super::persist_all`], to rename several files together).
+    pub(crate) fn finish_later(self) -> Result<(Partial, PathBuf)> {
         if self.written != self.expected {
             return Err(Error::invalid(
                 "data",
@@ -120,7 +115,7 @@ impl NpyWriter {
             .out
             .into_inner()
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
-        persist(tmp, &self.path)
+        Ok((tmp, self.path))
     }
 }
 
@@ -142,7 +137,7 @@ pub fn write_npy(
 /// Writes an `.npz` archive with stored (uncompressed, hence mappable) members.
 pub struct NpzWriter {
     path: PathBuf,
-    zip: zip::ZipWriter<NamedTempFile>,
+    zip: zip::ZipWriter<Partial>,
 }
 
 impl NpzWriter {
@@ -152,7 +147,7 @@ impl NpzWriter {
     /// I/O errors.
     pub fn create(path: impl AsRef<Path>) -> Result<NpzWriter> {
         let path = path.as_ref().to_path_buf();
-        let tmp = temp_beside(&path)?;
+        let tmp = Partial::create_replacing(&path)?;
         Ok(NpzWriter {
             path,
             zip: zip::ZipWriter::new(tmp),
@@ -217,17 +212,25 @@ impl NpzWriter {
 
 /// Opens `path` for writing through a temporary file; call [`persist`] when
 /// done (for a caller that must order the renames of several files).
-pub(crate) fn create_atomic(path: &Path) -> Result<(NamedTempFile, File)> {
-    let tmp = temp_beside(path)?;
+pub(crate) fn create_atomic(path: &Path) -> Result<(Partial, File)> {
+    let tmp = Partial::create_replacing(path)?;
     let f = tmp.reopen().map_err(|e| Error::io(path, e))?;
     Ok((tmp, f))
 }
 
 /// Writes the file at `path` whole or not at all: `write` fills a temporary
-/// file in the same folder, which is then synced and renamed over `path`.
-/// When `write` fails, nothing changes at `path` and the temporary file is
-/// removed (a killed process can leave a hidden `.NAME.*.partial` file
-/// behind, safe to delete). Every file npyflow writes goes this way.
+/// file `.NAME.XXXXXX.partial` in the same folder, which is then synced and
+/// renamed over `path`. Every file npyflow writes goes this way.
+///
+/// - The file gets the mode the process's umask gives (0644 under umask
+///   022), as a file created by `open` would.
+/// - When `write` fails, nothing changes at `path` and the temporary file
+///   is removed; [`abandon_writes`](super::abandon_writes) removes those of
+///   writes in progress when the process is interrupted.
+/// - A process killed outright (SIGKILL, power loss) leaves its temporary
+///   file behind; the next write of the same `path` removes it (only files
+///   of exactly that name pattern, older than the writing process and
+///   locked by no live writer).
 ///
 /// # Errors
 /// [`ErrorKind::Io`] naming `path`: the folder is not writable, `write`
@@ -256,7 +259,7 @@ pub fn write_atomic(
     write: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<()> {
     let path = path.as_ref();
-    let mut tmp = temp_beside(path)?;
+    let mut tmp = Partial::create_replacing(path)?;
     write(tmp.as_file_mut()).map_err(|e| Error::io(path, e))?;
     persist(tmp, path)
 }

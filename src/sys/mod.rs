@@ -17,6 +17,10 @@ use std::io;
 
 use memmap2::{Mmap, MmapOptions};
 
+mod lock;
+
+pub(crate) use lock::{process_start, try_lock_exclusive};
+
 mod sigbus;
 #[allow(unused_imports)]
 pub(crate) use sigbus::MapGuard;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 use image::{ImageFormat, Rgb, RgbImage};
 
-use crate::npy::{persist, temp_beside, ElemType, NpyArray};
+use crate::npy::{persist, ElemType, NpyArray, Partial};
 use crate::rng::{SampleRng, Stream};
 use crate::{Error, ErrorKind, ImageDataGenerator, ImageShape, Result, Scratch};
 
@@ -131,11 +131,13 @@ pub fn contact_sheet(
         .data_format
         .image_shape([s[1], s[2], s[3]]);
     let (cw, ch) = cell_size(shape, options.cell);
+    let (width, height) = sheet_size(options, indices.len(), (cw, ch))?;
     let cols = options.cols as u32;
-    // An extra gap after the first column sets the originals apart.
-    let width = cols * cw + (cols + 2) * GAP;
-    let height = indices.len() as u32 * ch + (indices.len() as u32 + 1) * GAP;
-    let mut sheet = RgbImage::from_pixel(width, height, BACKGROUND);
+    let mut sheet = blank_sheet(width, height, options)?;
+    // Each cell is drawn into its own picture first.
+    crate::error::check_allocation(cw as u64 * ch as u64 * 3, || {
+        format!("a {cw}x{ch} preview cell (cell {})", options.cell)
+    })?;
     let mut original = vec![0f64; shape.len()];
     let mut work = vec![0f64; shape.len()];
     let mut scratch = Scratch::<f64>::default();
@@ -164,6 +166,45 @@ pub fn contact_sheet(
         }
     }
     Ok((sheet, indices))
+}
+
+/// The sheet's `(width, height)` for `rows` samples of cells `cw × ch`,
+/// with an extra gap after the first column to set the originals apart.
+fn sheet_size(options: &PreviewOptions, rows: usize, (cw, ch): (u32, u32)) -> Result<(u32, u32)> {
+    let cols = options.cols as u64;
+    let width = cols
+        .saturating_mul(cw as u64)
+        .saturating_add(cols.saturating_add(2).saturating_mul(GAP as u64));
+    let height = (rows as u64)
+        .saturating_mul(ch as u64)
+        .saturating_add((rows as u64).saturating_add(1).saturating_mul(GAP as u64));
+    match (u32::try_from(width), u32::try_from(height)) {
+        (Ok(w), Ok(h)) => Ok((w, h)),
+        _ => Err(Error::invalid(
+            "grid",
+            format!("{}x{}", options.rows, options.cols),
+            format!(
+                "a sheet of {width}x{height} pixels (cells of {cw}x{ch}) is beyond what a picture can hold (4294967295 per side); use a smaller grid or cell"
+            ),
+        )),
+    }
+}
+
+/// A sheet filled with the background colour, or
+/// [`ErrorKind::OutOfMemory`] naming the grid when it does not fit.
+fn blank_sheet(width: u32, height: u32, options: &PreviewOptions) -> Result<RgbImage> {
+    let len = width as usize * height as usize * 3;
+    let mut raw = crate::error::try_zeroed::<u8>(len, || {
+        format!(
+            "a {width}x{height} preview sheet (grid {}x{}, cell {})",
+            options.rows, options.cols, options.cell
+        )
+    })?;
+    for px in raw.chunks_exact_mut(3) {
+        px.copy_from_slice(&BACKGROUND.0);
+    }
+    RgbImage::from_raw(width, height, raw)
+        .ok_or_else(|| Error::invalid("grid", format!("{width}x{height}"), "sheet size mismatch"))
 }
 
 /// Draws the contact sheet and writes it to `path` (format from the
@@ -197,7 +238,7 @@ pub fn write_preview(
         }
     };
     let (sheet, indices) = contact_sheet(x, generator, options)?;
-    let tmp = temp_beside(path)?;
+    let tmp = Partial::create_replacing(path)?;
     let mut out = BufWriter::new(tmp);
     sheet.write_to(&mut out, format).map_err(|e| {
         Error::from(ErrorKind::Image {

@@ -91,7 +91,7 @@ fn image_folder_converts_with_exact_pixels_and_labels() {
         done.store(d, std::sync::atomic::Ordering::Relaxed);
     };
     let opts = ImageConvertOptions {
-        size: (2, 3),
+        size: Some((2, 3)),
         progress: Some(&progress),
         ..Default::default()
     };
@@ -140,7 +140,7 @@ fn resize_and_colour_modes() {
     ] {
         let out = dir.path().join(format!("out{channels}"));
         let opts = ImageConvertOptions {
-            size: (3, 4),
+            size: Some((3, 4)),
             color,
             filter,
             ..Default::default()
@@ -169,7 +169,7 @@ fn unreadable_image_is_fatal_or_skipped() {
     .unwrap();
     let out = dir.path().join("out");
     let opts = ImageConvertOptions {
-        size: (2, 3),
+        size: Some((2, 3)),
         ..Default::default()
     };
     let err = convert_images(dir.path(), &out, &opts).unwrap_err();

@@ -41,10 +41,10 @@ pub struct Args {
     #[arg(long, default_value_t = 10.0, value_name = "S")]
     seconds: f64,
     /// Samples per batch.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     batch_size: usize,
     /// Threads (0 = all cores).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = crate::opts::thread_count)]
     threads: usize,
     /// Bytes per block of the blocks order.
     #[arg(long, default_value = "32M", value_parser = parse_bytes, value_name = "BYTES")]
@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3.0, value_name = "S")]
     reference_seconds: f64,
     /// Skip the device references (cold sequential read, random reads).
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     no_references: bool,
     /// Write the rows as CSV.
     #[arg(long, value_name = "FILE.csv")]
@@ -65,7 +65,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE.png")]
     plot: Option<PathBuf>,
     /// Print the report as JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     json: bool,
 }
 
@@ -169,6 +169,13 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         ..ReferenceConfig::default()
     };
 
+    for p in [&args.csv, &args.plot].into_iter().flatten() {
+        crate::interrupt::watch_file(p);
+    }
+    // A measuring child would go on in its cgroup after Ctrl-C ended this process.
+    crate::interrupt::on_signal(|| {
+        npyflow_bench::remove_live_cgroups();
+    });
     let file = FileInfo::of(&args.x)?;
     let device = Device::of(&args.x)?;
     let spinner = (!args.no_references)

@@ -29,10 +29,10 @@ pub struct Args {
     #[arg(long)]
     warm: bool,
     /// Machine-readable output: a JSON array with one object per file.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     json: bool,
     /// Cells in the residency chart.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     chart_width: usize,
 }
 
@@ -49,6 +49,13 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
     for path in &args.files {
         let started = Instant::now();
         let result = (|| -> anyhow::Result<Value> {
+            if path.is_dir() {
+                anyhow::bail!(
+                    "{}: is a folder; give the files in it (e.g. {})",
+                    path.display(),
+                    path.join("*.npy").display()
+                );
+            }
             let before = file_residency(path)?;
             match action {
                 "evict" => evict_file(path)?,
@@ -94,6 +101,9 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
                 failed = true;
             }
         }
+    }
+    if !args.json && !out.is_empty() {
+        ui::print(&crate::ui::residency_legend(args.chart_width))?;
     }
     if args.json {
         ui::print_json(&Value::Array(out))?;

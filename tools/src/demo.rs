@@ -25,29 +25,64 @@ use crate::ui::{self, Ui, Unit};
 )]
 pub struct Args {
     /// Number of synthetic images (default: 24000, about 300 MB at 64x64x3).
-    #[arg(long, default_value_t = 24_000, value_name = "N")]
+    #[arg(long, default_value_t = 24_000, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     samples: usize,
     /// Image size HxW.
     #[arg(long, default_value = "64x64", value_parser = parse_size, value_name = "HxW")]
     size: (u32, u32),
     /// Classes (one drawn shape each), 1 to 8.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     classes: usize,
     /// Folder for the dataset and outputs (default: a new temporary folder, kept).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Seed of the dataset, the permutation and the augmentation.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::opts::whole::<u64>)]
     seed: u64,
     /// Samples per batch.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     batch_size: usize,
     /// Threads assembling each batch (0 = all cores).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = crate::opts::thread_count)]
     threads: usize,
     /// Print the summary and telemetry as JSON.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     json: bool,
+}
+
+/// How to run this binary again from the user's shell, and, when that is
+/// not plain `npyflow`, the command that installs it: the next steps must
+/// work when pasted.
+fn invocation() -> (String, Option<&'static str>) {
+    const INSTALL: &str = "cargo install --path tools";
+    let exe = std::env::current_exe().ok();
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let candidate = dir.join("npyflow");
+            candidate.is_file() && canonical(&candidate) == exe.as_deref().and_then(canonical)
+        })
+    });
+    if on_path {
+        return ("npyflow".into(), None);
+    }
+    // Started by `cargo run` (which sets CARGO for the program it runs):
+    // the same command, with the profile this binary was built in.
+    if std::env::var_os("CARGO").is_some() {
+        let release = exe
+            .as_deref()
+            .is_some_and(|e| e.components().any(|c| c.as_os_str() == "release"));
+        let cmd = if release {
+            "cargo run -q --release --"
+        } else {
+            "cargo run -q --"
+        };
+        return (cmd.into(), Some(INSTALL));
+    }
+    let path = exe
+        .map(|e| e.display().to_string())
+        .unwrap_or_else(|| "npyflow".into());
+    (path, Some(INSTALL))
 }
 
 /// The augmentation the demo shows off, in Keras' terms.
@@ -79,12 +114,20 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
     }
     let dir = match &args.dir {
         Some(d) => d.clone(),
-        None => tempfile::Builder::new()
-            .prefix("npyflow-demo-")
-            .tempdir()
-            .context("cannot create a temporary folder")?
-            .keep(),
+        None => {
+            let mut builder = tempfile::Builder::new();
+            builder.prefix("npyflow-demo-");
+            // A folder like any other (0755 under umask 022), not a private
+            // 0700 one: the dataset is meant to be looked at and shared.
+            #[cfg(unix)]
+            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o777));
+            builder
+                .tempdir()
+                .context("cannot create a temporary folder")?
+                .keep()
+        }
     };
+    crate::interrupt::watch_dir(&dir);
     let synth = SynthOptions {
         samples: args.samples,
         height: args.size.0 as usize,
@@ -180,7 +223,8 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         paths.y.display(),
         stats_path.display(),
     );
-    let text = format!(
+    let (cmd, install) = invocation();
+    let mut text = format!(
         "dataset     {xp} {:?} uint8\n\
          labels      {yp} ({} classes: {classes})\n\
          statistics  {sp}: mean [{}], std [{}] (after rescale 1/255)\n\
@@ -188,11 +232,11 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
          one augmented epoch: rotation 20, shifts 0.1, zoom 0.1, horizontal flip, featurewise\n\
          normalisation; {} order, seed {}, {} threads\n{telemetry}\n\n\
          next steps\n  \
-         npyflow info {xp}\n  \
-         npyflow cache {xp} --evict\n  \
-         npyflow iterate {xp} --y {yp} --stats {sp} --featurewise-std-normalization \\\n      \
-         --rescale 1/255 --rotation-range 20 --order blocks --epochs 2\n  \
-         npyflow preview {xp} --rotation-range 45 --zoom-range 0.3 --out {d}/preview2.png\n  \
+         {cmd} info {xp}\n  \
+         {cmd} cache {xp} --evict\n  \
+         {cmd} iterate {xp} --y {yp} --stats {sp} --featurewise-center \\\n      \
+         --featurewise-std-normalization --rescale 1/255 --rotation-range 20 --order blocks --epochs 2\n  \
+         {cmd} preview {xp} --rotation-range 45 --zoom-range 0.3 --out {d}/preview2.png\n  \
          rm -r {d}",
         x.shape(),
         args.classes,
@@ -203,5 +247,10 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         it.seed(),
         it.threads(),
     );
+    if let Some(install) = install {
+        text.push_str(&format!(
+            "\n(`npyflow` is not on your PATH; to put it there, from the repository: {install})"
+        ));
+    }
     ui::print(&text)
 }

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use indicatif::ProgressBar;
 use serde_json::json;
 
 use npyflow::fit::{fit_with_plan, plan_fit, FitPlan, SampleSource};
@@ -29,26 +28,26 @@ pub struct Args {
     #[arg(long, value_name = "FILE.npz")]
     out: PathBuf,
     /// Fit on augmented samples (Keras' augment=True).
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     augment: bool,
     /// Augmented passes over the data with --augment (Keras' rounds).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     rounds: usize,
     /// Seed of the augmentation with --augment.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::opts::whole::<u64>)]
     seed: u64,
     /// Refuse ZCA beyond this much memory (e.g. 4G).
     #[arg(long, default_value = "2G", value_parser = parse_bytes, value_name = "BYTES")]
     zca_memory_limit: u64,
     /// Print the statistics as JSON.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     json: bool,
 }
 
 /// The array, counting samples read on a progress bar.
 struct Counting<'a> {
     x: &'a NpyArray,
-    bar: &'a ProgressBar,
+    bar: &'a crate::ui::Bar,
 }
 
 impl SampleSource for Counting<'_> {
@@ -143,6 +142,7 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         zca_memory_limit: args.zca_memory_limit,
         ..FitConfig::default()
     };
+    crate::interrupt::watch_file(&args.out);
     let started = std::time::Instant::now();
     let (stats, plan) = fit_and_save(&x, &generator, &config, &args.out, ui)?;
     let seconds = started.elapsed().as_secs_f64();

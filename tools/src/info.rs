@@ -23,10 +23,10 @@ pub struct Args {
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Machine-readable output: a JSON array with one object per array.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     json: bool,
     /// Cells in the residency chart.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     chart_width: usize,
 }
 
@@ -49,6 +49,9 @@ pub fn run(args: &Args, _ui: &Ui) -> anyhow::Result<()> {
             }
         }
     }
+    if !args.json && entries.iter().any(|e| e["residency"]["chart"].is_string()) {
+        ui::print(&crate::ui::residency_legend(args.chart_width))?;
+    }
     if args.json {
         ui::print_json(&Value::Array(entries))?;
     }
@@ -59,6 +62,10 @@ pub fn run(args: &Args, _ui: &Ui) -> anyhow::Result<()> {
 }
 
 fn is_zip(path: &Path) -> anyhow::Result<bool> {
+    if path.is_dir() {
+        // The library's message for a folder (naming the arrays in it).
+        NpyArray::open(path)?;
+    }
     let mut head = [0u8; 4];
     let mut f = File::open(path).with_context(|| format!("{}", path.display()))?;
     let n = f

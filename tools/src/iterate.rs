@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use indicatif::ProgressBar;
 use serde_json::json;
 
 use npyflow::npy::{Dtype, ElemType, NpyWriter};
 use npyflow::{
-    Batch, EpochTelemetry, NpyArray, NumpyArrayIterator, Order, OutputDtype, Real, SaveFormat,
+    Batch, EpochTelemetry, NpyArray, NumpyArrayIterator, Order, OutputDtype, Real, Rows, SaveFormat,
 };
 
 use crate::opts::{GenArgs, IterArgs};
@@ -42,10 +41,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE.npz")]
     stats: Option<PathBuf>,
     /// Epochs to run.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = crate::opts::whole::<u64>)]
     epochs: u64,
     /// Stop after this many batches in total.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::opts::whole::<u64>)]
     max_batches: Option<u64>,
     /// Write each final image to this folder (Keras' save_to_dir).
     #[arg(long, value_name = "DIR")]
@@ -56,11 +55,13 @@ pub struct Args {
     /// Picture format of saved images: png, jpeg, bmp, tiff or ppm.
     #[arg(long, default_value = "png", value_name = "FORMAT")]
     save_format: String,
-    /// Write every yielded image batch, in order, into this one .npy.
+    /// Write every yielded image batch, in order, into this .npy, and the matching
+    /// rows of --y, --sample-weight and each --aux beside it (OUT_y.npy,
+    /// OUT_sample_weight.npy, OUT_aux0.npy...).
     #[arg(long, value_name = "FILE.npy")]
     out: Option<PathBuf>,
     /// Print the telemetry as JSON.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     json: bool,
 }
 
@@ -105,14 +106,163 @@ fn rows_in(batches: u64, len: u64, n: u64, batch_size: u64) -> u64 {
     full_epochs * (batch_size * (len - 1) + last) + rest * batch_size
 }
 
+/// Which array a file written by `--out` holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The augmented images.
+    Images,
+    /// The rows of `--y`.
+    Y,
+    /// The rows of `--sample-weight`.
+    SampleWeight,
+    /// The rows of the `i`-th `--aux`.
+    Aux(usize),
+}
+
+impl Part {
+    /// The suffix added to the stem of `--out` (`aug.npy` → `aug_y.npy`).
+    fn suffix(&self) -> String {
+        match self {
+            Part::Images => String::new(),
+            Part::Y => "_y".into(),
+            Part::SampleWeight => "_sample_weight".into(),
+            Part::Aux(i) => format!("_aux{i}"),
+        }
+    }
+
+    /// The batch's rows of this array (`None` for the images).
+    fn rows<'b>(&self, batch: &'b Batch) -> Option<&'b Rows> {
+        match self {
+            Part::Images => None,
+            Part::Y => batch.y(),
+            Part::SampleWeight => batch.sample_weight(),
+            Part::Aux(i) => batch.aux().get(*i),
+        }
+    }
+}
+
+/// `stem` + `suffix` + the extension of `out`: `aug.npy` → `aug_y.npy`.
+fn beside(out: &Path, suffix: &str) -> PathBuf {
+    let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match out.extension() {
+        Some(ext) => format!("{stem}{suffix}.{}", ext.to_string_lossy()),
+        None => format!("{stem}{suffix}"),
+    };
+    out.with_file_name(name)
+}
+
+/// The files `--out` writes: the images at `out`, then one file per array
+/// passed with them, holding the same rows in the same order.
+#[derive(Clone, Debug)]
+pub struct OutFiles {
+    /// Each file with the array it holds; the images first.
+    pub files: Vec<(Part, PathBuf)>,
+    /// Element type and row shape of each non-image file, in `files` order.
+    arrays: Vec<(ElemType, Vec<usize>)>,
+}
+
+impl OutFiles {
+    /// The files for images written to `out`, with `y`, `sample_weight`
+    /// and `aux` (the arrays passed to the iterator) beside them.
+    pub fn new(
+        out: &Path,
+        y: Option<&NpyArray>,
+        sample_weight: Option<&NpyArray>,
+        aux: &[NpyArray],
+    ) -> OutFiles {
+        let mut files = vec![(Part::Images, out.to_path_buf())];
+        let mut arrays = Vec::new();
+        let parts = y
+            .map(|a| (Part::Y, a))
+            .into_iter()
+            .chain(sample_weight.map(|a| (Part::SampleWeight, a)))
+            .chain(aux.iter().enumerate().map(|(i, a)| (Part::Aux(i), a)));
+        for (part, a) in parts {
+            files.push((part.clone(), beside(out, &part.suffix())));
+            arrays.push((a.dtype().elem, a.shape().get(1..).unwrap_or(&[]).to_vec()));
+        }
+        OutFiles { files, arrays }
+    }
+
+    /// Every path, the images first.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|(_, p)| p.as_path())
+    }
+}
+
+/// Writers for every file of an [`OutFiles`], filled batch by batch.
+struct OutWriters<'a> {
+    files: &'a OutFiles,
+    writers: Vec<NpyWriter>,
+}
+
+impl<'a> OutWriters<'a> {
+    fn create(
+        files: &'a OutFiles,
+        image_dtype: OutputDtype,
+        image_shape: [usize; 3],
+        rows: usize,
+    ) -> anyhow::Result<OutWriters<'a>> {
+        let elem = match image_dtype {
+            OutputDtype::F64 => ElemType::F64,
+            _ => ElemType::F32,
+        };
+        let [h, w, c] = image_shape;
+        let mut writers = vec![NpyWriter::create(
+            &files.files[0].1,
+            Dtype::native(elem),
+            &[rows, h, w, c],
+        )?];
+        for ((_, path), (elem, row_shape)) in files.files[1..].iter().zip(&files.arrays) {
+            let mut shape = vec![rows];
+            shape.extend(row_shape);
+            writers.push(NpyWriter::create(path, Dtype::native(*elem), &shape)?);
+        }
+        Ok(OutWriters { files, writers })
+    }
+
+    fn write(&mut self, batch: &Batch) -> anyhow::Result<()> {
+        write_images(&mut self.writers[0], batch)?;
+        for ((part, path), w) in self.files.files[1..].iter().zip(&mut self.writers[1..]) {
+            let rows = part
+                .rows(batch)
+                .with_context(|| format!("{}: the batch has no such rows", path.display()))?;
+            w.write_bytes(rows.bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Renames every file into place, the images last; an older image file
+    /// is removed first, so that "the images exist" keeps meaning "every
+    /// file of this run is complete" if the run stops between renames.
+    fn finish(self) -> anyhow::Result<()> {
+        let mut writers = self.writers.into_iter();
+        let images = writers.next().context("no image writer")?;
+        let images_path = &self.files.files[0].1;
+        if writers.len() > 0 {
+            match std::fs::remove_file(images_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(npyflow::Error::io(images_path, e).into())
+                }
+                _ => {}
+            }
+        }
+        for w in writers {
+            w.finish()?;
+        }
+        images.finish()?;
+        Ok(())
+    }
+}
+
 /// Runs up to `epochs` epochs (at most `max_batches` batches), recording
-/// telemetry per epoch and optionally streaming the images into `out`.
+/// telemetry per epoch and optionally streaming the batches into `out`.
 pub fn run_epochs(
     it: &mut NumpyArrayIterator,
     epochs: u64,
     max_batches: Option<u64>,
-    out: Option<&Path>,
-    bar: &ProgressBar,
+    out: Option<&OutFiles>,
+    bar: &crate::ui::Bar,
 ) -> anyhow::Result<RunReport> {
     let len = it.len() as u64;
     let total = (len.saturating_mul(epochs)).min(max_batches.unwrap_or(u64::MAX));
@@ -120,7 +270,7 @@ pub fn run_epochs(
     let samples_per_epoch = it.num_samples() as u64;
     bar.set_length(total);
     let mut writer = match out {
-        Some(path) => {
+        Some(files) => {
             let s = it.x().shape();
             let rows = if it.len() as u64 * batch_size < samples_per_epoch {
                 // drop_last: only full batches are yielded.
@@ -128,14 +278,11 @@ pub fn run_epochs(
             } else {
                 rows_in(total, len, samples_per_epoch, batch_size) as usize
             };
-            let elem = match it.generator().options().dtype {
-                OutputDtype::F64 => ElemType::F64,
-                _ => ElemType::F32,
-            };
-            Some(NpyWriter::create(
-                path,
-                Dtype::native(elem),
-                &[rows, s[1], s[2], s[3]],
+            Some(OutWriters::create(
+                files,
+                it.generator().options().dtype,
+                [s[1], s[2], s[3]],
+                rows,
             )?)
         }
         None => None,
@@ -154,7 +301,7 @@ pub fn run_epochs(
         // The iterator records each epoch's telemetry itself.
         while let Some(batch) = it.next_in_epoch()? {
             if let Some(w) = writer.as_mut() {
-                write_images(w, batch)?;
+                w.write(batch)?;
             }
             report.batches += 1;
             report.samples += batch.len() as u64;
@@ -192,15 +339,31 @@ fn write_images(w: &mut NpyWriter, batch: &Batch) -> anyhow::Result<()> {
     }
 }
 
-/// Adds the tool's way out to the library's "no fitted statistics" error.
-fn with_stats_hint(e: anyhow::Error) -> anyhow::Error {
-    let missing = e
-        .downcast_ref::<npyflow::Error>()
-        .is_some_and(|e| matches!(e.kind(), npyflow::ErrorKind::MissingStatistics { .. }));
-    if missing {
-        anyhow::anyhow!("{e} (with this tool: `npyflow fit X --featurewise-... --out stats.npz`, then `--stats stats.npz`)")
-    } else {
-        e
+/// Adds the tool's way out to the library's errors where the tool has one:
+/// missing statistics, statistics of another channel count (naming the
+/// file), and Keras' class-split check (shuffled conversions).
+fn with_hints(e: anyhow::Error, args: &Args) -> anyhow::Error {
+    let Some(kind) = e.downcast_ref::<npyflow::Error>().map(npyflow::Error::kind) else {
+        return e;
+    };
+    match kind {
+        npyflow::ErrorKind::MissingStatistics { .. } => anyhow::anyhow!(
+            "{e} (with this tool: `npyflow fit X --featurewise-... --out stats.npz`, then `--stats stats.npz`)"
+        ),
+        npyflow::ErrorKind::ShapeMismatch { what, .. } if what.contains("image channels") => {
+            match &args.stats {
+                Some(stats) => anyhow::anyhow!(
+                    "{}: {e} (these statistics were fitted on images with another channel count than {}'s)",
+                    stats.display(),
+                    args.x.display()
+                ),
+                None => e,
+            }
+        }
+        npyflow::ErrorKind::ClassSplit { .. } => anyhow::anyhow!(
+            "{e}. With this tool: convert the data shuffled (`npyflow convert images DIR --out OUT --shuffle`, or `npyflow convert array X.npy X.npy --with Y.npy Y.npy --shuffle` for arrays), or pass --ignore-class-split"
+        ),
+        _ => e,
     }
 }
 
@@ -212,32 +375,46 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         bail!("invalid `--max-batches` = 0: must be at least 1");
     }
     let generator = args.generator.generator(args.stats.as_deref())?;
+    let config = args.generator.config_echo()?;
     let x = NpyArray::open(&args.x)?;
+    let y = args.y.as_ref().map(NpyArray::open).transpose()?;
+    let sample_weight = args
+        .sample_weight
+        .as_ref()
+        .map(NpyArray::open)
+        .transpose()?;
+    let aux = args
+        .aux
+        .iter()
+        .map(NpyArray::open)
+        .collect::<npyflow::Result<Vec<_>>>()?;
+    let out = args
+        .out
+        .as_ref()
+        .map(|p| OutFiles::new(p, y.as_ref(), sample_weight.as_ref(), &aux));
     let mut builder = args.iter.builder(x)?.generator(generator);
-    if let Some(p) = &args.y {
-        builder = builder.y(NpyArray::open(p)?);
+    if let Some(a) = y {
+        builder = builder.y(a);
     }
-    if let Some(p) = &args.sample_weight {
-        builder = builder.sample_weight(NpyArray::open(p)?);
+    if let Some(a) = sample_weight {
+        builder = builder.sample_weight(a);
     }
-    for p in &args.aux {
-        builder = builder.aux(NpyArray::open(p)?);
+    for a in aux {
+        builder = builder.aux(a);
     }
     if let Some(dir) = &args.save_to_dir {
+        crate::interrupt::watch_dir(dir);
         let format: SaveFormat = args.save_format.parse()?;
         builder = builder.save_to_dir(dir, args.save_prefix.clone(), format);
     }
-    let mut it = builder.build()?;
+    let mut it = builder.build().map_err(|e| with_hints(e.into(), args))?;
+    for p in out.iter().flat_map(OutFiles::paths) {
+        crate::interrupt::watch_file(p);
+    }
     let bar = ui.bar(0, "batches", Unit::Items);
-    let report = run_epochs(
-        &mut it,
-        args.epochs,
-        args.max_batches,
-        args.out.as_deref(),
-        &bar,
-    );
+    let report = run_epochs(&mut it, args.epochs, args.max_batches, out.as_ref(), &bar);
     bar.finish_and_clear();
-    let report = report.map_err(with_stats_hint)?;
+    let report = report.map_err(|e| with_hints(e, args))?;
 
     if args.json {
         return ui::print_json(&json!({
@@ -254,6 +431,16 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
             "throughput": report.throughput(),
             "epochs": report.epochs,
             "out": args.out,
+            "config": config.as_ref().map(|c| c.json()),
+            "out_files": out.as_ref().map(|o| o.files.iter().map(|(part, path)| json!({
+                "array": match part {
+                    Part::Images => "images".to_string(),
+                    Part::Y => "y".to_string(),
+                    Part::SampleWeight => "sample_weight".to_string(),
+                    Part::Aux(i) => format!("aux{i}"),
+                },
+                "path": path,
+            })).collect::<Vec<_>>()),
         }));
     }
     let mut text = format!(
@@ -266,6 +453,9 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         it.seed(),
         it.threads()
     );
+    if let Some(c) = &config {
+        text.push_str(&format!("\nconfig {}", c.line()));
+    }
     let n = report.epochs.len();
     for (i, t) in report.epochs.iter().enumerate() {
         text.push_str(&format!("\n\nepoch {}/{n}\n{t}", i + 1));
@@ -277,15 +467,46 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         report.seconds,
         report.throughput()
     ));
-    if let Some(out) = &args.out {
-        text.push_str(&format!("\nwrote every image batch to {}", out.display()));
+    if let Some(out) = &out {
+        for (part, path) in &out.files {
+            let what = match part {
+                Part::Images => "the images".to_string(),
+                Part::Y => format!("their rows of {}", path_of(&args.y)),
+                Part::SampleWeight => format!("their rows of {}", path_of(&args.sample_weight)),
+                Part::Aux(i) => format!("their rows of {}", args.aux[*i].display()),
+            };
+            text.push_str(&format!(
+                "\nwrote {} ({what}, in the order yielded)",
+                path.display()
+            ));
+        }
     }
     ui::print(&text)
 }
 
+fn path_of(p: &Option<PathBuf>) -> String {
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::rows_in;
+    use super::{beside, rows_in};
+    use std::path::Path;
+
+    #[test]
+    fn companions_sit_beside_the_images() {
+        assert_eq!(
+            beside(Path::new("d/aug.npy"), "_y"),
+            Path::new("d/aug_y.npy")
+        );
+        assert_eq!(beside(Path::new("aug"), "_aux0"), Path::new("aug_aux0"));
+        assert_eq!(
+            beside(Path::new("a.b.npy"), "_sample_weight"),
+            Path::new("a.b_sample_weight.npy")
+        );
+    }
 
     #[test]
     fn rows_count_partial_last_batches() {

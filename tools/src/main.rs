@@ -3,7 +3,8 @@
 //! A thin shell in ripgrep's style: clap parses, the library does the work,
 //! this crate prints. Every failure ends as one line `npyflow: <message>` on
 //! stderr and exit status 2; a closed stdout (`npyflow info *.npy | head`)
-//! ends quietly with status 0.
+//! ends quietly with status 0; Ctrl-C removes the temporary files of the
+//! files being written, says what was kept, and exits with status 130.
 
 mod bench;
 mod cache;
@@ -11,6 +12,7 @@ mod convert;
 mod demo;
 mod fit;
 mod info;
+mod interrupt;
 mod iterate;
 mod opts;
 mod preview;
@@ -19,7 +21,7 @@ mod ui;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Out-of-core, Keras-compatible batch iteration over .npy image datasets.
 ///
@@ -33,7 +35,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// No progress bars (they are also hidden when stderr is not a terminal).
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = opts::parse_bool, value_name = "BOOL")]
     quiet: bool,
     #[command(subcommand)]
     command: Command,
@@ -78,11 +80,17 @@ fn main() -> ExitCode {
             )
         })
         .init();
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => return ui::clap_exit(e),
     };
-    match run(cli) {
+    if let Err(e) = interrupt::install(cli.quiet) {
+        eprintln!("npyflow: cannot handle Ctrl-C: {}", ui::one_line(&e));
+        return ExitCode::from(2);
+    }
+    let result = run(cli);
+    interrupt::yield_to_handler();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if ui::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.is::<ui::AlreadyReported>() => ExitCode::from(2),
@@ -91,6 +99,15 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The command line, with the two liberties of [`opts`]: boolean options
+/// take `true`/`false` after a space, and values may be negative numbers.
+fn parse() -> Result<Cli, clap::Error> {
+    let cmd = opts::with_negative_numbers(Cli::command());
+    let args = opts::with_bool_values(&cmd, std::env::args_os().collect());
+    let matches = cmd.try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

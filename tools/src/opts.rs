@@ -19,19 +19,19 @@ pub struct GenArgs {
     #[arg(long, value_name = "FILE.json")]
     pub config: Option<PathBuf>,
     /// Subtract the dataset mean per channel (needs statistics: `fit`, --stats).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, value_name = "BOOL")]
     pub featurewise_center: Option<bool>,
     /// Subtract each image's own mean.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, value_name = "BOOL")]
     pub samplewise_center: Option<bool>,
     /// Divide by the dataset std per channel (needs statistics).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, value_name = "BOOL")]
     pub featurewise_std_normalization: Option<bool>,
     /// Divide each image by its own std.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, value_name = "BOOL")]
     pub samplewise_std_normalization: Option<bool>,
     /// ZCA whitening (needs statistics).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, value_name = "BOOL")]
     pub zca_whitening: Option<bool>,
     /// Epsilon for ZCA whitening [Keras: 1e-6].
     #[arg(long, value_name = "F")]
@@ -67,10 +67,10 @@ pub struct GenArgs {
     #[arg(long, value_name = "F", allow_hyphen_values = true)]
     pub cval: Option<f64>,
     /// Random horizontal flips.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, value_name = "BOOL")]
     pub horizontal_flip: Option<bool>,
     /// Random vertical flips.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, value_name = "BOOL")]
     pub vertical_flip: Option<bool>,
     /// Multiply every value by this first, e.g. 0.00392156862745098 or 1/255.
     #[arg(long, value_name = "F")]
@@ -82,11 +82,141 @@ pub struct GenArgs {
     #[arg(long, value_name = "F")]
     pub validation_split: Option<f64>,
     /// Spline order of the affine resampling, 0..=5 [Keras: 1].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::opts::whole::<u8>)]
     pub interpolation_order: Option<u8>,
     /// Output dtype: float32 or float64.
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<String>,
+}
+
+/// The words a boolean option takes: `--flag`, `--flag true`,
+/// `--flag=false`, `--flag no`... (case-insensitive).
+const TRUE_WORDS: [&str; 5] = ["true", "yes", "on", "y", "1"];
+const FALSE_WORDS: [&str; 5] = ["false", "no", "off", "n", "0"];
+
+/// Parses the value of a boolean option.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    let w = s.trim().to_ascii_lowercase();
+    if TRUE_WORDS.contains(&w.as_str()) {
+        Ok(true)
+    } else if FALSE_WORDS.contains(&w.as_str()) {
+        Ok(false)
+    } else {
+        Err("expected true or false".to_string())
+    }
+}
+
+fn is_bool_word(s: &std::ffi::OsStr) -> bool {
+    s.to_str().is_some_and(|s| parse_bool(s).is_ok())
+}
+
+/// Whether `a` is a boolean option (they all take an optional `BOOL`).
+fn is_bool_option(a: &clap::Arg) -> bool {
+    a.get_value_names()
+        .is_some_and(|n| n.len() == 1 && n[0] == "BOOL")
+}
+
+/// The boolean options of `cmd` and its subcommands.
+fn bool_options(cmd: &clap::Command, longs: &mut Vec<String>, shorts: &mut Vec<char>) {
+    for a in cmd.get_arguments() {
+        if is_bool_option(a) {
+            longs.extend(a.get_long().map(|l| format!("--{l}")));
+            shorts.extend(a.get_short());
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        bool_options(sub, longs, shorts);
+    }
+}
+
+/// Lets a boolean option be followed by a file name: clap would read the
+/// word after `--flag` as its value, so `--flag x.npy` becomes
+/// `--flag=true x.npy`, while `--flag false` stays as typed.
+pub fn with_bool_values(
+    cmd: &clap::Command,
+    args: Vec<std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let (mut longs, mut shorts) = (Vec::new(), Vec::new());
+    bool_options(cmd, &mut longs, &mut shorts);
+    let mut out = Vec::with_capacity(args.len());
+    let mut rest_positional = false;
+    for (i, a) in args.iter().enumerate() {
+        let text = a.to_str().unwrap_or("");
+        if rest_positional || i == 0 {
+            out.push(a.clone());
+            continue;
+        }
+        if text == "--" {
+            rest_positional = true;
+            out.push(a.clone());
+            continue;
+        }
+        let is_flag = longs.iter().any(|l| l == text)
+            || (text.len() == 2
+                && text.starts_with('-')
+                && text[1..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| shorts.contains(&c)));
+        let value_follows = args.get(i + 1).is_some_and(|n| is_bool_word(n));
+        if is_flag && !value_follows {
+            out.push(format!("{text}=true").into());
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// The command line as parsed: every option that takes a value also takes
+/// a negative number (so `--batch-size -5` is told what is wrong with -5,
+/// not to write `-- -5`, and `--cval -1` works).
+pub fn with_negative_numbers(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|a| {
+        if a.get_action().takes_values() && !is_bool_option(&a) && !a.is_allow_hyphen_values_set() {
+            a.allow_negative_numbers(true)
+        } else {
+            a
+        }
+    })
+    .mut_subcommands(with_negative_numbers)
+}
+
+/// Parses a whole number, saying so for a negative one (which clap would
+/// otherwise take for an unknown flag).
+pub fn whole<T>(s: &str) -> Result<T, String>
+where
+    T: std::str::FromStr,
+{
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err("must be 0 or more, not negative".to_string());
+    }
+    t.parse()
+        .map_err(|_| "expected a whole number (e.g. 32)".to_string())
+}
+
+/// The most threads a `--threads` may ask for: each is a stack and a share
+/// of the batch; thousands only slow the run down (and 100000 take minutes
+/// just to start).
+const MAX_THREADS: usize = 1024;
+
+/// Parses `--threads`: 0 (one per core) up to [`MAX_THREADS`].
+pub fn thread_count(s: &str) -> Result<usize, String> {
+    let n: usize = whole(s)?;
+    if n > MAX_THREADS {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return Err(format!(
+            "at most {MAX_THREADS} (this machine has {cores} cores; 0 uses one thread per core)"
+        ));
+    }
+    Ok(n)
+}
+
+/// A seed for when none is given (printed, so the run can be repeated).
+pub fn draw_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
 /// Parses a number, also as a fraction `A/B` (so `--rescale 1/255` works).
@@ -230,6 +360,38 @@ impl GenArgs {
         )?)
     }
 
+    /// What `--config` set and which of its keys the flags overrode, to be
+    /// echoed (`None` without `--config`).
+    pub fn config_echo(&self) -> anyhow::Result<Option<ConfigEcho>> {
+        let Some(path) = &self.config else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        let Value::Object(file) = serde_json::from_str::<Value>(&text)
+            .with_context(|| format!("{}: not JSON", path.display()))?
+        else {
+            bail!(
+                "{}: expected a JSON object of Keras keyword arguments",
+                path.display()
+            );
+        };
+        let flags = self.overrides()?;
+        let mut echo = ConfigEcho {
+            file: path.clone(),
+            applied: Map::new(),
+            overridden: Vec::new(),
+        };
+        for (key, value) in file {
+            match flags.get(&key) {
+                Some(flag) if *flag != value => echo.overridden.push((key, value, flag.clone())),
+                _ => {
+                    echo.applied.insert(key, value);
+                }
+            }
+        }
+        Ok(Some(echo))
+    }
+
     /// The validated generator, with statistics attached when given.
     pub fn generator(&self, stats: Option<&Path>) -> anyhow::Result<ImageDataGenerator> {
         let mut generator = ImageDataGenerator::new(self.options()?)?;
@@ -240,7 +402,56 @@ impl GenArgs {
     }
 }
 
-/// Parses `HxW` (or a single `N` for a square).
+/// The options a `--config` file applied, for the user to see.
+#[derive(Debug, Clone)]
+pub struct ConfigEcho {
+    /// The file.
+    pub file: PathBuf,
+    /// Its keys in effect, as written.
+    pub applied: Map<String, Value>,
+    /// `(key, the file's value, the flag's value)`: the flag wins.
+    pub overridden: Vec<(String, Value, Value)>,
+}
+
+impl ConfigEcho {
+    /// One line: `gen.json: rotation_range=20, ...; --zoom-range 0.2 overrides its zoom_range=[0.9,1.1]`.
+    pub fn line(&self) -> String {
+        let applied: Vec<String> = self
+            .applied
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut line = format!(
+            "{}: {}",
+            self.file.display(),
+            if applied.is_empty() {
+                "nothing applied".to_string()
+            } else {
+                applied.join(", ")
+            }
+        );
+        for (key, file, flag) in &self.overridden {
+            line.push_str(&format!(
+                "; --{} {flag} overrides its {key}={file}",
+                key.replace('_', "-")
+            ));
+        }
+        line
+    }
+
+    /// The same as JSON.
+    pub fn json(&self) -> Value {
+        json!({
+            "file": self.file,
+            "applied": self.applied,
+            "overridden_by_flags": self.overridden.iter().map(|(k, file, flag)| {
+                json!({"key": k, "file": file, "flag": flag})
+            }).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Parses `HxW` (`x` or `X`), or a single `N` for `NxN`.
 pub fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
     let parse = |t: &str| -> anyhow::Result<u32> {
         let v: u32 = t
@@ -302,41 +513,41 @@ pub enum OrderArg {
 #[command(next_help_heading = "Iterator options (Keras' NumpyArrayIterator and beyond)")]
 pub struct IterArgs {
     /// Samples per batch.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     pub batch_size: usize,
     /// Shuffle each epoch (Keras' flow default: true); --order overrides it.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, value_name = "BOOL")]
     pub shuffle: Option<bool>,
     /// Access order; `blocks` sizes its window from --cache-budget (a quarter of it, at most 64M; default budget 256M) or --block-rows.
     #[arg(long, value_enum)]
     pub order: Option<OrderArg>,
     /// Rows per block for --order blocks.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     pub block_rows: Option<usize>,
     /// Blocks shuffled together for --order blocks.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     pub window: usize,
     /// Seed of the permutation and the augmentation (drawn and printed when absent).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::opts::whole::<u64>)]
     pub seed: Option<u64>,
     /// training or validation part of --validation-split.
     #[arg(long)]
     pub subset: Option<String>,
     /// Skip Keras' check that both subsets hold the same classes.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     pub ignore_class_split: bool,
     /// Drop the last, shorter batch of each epoch.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     pub drop_last: bool,
     /// Only part I of N of every epoch, as I/N (distributed training).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
     /// Threads assembling each batch (0 = all cores).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = crate::opts::thread_count)]
     pub threads: usize,
     /// Batches prepared ahead in the background (0 = none) [default: as
     /// many as fit in 32 MiB of buffers, 2 to 4 per thread]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     pub prefetch: Option<usize>,
     /// Keep at most this much of the files in the page cache (e.g. 512M).
     #[arg(long, value_parser = parse_bytes, value_name = "BYTES")]

@@ -22,29 +22,30 @@ pub struct Args {
     x: PathBuf,
     #[command(flatten)]
     generator: GenArgs,
-    /// ROWSxCOLS: samples, and the original plus augmented versions of each.
+    /// ROWSxCOLS (N for NxN): ROWS samples, each in COLS pictures (the original,
+    /// then COLS-1 augmented versions).
     #[arg(long, default_value = "4x8", value_parser = parse_size, value_name = "RxC")]
     grid: (u32, u32),
     /// Output picture (.png, .jpg, .bmp, .tif or .ppm), written atomically.
     #[arg(long, value_name = "FILE.png")]
     out: PathBuf,
     /// Seed of the augmentation and of the samples drawn.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::opts::whole::<u64>)]
     seed: u64,
     /// Show these rows of X (comma-separated) instead of a random draw.
     #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
     indices: Option<Vec<usize>>,
     /// Also apply standardize (rescale, centring...) and show each image min-max scaled.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     standardize: bool,
     /// Fitted statistics for the featurewise options (with --standardize).
     #[arg(long, value_name = "FILE.npz")]
     stats: Option<PathBuf>,
     /// Approximate cell size in pixels.
-    #[arg(long, default_value_t = 96, value_name = "PX")]
+    #[arg(long, default_value_t = 96, value_name = "PX", value_parser = crate::opts::whole::<u32>)]
     cell: u32,
     /// Print the summary as JSON.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = crate::opts::parse_bool, value_name = "BOOL")]
     json: bool,
 }
 
@@ -63,6 +64,7 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
         standardize: args.standardize,
         cell: args.cell,
     };
+    crate::interrupt::watch_file(&args.out);
     let spinner = ui.spinner("drawing");
     let report = write_preview(&args.out, &x, &generator, &options);
     spinner.finish_and_clear();

@@ -114,21 +114,43 @@ pub fn write_synthetic(
             "height and width must be positive",
         ));
     }
+    let row = o
+        .height
+        .checked_mul(o.width)
+        .and_then(|p| p.checked_mul(o.channels))
+        .ok_or_else(|| Error::invalid("size", format!("{}x{}", o.height, o.width), "too large"))?;
+    let chunk = (CHUNK_BYTES / row).clamp(1, 4096);
+    // Checked before anything is created: an impossible size is an error,
+    // not an abort.
+    let buf_len = chunk.min(o.samples) * row;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(buf_len).map_err(|_| {
+        Error::out_of_memory(
+            format!(
+                "{} synthetic images of {}x{}x{} (size {}x{})",
+                chunk.min(o.samples),
+                o.height,
+                o.width,
+                o.channels,
+                o.height,
+                o.width
+            ),
+            buf_len as u64,
+        )
+    })?;
+    buf.resize(buf_len, 0u8);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let paths = SynthPaths {
         x: dir.join("x.npy"),
         y: dir.join("y.npy"),
         classes_txt: dir.join("classes.txt"),
     };
-    let row = o.height * o.width * o.channels;
     let mut x = NpyWriter::create(
         &paths.x,
         Dtype::native(ElemType::U8),
         &[o.samples, o.height, o.width, o.channels],
     )?;
     let mut y = NpyWriter::create(&paths.y, Dtype::native(ElemType::I32), &[o.samples])?;
-    let chunk = (CHUNK_BYTES / row).clamp(1, 4096);
-    let mut buf = vec![0u8; chunk.min(o.samples) * row];
     let mut start = 0;
     while start < o.samples {
         let n = chunk.min(o.samples - start);

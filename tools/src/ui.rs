@@ -5,7 +5,9 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// Settings every subcommand shares.
 #[derive(Clone, Copy, Debug)]
@@ -26,23 +28,33 @@ pub enum Unit {
 impl Ui {
     /// A progress bar on stderr. indicatif hides it when stderr is not a
     /// terminal, so pipes and test harnesses see no escape codes; `--quiet`
-    /// hides it everywhere.
-    pub fn bar(&self, len: u64, message: &str, unit: Unit) -> ProgressBar {
+    /// hides it everywhere. Until its length is known (`len` 0), it shows
+    /// the message and the time elapsed, not an empty `0/0` bar.
+    pub fn bar(&self, len: u64, message: &str, unit: Unit) -> Bar {
         if self.quiet {
-            return ProgressBar::hidden();
+            return Bar {
+                pb: ProgressBar::hidden(),
+                unit,
+                sized: AtomicBool::new(true),
+            };
         }
-        let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-        let counts = match unit {
-            Unit::Items => "{human_pos}/{human_len}",
-            Unit::Bytes => "{bytes}/{total_bytes}",
-        };
-        let template = format!("{{msg:>12}} [{{bar:32}}] {counts} ({{per_sec}}, {{eta}} left)");
-        if let Ok(style) = ProgressStyle::with_template(&template) {
-            pb.set_style(style.progress_chars("=> "));
-        }
+        // Styled before it can draw: indicatif's default style would show a
+        // full bar for a length of 0.
+        let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
         pb.set_message(message.to_string());
-        pb.enable_steady_tick(Duration::from_millis(200));
-        pb
+        let bar = Bar {
+            pb,
+            unit,
+            sized: AtomicBool::new(false),
+        };
+        if len > 0 {
+            bar.show_counts();
+        } else if let Ok(style) = ProgressStyle::with_template("{msg:>12} {spinner} {elapsed}") {
+            bar.pb.set_style(style);
+        }
+        bar.pb.set_draw_target(ProgressDrawTarget::stderr());
+        bar.pb.enable_steady_tick(Duration::from_millis(200));
+        bar
     }
 
     /// A spinner for work of unknown length.
@@ -57,6 +69,80 @@ impl Ui {
         pb.set_message(message.to_string());
         pb.enable_steady_tick(Duration::from_millis(120));
         pb
+    }
+}
+
+/// A progress bar (see [`Ui::bar`]).
+pub struct Bar {
+    pb: ProgressBar,
+    unit: Unit,
+    /// Whether the counting style is on (set once the length is known).
+    sized: AtomicBool,
+}
+
+/// A rate for the bar: whole items (`1,392/s`) or binary bytes (`12.3 MiB/s`).
+fn rate(unit: Unit, per_sec: f64) -> String {
+    let v = if per_sec.is_finite() {
+        per_sec.max(0.0)
+    } else {
+        0.0
+    };
+    match unit {
+        Unit::Items => format!("{}/s", indicatif::HumanCount(v.round() as u64)),
+        Unit::Bytes => format!("{}/s", indicatif::BinaryBytes(v as u64)),
+    }
+}
+
+impl Bar {
+    fn show_counts(&self) {
+        if self.sized.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let counts = match self.unit {
+            Unit::Items => "{human_pos}/{human_len}",
+            Unit::Bytes => "{bytes}/{total_bytes}",
+        };
+        let template = format!("{{msg:>12}} [{{bar:32}}] {counts} ({{rate}}, {{eta}} left)");
+        let unit = self.unit;
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            let style = style
+                .with_key(
+                    "rate",
+                    move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate(unit, s.per_sec()));
+                    },
+                )
+                .progress_chars("=> ");
+            self.pb.set_style(style);
+        }
+    }
+
+    /// Sets the total; the bar appears once it is known.
+    pub fn set_length(&self, len: u64) {
+        self.pb.set_length(len);
+        if len > 0 {
+            self.show_counts();
+        }
+    }
+
+    /// Sets the position.
+    pub fn set_position(&self, pos: u64) {
+        self.pb.set_position(pos);
+    }
+
+    /// Advances the position.
+    pub fn inc(&self, delta: u64) {
+        self.pb.inc(delta);
+    }
+
+    /// Prints a line above the bar.
+    pub fn println(&self, line: impl AsRef<str>) {
+        self.pb.println(line);
+    }
+
+    /// Removes the bar.
+    pub fn finish_and_clear(&self) {
+        self.pb.finish_and_clear();
     }
 }
 
@@ -167,7 +253,27 @@ pub fn clap_exit(e: clap::Error) -> ExitCode {
     }
 }
 
+/// What the residency chart's cells mean, printed once under the charts.
+pub fn residency_legend(cells: usize) -> String {
+    format!(
+        "residency chart: [O o ] = {cells} cells, each 1/{cells} of the data: O cached, o partly cached, blank not cached"
+    )
+}
+
 /// Bytes with a binary unit, e.g. `12.3 MiB`.
 pub fn bytes(b: u64) -> String {
     indicatif::BinaryBytes(b).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_whole_items_or_binary_bytes() {
+        assert_eq!(rate(Unit::Items, 1392.5311), "1,393/s");
+        assert_eq!(rate(Unit::Items, 0.4), "0/s");
+        assert_eq!(rate(Unit::Items, f64::NAN), "0/s");
+        assert_eq!(rate(Unit::Bytes, 12.5 * 1024.0 * 1024.0), "12.50 MiB/s");
+    }
 }

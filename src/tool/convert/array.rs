@@ -1,12 +1,13 @@
-//! `.npy` → `.npy` rewrite: dtype cast, scaling, native byte order, C order.
+//! `.npy` → `.npy` rewrite: dtype cast, scaling, native byte order, C order,
+//! and a row order shared by several arrays (shuffling images and labels together).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::cast::cast_elements;
 use super::{chunk_rows, Progress};
-use crate::npy::{Dtype, ElemType, NpyArray, NpyWriter, OpenOptions};
-use crate::{Error, Result};
+use crate::npy::{persist_all, Dtype, ElemType, NpyArray, NpyWriter, OpenOptions};
+use crate::{Error, ErrorKind, Order, Result};
 
 /// Options for [`convert_array`].
 #[derive(Clone, Copy, Default)]
@@ -45,6 +46,35 @@ pub struct ConvertArrayReport {
     pub was_fortran: bool,
 }
 
+/// One array of [`convert_arrays`]: `input` rewritten as `output`.
+#[derive(Clone, Copy, Debug)]
+pub struct ArrayJob<'a> {
+    /// The `.npy` to read.
+    pub input: &'a Path,
+    /// Where to write it; may be `input` itself.
+    pub output: &'a Path,
+    /// Its dtype, scaling and progress.
+    pub options: ConvertArrayOptions<'a>,
+}
+
+/// The row order that `seed` shuffles `n` rows into: the permutation of
+/// the first shuffled epoch of an iterator with the same seed
+/// ([`Order::Shuffle`]`.plan(n, seed, 0)`).
+///
+/// # Examples
+/// ```
+/// use npyflow::convert::shuffled_rows;
+///
+/// let p = shuffled_rows(5, 7);
+/// assert_eq!(p, npyflow::Order::Shuffle.plan(5, 7, 0));
+/// let mut sorted = p.clone();
+/// sorted.sort();
+/// assert_eq!(sorted, [0, 1, 2, 3, 4]);
+/// ```
+pub fn shuffled_rows(n: usize, seed: u64) -> Vec<usize> {
+    Order::Shuffle.plan(n, seed, 0)
+}
+
 /// Rewrites the `.npy` file `input` as `output`: C order, native byte order,
 /// optionally cast to another dtype after an optional scaling, with numpy's
 /// `astype` rules (integers wrap; floats truncate toward zero, saturating
@@ -60,23 +90,103 @@ pub struct ConvertArrayReport {
 /// # Errors
 /// The open errors of [`NpyArray::open`] (except Fortran order); I/O errors
 /// (including an unwritable destination); [`crate::ErrorKind::InvalidArgument`]
-/// for a non-finite `scale`.
+/// for a non-finite `scale`; [`crate::ErrorKind::OutOfMemory`] when a
+/// chunk of rows does not fit in memory.
 pub fn convert_array(
     input: impl AsRef<Path>,
     output: impl AsRef<Path>,
     options: &ConvertArrayOptions<'_>,
 ) -> Result<ConvertArrayReport> {
-    let (input, output) = (input.as_ref(), output.as_ref());
-    if let Some(s) = options.scale.filter(|s| !s.is_finite()) {
-        return Err(Error::invalid("scale", s, "must be a finite number"));
+    let job = ArrayJob {
+        input: input.as_ref(),
+        output: output.as_ref(),
+        options: *options,
+    };
+    let mut reports = convert_arrays(&[job], None)?;
+    Ok(reports.remove(0))
+}
+
+/// Rewrites several arrays as [`convert_array`] does, each with its own
+/// dtype and scaling, with their rows in one order: `rows[k]` is the input
+/// row written as output row `k` (e.g. [`shuffled_rows`], so images and
+/// their labels are shuffled together), or file order for `None`.
+///
+/// Every output is renamed into place only when all are complete, and all
+/// together, so they never disagree: an interruption leaves either every
+/// output as before or every output new. Inputs and outputs may coincide
+/// (in-place shuffles).
+///
+/// # Errors
+/// As [`convert_array`]; [`crate::ErrorKind::ShapeMismatch`] when the
+/// arrays differ in length; [`crate::ErrorKind::InvalidArgument`] when
+/// `rows` is not as long as the arrays or names a row beyond them.
+pub fn convert_arrays(
+    jobs: &[ArrayJob<'_>],
+    rows: Option<&[usize]>,
+) -> Result<Vec<ConvertArrayReport>> {
+    let mut arrays = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Some(s) = job.options.scale.filter(|s| !s.is_finite()) {
+            return Err(Error::invalid("scale", s, "must be a finite number"));
+        }
+        let array = NpyArray::open_with(
+            job.input,
+            OpenOptions {
+                allow_fortran: true,
+                ..OpenOptions::default()
+            },
+        )?;
+        if let Some(first) = arrays.first() {
+            let first: &NpyArray = first;
+            if array.len() != first.len() {
+                return Err(ErrorKind::ShapeMismatch {
+                    what: format!(
+                        "rows of {} and {} (converted in one order)",
+                        jobs[0].input.display(),
+                        job.input.display()
+                    ),
+                    expected: vec![first.len()],
+                    found: vec![array.len()],
+                }
+                .into());
+            }
+        }
+        arrays.push(array);
     }
-    let array = NpyArray::open_with(
-        input,
-        OpenOptions {
-            allow_fortran: true,
-            ..OpenOptions::default()
-        },
-    )?;
+    if let (Some(rows), Some(first)) = (rows, arrays.first()) {
+        if rows.len() != first.len() {
+            return Err(Error::invalid(
+                "rows",
+                rows.len(),
+                format!("{} has {} rows", jobs[0].input.display(), first.len()),
+            ));
+        }
+        if let Some(&bad) = rows.iter().find(|&&r| r >= first.len()) {
+            return Err(Error::invalid(
+                "rows",
+                bad,
+                format!("{} has {} rows", jobs[0].input.display(), first.len()),
+            ));
+        }
+    }
+    let mut done = Vec::with_capacity(jobs.len());
+    let mut reports = Vec::with_capacity(jobs.len());
+    for (job, array) in jobs.iter().zip(&arrays) {
+        let (writer, report) = convert_one(array, job, rows)?;
+        done.push(writer.finish_later()?);
+        reports.push(report);
+    }
+    persist_all(done)?;
+    Ok(reports)
+}
+
+/// Writes `array` converted into a writer left unfinished.
+fn convert_one(
+    array: &NpyArray,
+    job: &ArrayJob<'_>,
+    order: Option<&[usize]>,
+) -> Result<(NpyWriter, ConvertArrayReport)> {
+    let (input, output, options) = (job.input, job.output, &job.options);
     let from = array.dtype();
     let to = Dtype::native(options.dtype.unwrap_or(from.elem));
     let shape = array.shape().to_vec();
@@ -94,17 +204,47 @@ pub fn convert_array(
     let total_out = (rows * out_row) as u64;
 
     let mut writer = NpyWriter::create(output, to, &shape)?;
-    let chunk = chunk_rows(in_row.max(out_row));
-    let mut out_buf = vec![0u8; chunk.min(rows) * out_row];
+    let chunk = chunk_rows(in_row.max(out_row)).min(rows);
+    let mut out_buf = crate::error::try_zeroed::<u8>(chunk.saturating_mul(out_row), || {
+        format!(
+            "{chunk} rows of {out_row} bytes of {} converted at once",
+            input.display()
+        )
+    })?;
+    // Rows are gathered first when they are not one contiguous run.
+    let gathers = (fortran && shape.len() > 1) || order.is_some();
     let mut gather = Vec::new();
+    if gathers {
+        gather = crate::error::try_zeroed::<u8>(chunk.saturating_mul(in_row), || {
+            format!(
+                "{chunk} rows of {in_row} bytes of {} gathered at once",
+                input.display()
+            )
+        })?;
+    }
+    if let Some(p) = options.progress {
+        p(0, total_out);
+    }
     let mut r0 = 0;
     while r0 < rows && row_len > 0 {
         let r1 = (r0 + chunk).min(rows);
         let n = r1 - r0;
-        let src: &[u8] = if fortran && shape.len() > 1 {
-            gather.resize(n * in_row, 0);
-            gather_fortran(data, &shape, from.size(), r0, r1, &mut gather);
-            &gather
+        let src: &[u8] = if gathers {
+            let gather = &mut gather[..n * in_row];
+            match order {
+                Some(order) => {
+                    for (k, &i) in order[r0..r1].iter().enumerate() {
+                        let dst = &mut gather[k * in_row..(k + 1) * in_row];
+                        if fortran && shape.len() > 1 {
+                            gather_fortran(data, &shape, from.size(), i, i + 1, dst);
+                        } else {
+                            dst.copy_from_slice(&data[i * in_row..(i + 1) * in_row]);
+                        }
+                    }
+                }
+                None => gather_fortran(data, &shape, from.size(), r0, r1, gather),
+            }
+            gather
         } else {
             &data[r0 * in_row..r1 * in_row]
         };
@@ -119,14 +259,16 @@ pub fn convert_array(
         }
         r0 = r1;
     }
-    writer.finish()?;
-    Ok(ConvertArrayReport {
-        path: output.to_path_buf(),
-        from,
-        to,
-        shape,
-        was_fortran: fortran,
-    })
+    Ok((
+        writer,
+        ConvertArrayReport {
+            path: output.to_path_buf(),
+            from,
+            to,
+            shape,
+            was_fortran: fortran,
+        },
+    ))
 }
 
 /// Copies rows `r0..r1` of the Fortran-order `data` into `out` in C order

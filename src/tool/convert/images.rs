@@ -10,10 +10,9 @@ use std::str::FromStr;
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, ImageReader};
 use rayon::prelude::*;
-use tempfile::NamedTempFile;
 
 use super::{chunk_rows, Progress};
-use crate::npy::{header_bytes, persist, temp_beside, Dtype, ElemType, NpyWriter};
+use crate::npy::{header_bytes, persist, Dtype, ElemType, NpyWriter, Partial};
 use crate::{Error, ErrorKind, Result, WHITE_LIST_FORMATS};
 
 /// The colour mode of converted images (Keras' `color_mode`).
@@ -130,9 +129,10 @@ impl fmt::Display for ResizeFilter {
 /// Options for [`convert_images`].
 #[derive(Clone, Copy)]
 pub struct ImageConvertOptions<'a> {
-    /// Output `(height, width)`; every image is resized to it. By default
-    /// `(256, 256)`, Keras' `target_size`.
-    pub size: (u32, u32),
+    /// Output `(height, width)`; every image is resized to it. `None`: the
+    /// images' own size when they all share one, else `(256, 256)` (see
+    /// [`SizeChoice`]). By default `Some((256, 256))`, Keras' `target_size`.
+    pub size: Option<(u32, u32)>,
     /// Colour mode. By default RGB.
     pub color: ColorMode,
     /// Resampling filter. By default nearest, as Keras.
@@ -140,6 +140,11 @@ pub struct ImageConvertOptions<'a> {
     /// Skip (and report) images that cannot be decoded instead of failing.
     /// By default, an unreadable image is an error.
     pub skip_bad: bool,
+    /// Write the images in the order this seed shuffles them into
+    /// ([`super::shuffled_rows`]) instead of class by class, so that a
+    /// validation split holds every class. By default, Keras' directory
+    /// order (classes sorted, files sorted within each).
+    pub shuffle: Option<u64>,
     /// Called with `(images done, images total)` after each chunk.
     pub progress: Option<Progress<'a>>,
 }
@@ -147,10 +152,11 @@ pub struct ImageConvertOptions<'a> {
 impl Default for ImageConvertOptions<'_> {
     fn default() -> Self {
         ImageConvertOptions {
-            size: (256, 256),
+            size: Some((256, 256)),
             color: ColorMode::Rgb,
             filter: ResizeFilter::Nearest,
             skip_bad: false,
+            shuffle: None,
             progress: None,
         }
     }
@@ -163,10 +169,33 @@ impl fmt::Debug for ImageConvertOptions<'_> {
             .field("color", &self.color)
             .field("filter", &self.filter)
             .field("skip_bad", &self.skip_bad)
+            .field("shuffle", &self.shuffle)
             .field("progress", &self.progress.is_some())
             .finish()
     }
 }
+
+/// Why the images were converted at the size they were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SizeChoice {
+    /// The size was given.
+    Given,
+    /// No size was given and every image has this size: kept as is.
+    Shared,
+    /// No size was given and the images differ in size (from `smallest` to
+    /// `largest` pixels, as `(height, width)`): Keras' default
+    /// `target_size` of 256×256 was used.
+    Mixed {
+        /// The size of the image with the fewest pixels.
+        smallest: (u32, u32),
+        /// The size of the image with the most pixels.
+        largest: (u32, u32),
+    },
+}
+
+/// Keras' `target_size` default, used when no size is given and the
+/// images differ in size.
+pub const DEFAULT_SIZE: (u32, u32) = (256, 256);
 
 /// The images of a class folder tree, in the order they are converted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -204,6 +233,10 @@ pub struct ImageConvertReport {
     pub samples: usize,
     /// The array's shape.
     pub shape: [usize; 4],
+    /// Why the images have the size they have.
+    pub size_choice: SizeChoice,
+    /// The seed of the shuffled order, when [`ImageConvertOptions::shuffle`] was set.
+    pub shuffled: Option<u64>,
     /// Images skipped because they could not be decoded (`skip_bad` only).
     pub skipped: Vec<SkippedImage>,
 }
@@ -329,15 +362,14 @@ pub fn convert_images(
     options: &ImageConvertOptions<'_>,
 ) -> Result<ImageConvertReport> {
     let (dir, out_dir) = (dir.as_ref(), out_dir.as_ref());
-    let (h, w) = options.size;
-    if h == 0 || w == 0 {
+    if let Some((h, w)) = options.size.filter(|&(h, w)| h == 0 || w == 0) {
         return Err(Error::invalid(
             "size",
             format!("{h}x{w}"),
             "height and width must be positive",
         ));
     }
-    let folder = list_image_folder(dir)?;
+    let mut folder = list_image_folder(dir)?;
     let total = folder.files.len();
     if total == 0 {
         return Err(Error::invalid(
@@ -349,12 +381,29 @@ pub fn convert_images(
             ),
         ));
     }
-    fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let (size_choice, (h, w)) = match options.size {
+        Some(size) => (SizeChoice::Given, size),
+        None => survey_sizes(&folder.files),
+    };
+    let options = &ImageConvertOptions {
+        size: Some((h, w)),
+        ..*options
+    };
+    if let Some(seed) = options.shuffle {
+        let order = super::shuffled_rows(total, seed);
+        let files = std::mem::take(&mut folder.files);
+        let mut slots: Vec<Option<(PathBuf, u32)>> = files.into_iter().map(Some).collect();
+        folder.files = order.iter().filter_map(|&i| slots[i].take()).collect();
+    }
     let channels = options.color.channels();
     let row_bytes = (h as usize)
         .checked_mul(w as usize)
         .and_then(|p| p.checked_mul(channels))
         .ok_or_else(|| Error::invalid("size", format!("{h}x{w}"), "too large"))?;
+    // Before anything is created: an impossible size leaves nothing behind.
+    let mut buf = chunk_buffer(total, row_bytes, (h, w, channels))?;
+    let rows = buf.len() / row_bytes;
+    fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let x_path = out_dir.join("x.npy");
     let y_path = out_dir.join("y.npy");
     let classes_path = out_dir.join("classes.txt");
@@ -367,8 +416,9 @@ pub fn convert_images(
     let mut labels: Vec<i32> = Vec::with_capacity(total);
     let mut per_class = vec![0usize; folder.classes.len()];
     let mut skipped = Vec::new();
-    let rows = chunk_rows(row_bytes).max(rayon::current_num_threads() * 2);
-    let mut buf = vec![0u8; rows.min(total) * row_bytes];
+    if let Some(p) = options.progress {
+        p(0, total as u64);
+    }
     let mut done = 0usize;
     for files in folder.files.chunks(rows) {
         let slots = &mut buf[..files.len() * row_bytes];
@@ -441,8 +491,69 @@ pub fn convert_images(
         per_class,
         samples,
         shape,
+        size_choice,
+        shuffled: options.shuffle,
         skipped,
     })
+}
+
+/// The images' common size, or Keras' default when they differ; sizes are
+/// read from the files' headers (nothing is decoded). Files whose header
+/// cannot be read are left out here (the conversion reports them).
+fn survey_sizes(files: &[(PathBuf, u32)]) -> (SizeChoice, (u32, u32)) {
+    let sizes: Vec<(u32, u32)> = files
+        .par_iter()
+        .filter_map(|(path, _)| {
+            ImageReader::open(path)
+                .ok()?
+                .with_guessed_format()
+                .ok()?
+                .into_dimensions()
+                .ok()
+                .map(|(w, h)| (h, w))
+        })
+        .collect();
+    let pixels = |&(h, w): &(u32, u32)| h as u64 * w as u64;
+    match (
+        sizes.iter().min_by_key(|s| pixels(s)),
+        sizes.iter().max_by_key(|s| pixels(s)),
+    ) {
+        (Some(&first), Some(_)) if sizes.iter().all(|&s| s == first) => (SizeChoice::Shared, first),
+        (Some(&smallest), Some(&largest)) => {
+            (SizeChoice::Mixed { smallest, largest }, DEFAULT_SIZE)
+        }
+        // Nothing readable: the conversion will report the files.
+        _ => (
+            SizeChoice::Mixed {
+                smallest: DEFAULT_SIZE,
+                largest: DEFAULT_SIZE,
+            },
+            DEFAULT_SIZE,
+        ),
+    }
+}
+
+/// Each decoding thread holds, besides its slot of the chunk, the decoded
+/// image and its resized copy with the resampler's float intermediates:
+/// about this many output images' worth.
+const WORKING_IMAGES_PER_THREAD: u64 = 6;
+
+/// The buffer of one chunk of output images (at least two per thread, so
+/// every thread has work), checked to fit with the threads' working memory:
+/// [`ErrorKind::OutOfMemory`] naming the size instead of an abort when an
+/// image size is beyond the machine.
+fn chunk_buffer(total: usize, row_bytes: usize, (h, w, c): (u32, u32, usize)) -> Result<Vec<u8>> {
+    let threads = rayon::current_num_threads();
+    let rows = chunk_rows(row_bytes).max(threads * 2).min(total).max(1);
+    let what = || format!("{rows} images of {h}x{w}x{c} bytes in flight (size {h}x{w})");
+    let bytes = rows
+        .checked_mul(row_bytes)
+        .ok_or_else(|| Error::out_of_memory(what(), u64::MAX))?;
+    let working = (threads as u64)
+        .saturating_mul(row_bytes as u64)
+        .saturating_mul(WORKING_IMAGES_PER_THREAD);
+    crate::error::check_allocation((bytes as u64).saturating_add(working), what)?;
+    crate::error::try_zeroed(bytes, what)
 }
 
 /// Decodes `path`, converts and resizes it, and copies its pixels into `slot`.
@@ -462,7 +573,7 @@ fn load_into(
         ColorMode::Rgba => DynamicImage::ImageRgba8(img.to_rgba8()),
         ColorMode::Grayscale => DynamicImage::ImageLuma8(pil_luma(&img)),
     };
-    let (h, w) = options.size;
+    let (h, w) = options.size.unwrap_or(DEFAULT_SIZE);
     let img = if img.height() == h && img.width() == w {
         img
     } else {
@@ -512,14 +623,14 @@ struct ReservedNpy {
     path: PathBuf,
     dtype: Dtype,
     header_len: usize,
-    out: BufWriter<NamedTempFile>,
+    out: BufWriter<Partial>,
     written: u64,
 }
 
 impl ReservedNpy {
     fn create(path: &Path, dtype: Dtype, max_shape: &[usize]) -> Result<ReservedNpy> {
         let header = header_bytes(dtype, max_shape);
-        let tmp = temp_beside(path)?;
+        let tmp = Partial::create_replacing(path)?;
         let mut out = BufWriter::with_capacity(1 << 20, tmp);
         out.write_all(&header).map_err(|e| Error::io(path, e))?;
         Ok(ReservedNpy {

@@ -5,19 +5,22 @@
 //! the number of samples (except for the list of input file names and one
 //! label per image). Every output is written to a temporary file in its
 //! destination folder and renamed into place only when it is complete, so an
-//! interrupted conversion never leaves a truncated file at the destination
-//! (a killed process can leave a hidden `.NAME.*.partial` file behind, which
-//! is safe to delete).
+//! interrupted conversion never leaves a truncated file at the destination;
+//! the hidden `.NAME.XXXXXX.partial` file a killed process leaves behind is
+//! removed by the next conversion to the same destination (see
+//! [`crate::npy::write_atomic`]).
 
 mod array;
 mod cast;
 mod images;
 mod npz;
 
-pub use array::{convert_array, ConvertArrayOptions, ConvertArrayReport};
+pub use array::{
+    convert_array, convert_arrays, shuffled_rows, ArrayJob, ConvertArrayOptions, ConvertArrayReport,
+};
 pub use images::{
     convert_images, list_image_folder, ColorMode, ImageConvertOptions, ImageConvertReport,
-    ImageFolder, ResizeFilter, SkippedImage,
+    ImageFolder, ResizeFilter, SizeChoice, SkippedImage, DEFAULT_SIZE,
 };
 pub use npz::{extract_npz, npz_member_header, ExtractedMember};
 

@@ -4,10 +4,8 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
-
 use super::Progress;
-use crate::npy::{parse_header, persist, temp_beside, Header};
+use crate::npy::{parse_header, persist_all, Header, Partial};
 use crate::{Error, ErrorKind, Result};
 
 /// One member written by [`extract_npz`].
@@ -56,6 +54,9 @@ pub fn extract_npz(
     progress: Option<Progress<'_>>,
 ) -> Result<Vec<ExtractedMember>> {
     let (file, out_dir) = (file.as_ref(), out_dir.as_ref());
+    if file.is_dir() {
+        return Err(npz_err(file, "is a folder, not an .npz archive"));
+    }
     let reader = BufReader::new(File::open(file).map_err(|e| Error::io(file, e))?);
     let mut zip = zip::ZipArchive::new(reader)
         .map_err(|e| npz_err(file, format!("not a readable .npz archive: {e}")))?;
@@ -68,7 +69,7 @@ pub fn extract_npz(
     }
     fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let mut done = 0u64;
-    let mut pending: Vec<(NamedTempFile, ExtractedMember)> = Vec::with_capacity(zip.len());
+    let mut pending: Vec<(Partial, ExtractedMember)> = Vec::with_capacity(zip.len());
     let mut buf = vec![0u8; COPY_BUF];
     for i in 0..zip.len() {
         let mut member = zip
@@ -101,7 +102,7 @@ pub fn extract_npz(
 
         let head = read_npy_header(&mut member, &label)?;
         let header = parse_header(&head, &label)?;
-        let tmp = temp_beside(&dest)?;
+        let tmp = Partial::create_replacing(&dest)?;
         let mut out = BufWriter::with_capacity(COPY_BUF, tmp);
         let io_out = |e| Error::io(&dest, e);
         out.write_all(&head).map_err(io_out)?;
@@ -158,11 +159,11 @@ pub fn extract_npz(
     if let Some(p) = progress {
         p(total, total);
     }
-    let mut extracted = Vec::with_capacity(pending.len());
-    for (tmp, member) in pending {
-        persist(tmp, &member.path)?;
-        extracted.push(member);
-    }
+    let (partials, extracted): (Vec<_>, Vec<_>) = pending
+        .into_iter()
+        .map(|(tmp, member)| ((tmp, member.path.clone()), member))
+        .unzip();
+    persist_all(partials)?;
     Ok(extracted)
 }
 

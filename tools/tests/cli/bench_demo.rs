@@ -290,11 +290,18 @@ fn a_row_that_did_not_run_fails_the_run_and_says_why() {
             "--no-references",
             "--seconds",
             "5",
+            "--plot",
+            "b.png",
         ],
     );
     let table = stdout(&out);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{table}\n{err}");
+    // The chart is still drawn, the missing row hatched (not a bar of 0).
+    let chart = image::open(dir.path().join("b.png")).unwrap().to_rgb8();
+    let hatched = chart.pixels().filter(|p| p.0 == [205, 205, 205]).count();
+    assert!(hatched > 100, "no hatched row in the chart");
+    assert!(table.contains("wrote b.png"), "{table}");
     let line = err.lines().last().unwrap();
     let reason = line
         .strip_prefix("npyflow: 1 of 2 rows did not run: shuffle/cold/matched/cgroup: ")
@@ -363,4 +370,143 @@ fn demo_builds_fits_iterates_and_previews() {
         ),
         &["classes"],
     );
+}
+
+/// Ctrl-C while a row runs in its memory cgroup: the measuring child is
+/// killed and the cgroup removed before the tool exits with 130.
+#[test]
+fn ctrl_c_during_bench_leaves_no_cgroup_behind() {
+    let root = std::path::Path::new("/sys/fs/cgroup/memory");
+    let root = if root.is_dir() {
+        root.to_path_buf()
+    } else {
+        std::path::PathBuf::from("/sys/fs/cgroup")
+    };
+    if !is_root() {
+        println!("not root: the benchmark makes no cgroups, nothing to check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 9600);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_npyflow"))
+        .args([
+            "bench",
+            "x.npy",
+            "--orders",
+            "shuffle",
+            "--caches",
+            "cold",
+            "--advice",
+            "kernel",
+            "--memory-limit",
+            "256M",
+            "--no-references",
+            "--seconds",
+            "30",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = format!("npyflow-bench-{}-", child.id());
+    let kill = |sig: &str, pid: &str| {
+        std::process::Command::new("kill")
+            .args([sig, pid])
+            .status()
+            .unwrap();
+    };
+    let started = std::time::Instant::now();
+    let (cgroup, procs) = loop {
+        let found = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            });
+        if let Some(cg) = found {
+            let procs = fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
+            if !procs.trim().is_empty() {
+                // Frozen, so it is still in there when the signal arrives.
+                for p in procs.split_whitespace() {
+                    kill("-STOP", p);
+                }
+                break (cg, procs);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("bench ended ({status}) before a cgroup row ran");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(120));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    kill("-INT", &child.id().to_string());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("npyflow: interrupted: kept nothing new"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!cgroup.exists(), "{} is left", cgroup.display());
+    for p in procs.split_whitespace() {
+        // Killed (and reaped by init once orphaned).
+        let gone = (0..200).any(|_| {
+            let alive = std::path::Path::new(&format!("/proc/{p}")).exists();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            !alive
+        });
+        assert!(gone, "process {p} of the cgroup still runs");
+    }
+}
+
+/// The default cap measures on a file of tens of MB too (a tenth of the
+/// 337 MB where 11 of 12 capped rows used to be killed): every row runs.
+#[test]
+fn bench_defaults_measure_every_row_of_a_larger_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = crate::synth::SynthOptions {
+        samples: 11_000,
+        height: 32,
+        width: 32,
+        channels: 3,
+        classes: 4,
+        seed: 5,
+    };
+    crate::synth::write_synthetic(dir.path(), &opts, None).unwrap();
+    // Short rows: a cold shuffle of this file takes longer than that here,
+    // and a row stopped by the time limit is still a measured row.
+    let out = npyflow(
+        dir.path(),
+        &[
+            "bench",
+            "x.npy",
+            "--seconds",
+            "3",
+            "--reference-seconds",
+            "0.5",
+            "--json",
+        ],
+    );
+    let err = stderr(&out);
+    let v = ok_json(out);
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 24, "{err}");
+    let file_bytes = v["file_bytes"].as_u64().unwrap();
+    assert!(file_bytes > 33_000_000, "{file_bytes}");
+    let measured = if is_root() { &rows[..] } else { &rows[..12] };
+    for r in measured {
+        assert_eq!(r["status"], "measured", "{r}");
+        assert!(r["skipped"].is_null(), "{r}");
+        assert!(r["samples"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["images_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    if is_root() {
+        let cap = v["cap"]["limit"].as_u64().unwrap();
+        // At least the file's quarter above what the matched rows used.
+        assert!(cap > file_bytes / 4 + (16 << 20), "cap {cap}");
+    }
 }

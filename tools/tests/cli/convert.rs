@@ -47,11 +47,12 @@ fn convert_images_end_to_end() {
         ],
     ));
     assert!(text.contains("converted 6 images in 2 classes"), "{text}");
+    // No --size: the images' own 6x6, which they all share.
     assert_eq!(
         NpyArray::open(dir.path().join("gray/x.npy"))
             .unwrap()
             .shape(),
-        &[6, 256, 256, 1]
+        &[6, 6, 6, 1]
     );
 
     // An unreadable image: fatal by default, skipped and reported with --skip-bad.

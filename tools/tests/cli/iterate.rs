@@ -229,3 +229,171 @@ fn iterate_fit_preview_end_to_end() {
         &["no/such/dir"],
     );
 }
+
+/// `iterate --out` writes, beside the images, the rows of every array passed
+/// with them, in the same order: each output row's aux row names the input
+/// row it came from, and its images, label and weight all match that row.
+#[test]
+fn iterate_out_writes_the_matching_rows_of_every_array() {
+    use npyflow::npy::write_npy;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let n = 21;
+    dataset(d, n);
+    // Sample weights i / 10 (float64), aux rows [i, -i] (int64), a bool aux.
+    let w: Vec<f64> = (0..n).map(|i| i as f64 / 10.0).collect();
+    write_npy(
+        d.join("w.npy"),
+        ElemType::F64,
+        &[n],
+        bytemuck::cast_slice(&w),
+    )
+    .unwrap();
+    let idx: Vec<i64> = (0..n as i64).flat_map(|i| [i, -i]).collect();
+    write_npy(
+        d.join("idx.npy"),
+        ElemType::I64,
+        &[n, 2],
+        bytemuck::cast_slice(&idx),
+    )
+    .unwrap();
+    let even: Vec<u8> = (0..n).map(|i| (i % 2 == 0) as u8).collect();
+    write_npy(d.join("even.npy"), ElemType::Bool, &[n], &even).unwrap();
+    fs::create_dir(d.join("out")).unwrap();
+    let text = ok(npyflow(
+        d,
+        &[
+            "iterate",
+            "x.npy",
+            "--y",
+            "y.npy",
+            "--sample-weight",
+            "w.npy",
+            "--aux",
+            "idx.npy",
+            "--aux",
+            "even.npy",
+            "--rescale",
+            "1/255",
+            "--seed",
+            "1",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "2",
+            "--max-batches",
+            "9",
+            "--out",
+            "out/aug.npy",
+        ],
+    ));
+    // 9 batches of 6 per epoch (4 4 4 4 4 1): one full epoch (21) + 3 batches (12).
+    let rows = 33;
+    for (file, what) in [
+        ("out/aug.npy", "the images"),
+        ("out/aug_y.npy", "their rows of y.npy"),
+        ("out/aug_sample_weight.npy", "their rows of w.npy"),
+        ("out/aug_aux0.npy", "their rows of idx.npy"),
+        ("out/aug_aux1.npy", "their rows of even.npy"),
+    ] {
+        assert!(
+            text.contains(&format!("wrote {file} ({what}, in the order yielded)")),
+            "{file}: {text}"
+        );
+    }
+    let x = NpyArray::open(d.join("x.npy")).unwrap();
+    let y = NpyArray::open(d.join("y.npy"))
+        .unwrap()
+        .to_vec_f64()
+        .unwrap();
+    let aug = NpyArray::open(d.join("out/aug.npy")).unwrap();
+    assert_eq!(aug.shape(), &[rows, 8, 8, 3]);
+    let aug_y = NpyArray::open(d.join("out/aug_y.npy")).unwrap();
+    assert_eq!(
+        (aug_y.shape(), aug_y.dtype()),
+        (&[rows][..], Dtype::native(ElemType::I32))
+    );
+    let aug_w = NpyArray::open(d.join("out/aug_sample_weight.npy")).unwrap();
+    assert_eq!(
+        (aug_w.shape(), aug_w.dtype()),
+        (&[rows][..], Dtype::native(ElemType::F64))
+    );
+    let aug_i = NpyArray::open(d.join("out/aug_aux0.npy")).unwrap();
+    assert_eq!(
+        (aug_i.shape(), aug_i.dtype()),
+        (&[rows, 2][..], Dtype::native(ElemType::I64))
+    );
+    let aug_e = NpyArray::open(d.join("out/aug_aux1.npy")).unwrap();
+    assert_eq!(
+        (aug_e.shape(), aug_e.dtype()),
+        (&[rows][..], Dtype::native(ElemType::Bool))
+    );
+    let (aug_y, aug_w) = (aug_y.to_vec_f64().unwrap(), aug_w.to_vec_f64().unwrap());
+    let (aug_i, aug_e) = (aug_i.to_vec_f64().unwrap(), aug_e.to_vec_f64().unwrap());
+    let images = aug.to_vec_f64().unwrap();
+    let row_len = 8 * 8 * 3;
+    let mut seen = vec![0; n];
+    for r in 0..rows {
+        let i = aug_i[2 * r] as usize;
+        assert_eq!(aug_i[2 * r + 1], -(i as f64), "row {r}");
+        seen[i] += 1;
+        assert_eq!(aug_y[r], y[i], "row {r}");
+        assert_eq!(aug_w[r], i as f64 / 10.0, "row {r}");
+        assert_eq!(aug_e[r], (i % 2 == 0) as u8 as f64, "row {r}");
+        let src = x.row_bytes_mapped(i).unwrap();
+        let got = &images[r * row_len..(r + 1) * row_len];
+        for (k, (&s, &g)) in src.iter().zip(got).enumerate() {
+            assert_eq!(
+                (g * 255.0).round(),
+                s as f64,
+                "row {r} (input {i}) value {k}"
+            );
+        }
+    }
+    // The first epoch holds every sample once, shuffled (not file order).
+    let first: Vec<usize> = (0..n).map(|r| aug_i[2 * r] as usize).collect();
+    let mut sorted = first.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+    assert_ne!(first, sorted);
+    assert_eq!(seen.iter().sum::<usize>(), rows);
+    // Nothing else beside them: no temporary files left.
+    let mut names: Vec<String> = fs::read_dir(d.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "aug.npy",
+            "aug_aux0.npy",
+            "aug_aux1.npy",
+            "aug_sample_weight.npy",
+            "aug_y.npy"
+        ]
+    );
+    // The JSON names every file too.
+    let v = ok_json(npyflow(
+        d,
+        &[
+            "iterate",
+            "x.npy",
+            "--y",
+            "y.npy",
+            "--max-batches",
+            "1",
+            "--out",
+            "j.npy",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        v["out_files"],
+        serde_json::json!([
+            {"array": "images", "path": "j.npy"},
+            {"array": "y", "path": "j_y.npy"},
+        ])
+    );
+    assert_eq!(NpyArray::open(d.join("j_y.npy")).unwrap().len(), 32.min(n));
+}

@@ -7,6 +7,10 @@ mod bench_demo;
 mod convert;
 mod info_cache;
 mod iterate;
+mod modes;
+mod shuffle;
+mod signals;
+mod usage;
 
 use std::fs;
 use std::path::{Path, PathBuf};
