@@ -1,15 +1,11 @@
 //! Augmentation: transform parameters, the Keras affine geometry, scipy-exact
 //! resampling, channel shift, flips and brightness.
 
-mod boundary;
 mod color;
 mod flip;
 mod matrix;
 mod params;
 mod resample;
-mod resample_low;
-mod resample_spline;
-mod spline;
 
 pub use matrix::{keras_affine, Affine2};
 pub use resample::{affine_transform, FillMode, ResampleScratch};

@@ -5,112 +5,39 @@
 //! channel in the same pass, for channels-last and channels-first buffers
 //! alike (through the layout's strides).
 //!
-//! This file holds the public surface and [`general_pixel`], scipy's rules in
-//! full for any order. The kernels live beside it: orders 0 and 1 in
-//! `resample_low` (fast paths for pixels whose footprint is inside the image
-//! and for the nearest / constant borders, and a single-precision order-1
-//! kernel for `f32` images), orders 2..=5 in `resample_spline` (B-spline
-//! prefilter from `spline`, kept in [`ResampleScratch`], then evaluation).
-//! Boundary folding is in `boundary`. [`ResampleScratch::transform`] lets the
-//! generator fold its next steps (flips, `rescale`) into the writes.
+//! This file is the entry ([`affine_transform`], [`ResampleScratch`]) and the
+//! dispatch on the order. The layers below it, each using only those listed
+//! before it:
+//!
+//! - `mode`: [`FillMode`], scipy's extensions past the edges, by name;
+//! - `boundary`: scipy's folding of coordinates and tap indices into the
+//!   image for each mode;
+//! - `taps`: the taps of one axis and their B-spline weights;
+//! - `general`: one output pixel through scipy's full rules, the reference
+//!   the kernels are held to and their fallback;
+//! - `prefilter`: scipy's B-spline prefilter (orders 2..=5);
+//! - `spline`: orders 2..=5, the prefiltered coefficients evaluated;
+//! - `linear`: orders 0 and 1, with their fast paths (`linear::fast`: the
+//!   single-precision order-1 kernel behind Keras' default, on AVX2 where
+//!   the CPU has it).
+//!
+//! [`ResampleScratch::transform`] lets the generator fold its next steps
+//! (flips, `rescale`) into the writes.
 
-use std::fmt;
-use std::str::FromStr;
+mod boundary;
+mod general;
+mod linear;
+mod mode;
+mod prefilter;
+mod spline;
+mod taps;
 
-use serde::{Deserialize, Serialize};
+pub use mode::FillMode;
 
-use super::boundary::{axis_taps, AxisTaps, MAX_ORDER};
-use super::spline;
-use super::{resample_low, resample_spline, Affine2};
-use crate::layout::Placement;
-use crate::{ImageShape, OutputDtype, Real};
-
-/// scipy's boundary modes (Keras' `fill_mode`): how values are read beyond
-/// the edges of the input. Drawn on the samples `a b c d` (`k` = `cval`):
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FillMode {
-    /// `k k k k | a b c d | k k k k`: any output pixel whose coordinate falls
-    /// outside `[0, n-1]` on either axis is `cval` (no blending at the border).
-    Constant,
-    /// `a a a a | a b c d | d d d d`: repeat the edge sample. Keras' default.
-    #[default]
-    Nearest,
-    /// `d c b a | a b c d | d c b a`: half-sample symmetric.
-    Reflect,
-    /// `c d b c | a b c d | b c a b`: scipy's legacy wrap, period n-1 (the
-    /// first and last samples coincide). Use [`FillMode::GridWrap`] for a true
-    /// periodic extension.
-    Wrap,
-    /// `c d c b | a b c d | c b a b`: whole-sample symmetric.
-    Mirror,
-    /// `a b c d | a b c d | a b c d`: periodic, period n.
-    GridWrap,
-    /// Same as [`FillMode::Reflect`].
-    GridMirror,
-    /// `k k k k | a b c d | k k k k`, but interpolating with `cval` beyond the
-    /// edge instead of cutting to `cval` there.
-    GridConstant,
-}
-
-impl FillMode {
-    /// Every mode, in declaration order.
-    pub const ALL: [FillMode; 8] = [
-        FillMode::Constant,
-        FillMode::Nearest,
-        FillMode::Reflect,
-        FillMode::Wrap,
-        FillMode::Mirror,
-        FillMode::GridWrap,
-        FillMode::GridMirror,
-        FillMode::GridConstant,
-    ];
-
-    /// scipy's (and Keras') name: `"constant"`, `"nearest"`, `"reflect"`,
-    /// `"wrap"`, `"mirror"`, `"grid-wrap"`, `"grid-mirror"`, `"grid-constant"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FillMode::Constant => "constant",
-            FillMode::Nearest => "nearest",
-            FillMode::Reflect => "reflect",
-            FillMode::Wrap => "wrap",
-            FillMode::Mirror => "mirror",
-            FillMode::GridWrap => "grid-wrap",
-            FillMode::GridMirror => "grid-mirror",
-            FillMode::GridConstant => "grid-constant",
-        }
-    }
-}
-
-impl fmt::Display for FillMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for FillMode {
-    type Err = crate::Error;
-
-    /// Parses scipy's mode names (see [`FillMode::as_str`]).
-    ///
-    /// # Errors
-    ///
-    /// [`crate::ErrorKind::InvalidArgument`] naming `fill_mode` for any other
-    /// string (Keras would only fail later, at transform time).
-    fn from_str(s: &str) -> crate::Result<FillMode> {
-        FillMode::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| {
-                crate::Error::invalid(
-                "fill_mode",
-                format!("{s:?}"),
-                "expected one of \"constant\", \"nearest\", \"reflect\", \"wrap\", \"mirror\", \
-                 \"grid-wrap\", \"grid-mirror\", \"grid-constant\"",
-            )
-            })
-    }
-}
+use super::matrix::Affine2;
+use crate::layout::{ImageShape, Placement};
+use crate::{OutputDtype, Real};
+use taps::MAX_ORDER;
 
 /// Reusable buffers for [`affine_transform`]: the B-spline coefficients of
 /// orders 2..=5, the row plan of order 1 and the edge-replicated copy of
@@ -118,8 +45,8 @@ impl FromStr for FillMode {
 /// given size no call allocates.
 #[derive(Debug, Default)]
 pub struct ResampleScratch {
-    prefilter: spline::PrefilterScratch,
-    low: resample_low::LowScratch,
+    prefilter: prefilter::PrefilterScratch,
+    low: linear::LowScratch,
 }
 
 /// Resamples `input` into `output` (same shape and layout) with the pull
@@ -224,7 +151,7 @@ impl ResampleScratch {
             return (true, true);
         }
         if order <= 1 {
-            let scaled = resample_low::low_order(
+            let scaled = linear::low_order(
                 input,
                 output,
                 shape,
@@ -238,7 +165,7 @@ impl ResampleScratch {
             );
             (true, scaled)
         } else {
-            resample_spline::spline_order(
+            spline::spline_order(
                 input,
                 output,
                 shape,
@@ -300,73 +227,9 @@ impl ResampleScratch {
     }
 }
 
-/// A 2-D multi-channel array being read by [`general_pixel`].
-pub(crate) struct Source<'a, S> {
-    /// The elements.
-    pub data: &'a [S],
-    /// Rows, padding included.
-    pub rows: usize,
-    /// Columns, padding included.
-    pub cols: usize,
-    /// Samples of pre-padding on each side (coordinates shift by it).
-    pub pad: usize,
-    /// Element strides of a row, a column and a channel.
-    pub strides: (usize, usize, usize),
-    /// Channels per pixel.
-    pub channels: usize,
-}
-
-/// One output pixel through scipy's full rules, for any order: fold the
-/// coordinates, place and fold the taps, sum `(value · w_row) · w_col` over
-/// the footprint in scipy's order, for every channel. The kernels use it
-/// where no fast path applies (grid-constant borders); the tests use it as
-/// the reference the fast paths must reproduce bit for bit.
-#[inline]
-#[allow(clippy::too_many_arguments)] // hot inner helper; a struct would only rename them
-pub(crate) fn general_pixel<S: Real, T: Real>(
-    src: &Source<'_, S>,
-    coord: [f64; 2],
-    order: usize,
-    mode: FillMode,
-    cval: f64,
-    output: &mut [T],
-    obase: usize,
-    osch: usize,
-) {
-    let mut tr = AxisTaps::default();
-    let mut tc = AxisTaps::default();
-    let inside = axis_taps(coord[0], src.rows, src.pad, order, mode, &mut tr)
-        && axis_taps(coord[1], src.cols, src.pad, order, mode, &mut tc);
-    if !inside {
-        let fill = T::from_f64_lossy(cval);
-        for ch in 0..src.channels {
-            output[obase + ch * osch] = fill;
-        }
-        return;
-    }
-    let (sr, sc, sch) = src.strides;
-    let k = order + 1;
-    let rows = || tr.idx[..k].iter().zip(&tr.outside[..k]).zip(&tr.w[..k]);
-    let cols = || tc.idx[..k].iter().zip(&tc.outside[..k]).zip(&tc.w[..k]);
-    for ch in 0..src.channels {
-        let chb = ch * sch;
-        let mut t = 0.0;
-        for ((&ia, &oa), &wa) in rows() {
-            for ((&ib, &ob), &wb) in cols() {
-                let v = if oa || ob {
-                    cval
-                } else {
-                    src.data[ia * sr + ib * sc + chb].to_f64_lossless()
-                };
-                t += if order > 0 { v * wa * wb } else { v };
-            }
-        }
-        output[obase + ch * osch] = T::from_f64_lossy(t);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::general::{general_pixel, Source};
     use super::*;
     use crate::keras_affine;
 
@@ -374,19 +237,6 @@ mod tests {
         (0..shape.len())
             .map(|i| ((i * 37 + 11) % 101) as f64 * 2.5 - 3.0)
             .collect()
-    }
-
-    #[test]
-    fn names_round_trip() {
-        for mode in FillMode::ALL {
-            assert_eq!(mode.as_str().parse::<FillMode>().unwrap(), mode);
-            assert_eq!(mode.to_string(), mode.as_str());
-            let json = serde_json::to_string(&mode).unwrap();
-            assert_eq!(json, format!("\"{}\"", mode.as_str()));
-        }
-        let err = "grid_wrap".parse::<FillMode>().unwrap_err();
-        assert!(err.to_string().contains("fill_mode"), "{err}");
-        assert_eq!(FillMode::default(), FillMode::Nearest);
     }
 
     #[test]

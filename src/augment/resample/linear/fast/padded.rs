@@ -28,7 +28,9 @@
 //! value. Which path an image takes depends only on its shape and matrix,
 //! never on the CPU, so a seed still gives the same bytes everywhere.
 
-use super::{pixels, Avx2, Fixed, Job, FRAC};
+use super::fixed::{Fixed, FRAC};
+use super::runs::{pixels, Avx2};
+use crate::augment::resample::linear::job::Job;
 use crate::layout::Placement;
 use crate::sys::PrefetchTrickle;
 use crate::ImageShape;
@@ -37,6 +39,21 @@ use crate::ImageShape;
 /// with its typical margins is 19 KiB, a 64×64×3 one 75 KiB; a 96×96×3
 /// one, 170 KiB, gained 1%, and larger ones lost.
 const MAX_ELEMENTS: usize = 32 * 1024;
+
+#[cfg(test)]
+thread_local! {
+    /// Set by the tests that hold the padded copy to the direct path.
+    pub(super) static UNPADDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a test has turned the padded copy off.
+pub(super) fn unpadded() -> bool {
+    #[cfg(test)]
+    if UNPADDED.get() {
+        return true;
+    }
+    false
+}
 
 /// Pixels of replicated edge on each side of the copy.
 #[derive(Clone, Copy, Debug)]

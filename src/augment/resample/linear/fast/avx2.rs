@@ -45,7 +45,8 @@ use std::arch::x86_64::{__m128, __m256, __m256i};
 
 use pulp::x86::V3;
 
-use super::{stepped, DROP, FRAC};
+use super::fixed::{DROP, FRAC};
+use super::scalar::stepped;
 
 /// Proof that this CPU runs AVX2 (and the rest of x86-64-v3, which pulp
 /// checks with it); only [`Avx2::detect`] makes one.

@@ -151,7 +151,7 @@ fn single_precision_order_1_stays_within_the_spec_of_scipy() {
 /// image widths around its 4-pixel groups.
 #[test]
 fn the_vector_path_equals_the_scalar_one_to_the_bit() {
-    if super::Avx2::detect().is_none() {
+    if super::runs::Avx2::detect().is_none() {
         println!("skipped: this CPU has no AVX2, so only the scalar path runs");
         return;
     }
@@ -184,12 +184,12 @@ fn the_vector_path_equals_the_scalar_one_to_the_bit() {
                 for flips in [[false, false], [true, true], [false, true]] {
                     let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
                     let run = |scalar: bool, scratch: &mut ResampleScratch| {
-                        super::SCALAR_ONLY.set(scalar);
-                        super::UNPADDED.set(unpadded);
+                        super::runs::SCALAR_ONLY.set(scalar);
+                        super::padded::UNPADDED.set(unpadded);
                         let mut out = vec![f32::NAN; data.len()];
                         scratch.transform(&data, &mut out, shape, &m, 1, mode, 9.0, flips, scale);
-                        super::SCALAR_ONLY.set(false);
-                        super::UNPADDED.set(false);
+                        super::runs::SCALAR_ONLY.set(false);
+                        super::padded::UNPADDED.set(false);
                         out
                     };
                     let (scalar, vector) = (run(true, &mut scratch), run(false, &mut scratch));
@@ -263,14 +263,14 @@ fn the_padded_copy_equals_the_direct_path() {
                 let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
                 for scalar in [false, true] {
                     let run = |unpadded: bool, scratch: &mut ResampleScratch| {
-                        super::SCALAR_ONLY.set(scalar);
-                        super::UNPADDED.set(unpadded);
+                        super::runs::SCALAR_ONLY.set(scalar);
+                        super::padded::UNPADDED.set(unpadded);
                         let mut out = vec![f32::NAN; data.len()];
                         let nearest = FillMode::Nearest;
                         scratch
                             .transform(&data, &mut out, shape, &m, 1, nearest, 0.0, flips, scale);
-                        super::SCALAR_ONLY.set(false);
-                        super::UNPADDED.set(false);
+                        super::runs::SCALAR_ONLY.set(false);
+                        super::padded::UNPADDED.set(false);
                         out
                     };
                     let (copy, direct) = (run(false, &mut scratch), run(true, &mut scratch));

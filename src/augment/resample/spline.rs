@@ -1,4 +1,4 @@
-//! Orders 2..=5: prefilter every channel once (see [`super::spline`]), then
+//! Orders 2..=5: prefilter every channel once (see [`super::prefilter`]), then
 //! evaluate the `(order + 1)²` coefficients around each output pixel.
 //!
 //! The evaluation is monomorphised per order so that the tap loops unroll,
@@ -6,9 +6,10 @@
 //! accumulated together (up to four at a time). Each channel still sums its
 //! terms `(c · w_row) · w_col` in scipy's footprint order.
 
-use super::boundary::{axis_taps, AxisTaps};
-use super::spline::{self, Coeffs, PrefilterScratch};
-use super::{Affine2, FillMode};
+use super::mode::FillMode;
+use super::prefilter::{prefilter, Coeffs, PrefilterScratch};
+use super::taps::{axis_taps, AxisTaps};
+use crate::augment::matrix::Affine2;
 use crate::{ImageShape, Real};
 
 /// Channels accumulated together per tap.
@@ -26,7 +27,7 @@ pub(crate) fn spline_order<T: Real>(
     cval: f64,
     scratch: &mut PrefilterScratch,
 ) {
-    let (geo, coeffs) = spline::prefilter(input, shape, order, mode, cval, scratch);
+    let (geo, coeffs) = prefilter(input, shape, order, mode, cval, scratch);
     let job = Eval {
         coeffs,
         geo,
