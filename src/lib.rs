@@ -101,7 +101,9 @@ mod rng;
 mod sys;
 mod tool;
 
-pub use augment::{affine_transform, keras_affine, Affine2, FillMode, ResampleScratch};
+pub use augment::{
+    affine_transform, keras_affine, Affine2, FillMode, Interpolation, ResampleScratch,
+};
 pub use augment::{
     apply_brightness_shift, apply_channel_shift, flip_horizontal, flip_vertical, BrightnessMode,
     TransformParams,

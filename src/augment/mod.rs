@@ -8,7 +8,8 @@ mod params;
 mod resample;
 
 pub use matrix::{keras_affine, Affine2};
-pub use resample::{affine_transform, FillMode, ResampleScratch};
+pub use resample::{affine_transform, FillMode, Interpolation, ResampleScratch};
+pub(crate) use resample::{Fused, ResampleJob};
 
 pub(crate) use color::check_len;
 pub use color::{apply_brightness_shift, apply_channel_shift, BrightnessMode};

@@ -15,7 +15,8 @@ pub use preprocess::{ImageMut, PreprocessingFunction};
 
 use crate::augment::{
     apply_brightness_shift, apply_channel_shift, check_len, flip_horizontal, flip_vertical,
-    keras_affine, Affine2, FillMode, ResampleScratch, TransformParams, TransformRanges,
+    keras_affine, FillMode, Fused, Interpolation, ResampleJob, ResampleScratch, TransformParams,
+    TransformRanges,
 };
 use crate::generator::standardize::{rescale_factor, standardize_with_scratch, Steps};
 use crate::generator::statistics::Statistics;
@@ -218,123 +219,50 @@ impl ImageDataGenerator {
         params: &TransformParams,
         scratch: &mut Scratch<T>,
         rescale: Option<f64>,
-        mut read: Option<Read<'_, T>>,
+        read: Option<Read<'_, T>>,
     ) -> Result<bool> {
         // Checked up front so that no step sees a buffer of the wrong size.
         check_len(image.len(), shape)?;
         let p = params;
-        let (mut flipped, mut scaled) = (false, false);
-        if let Some(m) = keras_affine(
-            p.theta,
-            p.tx,
-            p.ty,
-            p.shear,
-            p.zx,
-            p.zy,
-            shape.height,
-            shape.width,
-        ) {
+        let mut done = Fused {
+            flips: false,
+            scale: false,
+        };
+        if let Some(m) = keras_affine(p, shape.height, shape.width) {
             // Keras flips after the channel shift, but a flip only moves values
             // and the shift only changes them (by a whole-image rule), so the
             // two commute and the flips can ride on the resampler's writes.
-            let order = self.options.interpolation_order;
-            let flips = [p.flip_vertical, p.flip_horizontal];
-            // A sample still to be read, that the resampler would copy
-            // first anyway, is read straight into that copy.
-            let copy = match &mut read {
-                Some(read) => match scratch
-                    .resample
-                    .read_buffer(shape, &m, order, self.fill_mode)
-                {
-                    Some((copy, place)) => {
-                        read(copy, place, None)?;
-                        true
-                    }
-                    None => false,
+            let job = ResampleJob {
+                shape,
+                m,
+                interp: Interpolation {
+                    order: self.options.interpolation_order,
+                    mode: self.fill_mode,
+                    cval: self.options.cval,
                 },
-                None => false,
+                flips: [p.flip_vertical, p.flip_horizontal],
+                scale: rescale,
             };
-            if copy {
-                (flipped, scaled) = scratch.resample.transform_read(
-                    image,
-                    shape,
-                    &m,
-                    self.fill_mode,
-                    flips,
-                    rescale,
-                );
-            } else {
-                (flipped, scaled) =
-                    self.resample_via(image, shape, &m, flips, scratch, rescale, read)?;
-            }
+            done = resample(&job, image, scratch, read)?;
         } else if let Some(read) = read {
             // Nothing moves values between the read and `standardize` but
             // the flips, which only move them: the rescale can ride along.
             read(image, Placement::contiguous(image.len()), rescale)?;
-            scaled = true;
+            done.scale = true;
         }
         if let Some(intensity) = p.channel_shift_intensity {
             apply_channel_shift(image, intensity);
         }
-        if p.flip_horizontal && !flipped {
+        if p.flip_horizontal && !done.flips {
             flip_horizontal(image, shape)?;
         }
-        if p.flip_vertical && !flipped {
+        if p.flip_vertical && !done.flips {
             flip_vertical(image, shape)?;
         }
         if let Some(b) = p.brightness {
             apply_brightness_shift(image, shape, b, self.options.brightness_mode)?;
         }
-        Ok(rescale.is_some() && scaled)
-    }
-
-    /// The resampling step of [`ImageDataGenerator::transform_sample`]
-    /// through the scratch image. Resampling needs the source and the
-    /// result apart: a sample still to be read (`read`) goes to the scratch
-    /// image and is resampled into `image`; one already in `image` is
-    /// resampled into the scratch image and copied back. Returns whether
-    /// the flips and the rescale were applied.
-    #[allow(clippy::too_many_arguments)] // transform_sample's state
-    fn resample_via<T: Real>(
-        &self,
-        image: &mut [T],
-        shape: ImageShape,
-        m: &Affine2,
-        flips: [bool; 2],
-        scratch: &mut Scratch<T>,
-        rescale: Option<f64>,
-        read: Option<Read<'_, T>>,
-    ) -> Result<(bool, bool)> {
-        let buf = &mut scratch.resampled;
-        // Every value is written by the resampler (or by `read`), so the
-        // buffer only needs the right length, not zeroing per sample.
-        if buf.len() != image.len() {
-            buf.clear();
-            buf.resize(image.len(), T::zero());
-        }
-        let reading = read.is_some();
-        let (src, dst) = match read {
-            Some(read) => {
-                read(buf, Placement::contiguous(image.len()), None)?;
-                (&buf[..], &mut image[..])
-            }
-            None => (&image[..], &mut buf[..]),
-        };
-        let done = scratch.resample.transform(
-            src,
-            dst,
-            shape,
-            m,
-            self.options.interpolation_order,
-            self.fill_mode,
-            self.options.cval,
-            flips,
-            rescale,
-        );
-        if !reading {
-            image.copy_from_slice(buf);
-        }
-        Ok(done)
+        Ok(rescale.is_some() && done.scale)
     }
 
     /// `rescale`, when it is the whole of `standardize` and nothing runs
@@ -456,6 +384,46 @@ impl ImageDataGenerator {
         }
         self.standardize_into(sample, shape, &mut scratch.zca)
     }
+}
+
+/// The resampling step of [`ImageDataGenerator::transform_sample`]:
+/// `job` on the sample, which is in `image` or still to be read (`read`).
+///
+/// A sample still to be read that the resampler would copy first anyway
+/// (see [`ResampleScratch::read_buffer`]) is read straight into that copy.
+/// Otherwise resampling needs the source and the result apart: a sample
+/// still to be read goes to the scratch image and is resampled into
+/// `image`; one already in `image` is resampled into the scratch image and
+/// copied back. Returns which of the job's folded steps are done.
+fn resample<T: Real>(
+    job: &ResampleJob,
+    image: &mut [T],
+    scratch: &mut Scratch<T>,
+    read: Option<Read<'_, T>>,
+) -> Result<Fused> {
+    if let Some(read) = read {
+        if let Some((copy, place)) = scratch.resample.read_buffer(job) {
+            read(copy, place, None)?;
+            return Ok(scratch.resample.transform_read(job, image));
+        }
+        let buf = resized(&mut scratch.resampled, image.len());
+        read(buf, Placement::contiguous(image.len()), None)?;
+        return Ok(scratch.resample.transform(job, buf, image));
+    }
+    let buf = resized(&mut scratch.resampled, image.len());
+    let done = scratch.resample.transform(job, image, buf);
+    image.copy_from_slice(buf);
+    Ok(done)
+}
+
+/// `buf` with `len` elements. Every value is written by the resampler (or
+/// by the read), so it needs the right length, not zeroing per sample.
+fn resized<T: Real>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    if buf.len() != len {
+        buf.clear();
+        buf.resize(len, T::zero());
+    }
+    buf
 }
 
 #[cfg(test)]
@@ -630,26 +598,19 @@ mod tests {
                         .unwrap();
                     let mut separate = image.clone();
                     let params = generator.get_random_transform(shape, &mut rng());
-                    let m = keras_affine(
-                        params.theta,
-                        params.tx,
-                        params.ty,
-                        params.shear,
-                        params.zx,
-                        params.zy,
-                        shape.height,
-                        shape.width,
-                    );
-                    if let Some(m) = m {
+                    if let Some(m) = keras_affine(&params, shape.height, shape.width) {
                         let mut out = vec![0.0; separate.len()];
+                        let mode = generator.fill_mode();
                         crate::affine_transform(
                             &separate,
                             &mut out,
                             shape,
                             &m,
-                            order,
-                            generator.fill_mode(),
-                            0.0,
+                            Interpolation {
+                                order,
+                                mode,
+                                cval: 0.0,
+                            },
                             &mut ResampleScratch::default(),
                         );
                         separate = out;

@@ -51,6 +51,25 @@ macro_rules! element {
 element!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, u64 => U64, i64 => I64,
          half::f16 => F16, f32 => F32, f64 => F64);
 
+/// Where an array's bytes are: its file (and, inside an `.npz`, its member
+/// name), the file's map, and the stretch of the file that holds the array.
+pub(crate) struct Parts {
+    /// The file's path, for messages.
+    pub path: PathBuf,
+    /// The member's name, for arrays inside an `.npz`.
+    pub member: Option<String>,
+    /// The open file.
+    pub file: File,
+    /// The whole file mapped (`None` for the `pread` source).
+    pub map: Option<Arc<Mmap>>,
+    /// Where the array (its header) starts in the file.
+    pub base: u64,
+    /// The array's length in bytes, header included.
+    pub len: u64,
+    /// The file's length when it was opened.
+    pub file_len: u64,
+}
+
 pub(crate) struct Inner {
     path: PathBuf,
     member: Option<String>,
@@ -112,30 +131,30 @@ impl NpyArray {
             )),
             SourceKind::Read => None,
         };
-        Self::from_parts(
-            path.to_path_buf(),
-            None,
+        let parts = Parts {
+            path: path.to_path_buf(),
+            member: None,
             file,
             map,
-            0,
+            base: 0,
+            len: file_len,
             file_len,
-            file_len,
-            options,
-        )
+        };
+        Self::from_parts(parts, options)
     }
 
-    /// Builds an array over `len` bytes at `base` of `file` (the whole file, or an npz member).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn from_parts(
-        path: PathBuf,
-        member: Option<String>,
-        file: File,
-        map: Option<Arc<Mmap>>,
-        base: u64,
-        len: u64,
-        file_len: u64,
-        options: OpenOptions,
-    ) -> Result<NpyArray> {
+    /// Builds an array over the bytes `parts` locate (the whole file, or an
+    /// npz member).
+    pub(crate) fn from_parts(parts: Parts, options: OpenOptions) -> Result<NpyArray> {
+        let Parts {
+            path,
+            member,
+            file,
+            map,
+            base,
+            len,
+            file_len,
+        } = parts;
         if let Some(m) = &map {
             // Before the first touch: with the kernel's default read-around,
             // the fault that reads the header would pull up to `read_ahead_kb`

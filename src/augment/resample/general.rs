@@ -5,7 +5,8 @@ use super::mode::FillMode;
 use super::taps::{axis_taps, AxisTaps};
 use crate::Real;
 
-/// A 2-D multi-channel array being read by [`general_pixel`].
+/// A 2-D multi-channel array as [`general_pixel`] reads it: its elements
+/// and layout, and how it continues past its edges.
 pub(crate) struct Source<'a, S> {
     /// The elements.
     pub data: &'a [S],
@@ -19,25 +20,28 @@ pub(crate) struct Source<'a, S> {
     pub strides: (usize, usize, usize),
     /// Channels per pixel.
     pub channels: usize,
+    /// The extension past the edges.
+    pub mode: FillMode,
+    /// The value of the constant extensions.
+    pub cval: f64,
 }
 
 /// One output pixel through scipy's full rules, for any order: fold the
 /// coordinates, place and fold the taps, sum `(value · w_row) · w_col` over
 /// the footprint in scipy's order, for every channel. The kernels use it
 /// where no fast path applies (grid-constant borders); the tests use it as
-/// the reference the fast paths must reproduce bit for bit.
+/// the reference the fast paths must reproduce bit for bit. The channels go
+/// to `output[obase + ch · osch]`.
 #[inline]
-#[allow(clippy::too_many_arguments)] // hot inner helper; a struct would only rename them
 pub(crate) fn general_pixel<S: Real, T: Real>(
     src: &Source<'_, S>,
     coord: [f64; 2],
     order: usize,
-    mode: FillMode,
-    cval: f64,
     output: &mut [T],
     obase: usize,
     osch: usize,
 ) {
+    let (mode, cval) = (src.mode, src.cval);
     let mut tr = AxisTaps::default();
     let mut tc = AxisTaps::default();
     let inside = axis_taps(coord[0], src.rows, src.pad, order, mode, &mut tr)

@@ -10,6 +10,7 @@
 //! before it:
 //!
 //! - `mode`: [`FillMode`], scipy's extensions past the edges, by name;
+//! - `job`: [`Interpolation`] (scipy's settings) and the job of one image;
 //! - `boundary`: scipy's folding of coordinates and tap indices into the
 //!   image for each mode;
 //! - `taps`: the taps of one axis and their B-spline weights;
@@ -26,12 +27,15 @@
 
 mod boundary;
 mod general;
+mod job;
 mod linear;
 mod mode;
 mod prefilter;
 mod spline;
 mod taps;
 
+pub use job::Interpolation;
+pub(crate) use job::{Fused, ResampleJob};
 pub use mode::FillMode;
 
 use super::matrix::Affine2;
@@ -51,10 +55,10 @@ pub struct ResampleScratch {
 
 /// Resamples `input` into `output` (same shape and layout) with the pull
 /// mapping `m`: output pixel `(r, c)` of every channel takes the input value
-/// at `m.a · (r, c) + m.offset`, interpolated with B-splines of `order`
-/// (0 = nearest neighbour, 1 = bilinear, up to 5) and extended past the
-/// edges according to `mode` (`cval` is the fill value for the constant
-/// modes, in pixel units).
+/// at `m.a · (r, c) + m.offset`, interpolated with B-splines of
+/// `interp.order` (0 = nearest neighbour, 1 = bilinear, up to 5) and
+/// extended past the edges according to `interp.mode` (`interp.cval` is the
+/// fill value for the constant modes, in pixel units).
 ///
 /// This is `scipy.ndimage.affine_transform(channel, m.a, m.offset, order=order,
 /// mode=mode, cval=cval)` on each 2-D channel (scipy 1.17.1, the backend of
@@ -71,68 +75,52 @@ pub struct ResampleScratch {
 ///
 /// # Panics
 ///
-/// On caller bugs only, never on pixel or matrix values: `order > 5` (the
-/// generator validates `interpolation_order` when it is built), or `input` /
-/// `output` lengths different from `shape.len()`.
+/// On caller bugs only, never on pixel or matrix values: `interp.order > 5`
+/// (the generator validates `interpolation_order` when it is built), or
+/// `input` / `output` lengths different from `shape.len()`.
 ///
 /// # Examples
 ///
 /// ```
-/// use npyflow::{affine_transform, Affine2, FillMode, ImageShape, ResampleScratch};
+/// use npyflow::{affine_transform, Affine2, FillMode, ImageShape, Interpolation, ResampleScratch};
 ///
 /// // A 3×3 single-channel image, shifted up by one row (tx = 1 in Keras terms).
 /// let shape = ImageShape::hwc(3, 3, 1);
 /// let input: Vec<f32> = (0..9).map(|v| v as f32).collect();
 /// let mut output = vec![0f32; 9];
 /// let m = Affine2 { offset: [1.0, 0.0], ..Affine2::IDENTITY };
+/// let bilinear = Interpolation { order: 1, mode: FillMode::Nearest, cval: 0.0 };
 /// let mut scratch = ResampleScratch::default();
-/// affine_transform(&input, &mut output, shape, &m, 1, FillMode::Nearest, 0.0, &mut scratch);
+/// affine_transform(&input, &mut output, shape, &m, bilinear, &mut scratch);
 /// assert_eq!(output, [3., 4., 5., 6., 7., 8., 6., 7., 8.]);
 /// ```
-#[allow(clippy::too_many_arguments)] // scipy's argument list, plus the scratch
 pub fn affine_transform<T: Real>(
     input: &[T],
     output: &mut [T],
     shape: ImageShape,
     m: &Affine2,
-    order: u8,
-    mode: FillMode,
-    cval: f64,
+    interp: Interpolation,
     scratch: &mut ResampleScratch,
 ) {
-    scratch.transform(input, output, shape, m, order, mode, cval, [false; 2], None);
+    scratch.transform(&ResampleJob::plain(shape, *m, interp), input, output);
 }
 
 impl ResampleScratch {
-    /// [`affine_transform`] with two of Keras' next steps folded into the
-    /// writes, saving a pass each:
-    ///
-    /// - `flips` (`[vertical, horizontal]`): the output mirrored, as
-    ///   `flip_vertical` / `flip_horizontal` on the result would;
-    /// - `scale`: every output value multiplied by `T::from_f64_lossy(scale)`
-    ///   in `T` after rounding, as `standardize`'s `rescale` would.
-    ///
-    /// Returns whether each was applied: `(flips, scale)`. Orders 0 and 1
-    /// always apply the flips; the scale is applied only by the
-    /// single-precision order-1 kernel. Whatever was not applied is left to
-    /// the caller, and `affine_transform`'s result is unchanged.
+    /// [`affine_transform`] of `job`, with its flips and scale folded into
+    /// the writes where the kernel can: orders 0 and 1 always apply the
+    /// flips, and the scale is applied only by the single-precision order-1
+    /// kernel. Returns what is done; the caller applies the rest, and
+    /// `affine_transform`'s values are unchanged.
     ///
     /// # Panics
     /// As [`affine_transform`].
-    #[allow(clippy::too_many_arguments)] // affine_transform's arguments, plus the fusions
     pub(crate) fn transform<T: Real>(
         &mut self,
+        job: &ResampleJob,
         input: &[T],
         output: &mut [T],
-        shape: ImageShape,
-        m: &Affine2,
-        order: u8,
-        mode: FillMode,
-        cval: f64,
-        flips: [bool; 2],
-        scale: Option<f64>,
-    ) -> (bool, bool) {
-        let order = usize::from(order);
+    ) -> Fused {
+        let (shape, order) = (job.shape, usize::from(job.interp.order));
         assert!(
             order <= MAX_ORDER,
             "affine_transform: interpolation order {order} is not in 0..=5"
@@ -148,82 +136,60 @@ impl ResampleScratch {
             "affine_transform: output length does not match {shape:?}"
         );
         if shape.is_empty() {
-            return (true, true);
+            return Fused {
+                flips: true,
+                scale: true,
+            };
         }
         if order <= 1 {
-            let scaled = linear::low_order(
-                input,
-                output,
-                shape,
-                m,
-                order,
-                mode,
-                cval,
-                &mut self.low,
-                flips,
-                scale,
-            );
-            (true, scaled)
+            let scale = linear::low_order(job, input, output, &mut self.low);
+            Fused { flips: true, scale }
         } else {
-            spline::spline_order(
-                input,
-                output,
-                shape,
-                m,
-                order,
-                mode,
-                cval,
-                &mut self.prefilter,
-            );
-            (flips == [false; 2], scale.is_none())
+            spline::spline_order(job, input, output, &mut self.prefilter);
+            Fused {
+                flips: job.flips == [false; 2],
+                scale: job.scale.is_none(),
+            }
         }
     }
-}
 
-impl ResampleScratch {
-    /// When [`ResampleScratch::transform`] with these arguments would read
-    /// its input through a copy of its own (order 1 on a small `f32` image
-    /// in `nearest` mode: an edge-replicated copy), that copy and where the
+    /// When [`ResampleScratch::transform`] of `job` would read its input
+    /// through a copy of its own (order 1 on a small `f32` image in
+    /// `nearest` mode: an edge-replicated copy), that copy and where the
     /// image goes in it. A caller that reads the image from storage anyway
     /// reads it there, then calls [`ResampleScratch::transform_read`]: one
     /// pass over the image fewer.
     pub(crate) fn read_buffer<T: Real>(
         &mut self,
-        shape: ImageShape,
-        m: &Affine2,
-        order: u8,
-        mode: FillMode,
+        job: &ResampleJob,
     ) -> Option<(&mut [T], Placement)> {
-        if order != 1 || T::DTYPE != OutputDtype::F32 {
+        if job.interp.order != 1 || T::DTYPE != OutputDtype::F32 {
             return None;
         }
-        let (buf, place) = self.low.read_buffer(shape, m, mode)?;
+        let (buf, place) = self.low.read_buffer(job)?;
         // Same type: the cast is a reinterpretation and cannot fail.
         Some((bytemuck::try_cast_slice_mut(buf).ok()?, place))
     }
 
     /// [`ResampleScratch::transform`] of the image read into
-    /// [`ResampleScratch::read_buffer`]'s copy, with the same `shape`, `m`
-    /// and `mode` (order 1): the same values, with the flips and the scale
-    /// applied (so it returns `(true, true)`).
+    /// [`ResampleScratch::read_buffer`]'s copy for the same `job`: the same
+    /// values, with the flips and the scale applied (both done).
     ///
     /// # Panics
-    /// When `read_buffer` gave no copy for these arguments, or `output`'s
-    /// length is not `shape.len()` (caller bugs).
-    pub(crate) fn transform_read<T: Real>(
-        &mut self,
-        output: &mut [T],
-        shape: ImageShape,
-        m: &Affine2,
-        mode: FillMode,
-        flips: [bool; 2],
-        scale: Option<f64>,
-    ) -> (bool, bool) {
-        assert_eq!(output.len(), shape.len(), "transform_read: output length");
+    /// When `read_buffer` gave no copy for this job, or `output`'s length
+    /// is not `job.shape.len()` (caller bugs).
+    pub(crate) fn transform_read<T: Real>(&mut self, job: &ResampleJob, output: &mut [T]) -> Fused {
+        assert_eq!(
+            output.len(),
+            job.shape.len(),
+            "transform_read: output length"
+        );
         let output = bytemuck::try_cast_slice_mut(output).expect("read_buffer is for f32 only");
-        self.low
-            .transform_read(output, shape, m, mode, flips, scale);
-        (true, true)
+        self.low.transform_read(job, output);
+        Fused {
+            flips: true,
+            scale: true,
+        }
     }
 }
 
@@ -231,7 +197,7 @@ impl ResampleScratch {
 mod tests {
     use super::general::{general_pixel, Source};
     use super::*;
-    use crate::keras_affine;
+    use crate::{keras_affine, TransformParams};
 
     fn image(shape: ImageShape) -> Vec<f64> {
         (0..shape.len())
@@ -258,9 +224,11 @@ mod tests {
                         &mut out,
                         shape,
                         &Affine2::IDENTITY,
-                        order,
-                        mode,
-                        -9.0,
+                        Interpolation {
+                            order,
+                            mode,
+                            cval: -9.0,
+                        },
                         &mut scratch,
                     );
                     // scipy's reflect prefilter is inexact on short lines (its
@@ -287,16 +255,26 @@ mod tests {
         let shape = ImageShape::hwc(3, 3, 3);
         let input = vec![1f32; 27];
         let mut out = vec![f32::NAN; 27];
-        let m = keras_affine(45.0, 0.0, 0.0, 0.0, 1.0, 1.0, 3, 3).unwrap();
+        let m = keras_affine(
+            &TransformParams {
+                theta: 45.0,
+                ..TransformParams::default()
+            },
+            3,
+            3,
+        )
+        .unwrap();
         let mut scratch = ResampleScratch::default();
         affine_transform(
             &input,
             &mut out,
             shape,
             &m,
-            1,
-            FillMode::Constant,
-            0.0,
+            Interpolation {
+                order: 1,
+                mode: FillMode::Constant,
+                cval: 0.0,
+            },
             &mut scratch,
         );
         let want = [[0., 0., 1.], [0., 1., 1.], [0., 0., 1.]];
@@ -314,7 +292,20 @@ mod tests {
         // Every channel count takes its own kernel (packed 1/3/4, planes of 3,
         // strided otherwise); all must agree with the channels-last result.
         let (h, w) = (6, 9);
-        let m = keras_affine(17.0, 0.7, -1.2, 8.0, 1.1, 0.9, h, w).unwrap();
+        let m = keras_affine(
+            &TransformParams {
+                theta: 17.0,
+                tx: 0.7,
+                ty: -1.2,
+                shear: 8.0,
+                zx: 1.1,
+                zy: 0.9,
+                ..TransformParams::default()
+            },
+            h,
+            w,
+        )
+        .unwrap();
         let mut scratch = ResampleScratch::default();
         for nc in 1..=5 {
             let last = ImageShape::hwc(h, w, nc);
@@ -332,8 +323,30 @@ mod tests {
                 for order in 0..=5u8 {
                     let mut a = vec![0.0; data.len()];
                     let mut b = vec![0.0; data.len()];
-                    affine_transform(&data, &mut a, last, &m, order, mode, 5.0, &mut scratch);
-                    affine_transform(&planar, &mut b, first, &m, order, mode, 5.0, &mut scratch);
+                    affine_transform(
+                        &data,
+                        &mut a,
+                        last,
+                        &m,
+                        Interpolation {
+                            order,
+                            mode,
+                            cval: 5.0,
+                        },
+                        &mut scratch,
+                    );
+                    affine_transform(
+                        &planar,
+                        &mut b,
+                        first,
+                        &m,
+                        Interpolation {
+                            order,
+                            mode,
+                            cval: 5.0,
+                        },
+                        &mut scratch,
+                    );
                     // Each channel alone, as Keras calls scipy.
                     let mut single = vec![0.0; h * w];
                     let one = ImageShape::hwc(h, w, 1);
@@ -344,9 +357,11 @@ mod tests {
                             &mut single,
                             one,
                             &m,
-                            order,
-                            mode,
-                            5.0,
+                            Interpolation {
+                                order,
+                                mode,
+                                cval: 5.0,
+                            },
                             &mut scratch,
                         );
                         for r in 0..h {
@@ -383,7 +398,18 @@ mod tests {
             for mode in FillMode::ALL {
                 for order in 0..=5u8 {
                     let mut out = vec![0.0; input.len()];
-                    affine_transform(&input, &mut out, shape, &m, order, mode, 2.0, &mut scratch);
+                    affine_transform(
+                        &input,
+                        &mut out,
+                        shape,
+                        &m,
+                        Interpolation {
+                            order,
+                            mode,
+                            cval: 2.0,
+                        },
+                        &mut scratch,
+                    );
                     if !bad.is_finite() {
                         assert!(out.iter().all(|&v| v == 2.0), "{bad} {mode} {order}");
                     }
@@ -419,9 +445,12 @@ mod tests {
                 pad: 0,
                 strides: (sr, sc, sch),
                 channels: shape.channels,
+                mode: FillMode::Nearest, // set per mode below
+                cval: 3.5,
             };
             for m in [m, edge] {
                 for mode in FillMode::ALL {
+                    let src = Source { mode, ..src };
                     for order in 0..=1u8 {
                         let mut fast = vec![0.0; input.len()];
                         affine_transform(
@@ -429,9 +458,11 @@ mod tests {
                             &mut fast,
                             shape,
                             &m,
-                            order,
-                            mode,
-                            3.5,
+                            Interpolation {
+                                order,
+                                mode,
+                                cval: 3.5,
+                            },
                             &mut scratch,
                         );
                         let mut slow = vec![0.0; input.len()];
@@ -439,7 +470,7 @@ mod tests {
                             for c in 0..8 {
                                 let coord = m.apply(r as f64, c as f64);
                                 let (o, dst) = (usize::from(order), r * sr + c * sc);
-                                general_pixel(&src, coord, o, mode, 3.5, &mut slow, dst, sch);
+                                general_pixel(&src, coord, o, &mut slow, dst, sch);
                             }
                         }
                         assert_eq!(fast, slow, "{shape:?} {mode} order {order}");

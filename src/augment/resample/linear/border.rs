@@ -32,6 +32,8 @@ impl<'a, T: Real, K: Channels> Border<'a, T, K> {
                 pad: 0,
                 strides: shape.strides(),
                 channels: shape.channels,
+                mode: job.mode,
+                cval: job.cval,
             },
             tr: AxisTaps::default(),
             tc: AxisTaps::default(),
@@ -99,16 +101,7 @@ impl<'a, T: Real, K: Channels> Border<'a, T, K> {
             k.fill(output, dst, self.fill);
         } else if job.mode == FillMode::GridConstant {
             // Taps beyond the edge read cval: the general sum handles them.
-            general_pixel(
-                &self.src,
-                [y, x],
-                order,
-                job.mode,
-                job.cval,
-                output,
-                dst,
-                sch,
-            );
+            general_pixel(&self.src, [y, x], order, output, dst, sch);
         } else if LINEAR {
             let rr = [tr.idx[0] * sr, tr.idx[1] * sr];
             let cc = [tc.idx[0] * sc, tc.idx[1] * sc];

@@ -1,6 +1,7 @@
 //! The fixed inputs of one order-0 or order-1 resampling.
 
 use crate::augment::matrix::Affine2;
+use crate::augment::resample::job::ResampleJob;
 use crate::augment::resample::mode::FillMode;
 use crate::{ImageShape, Real};
 
@@ -17,23 +18,25 @@ pub(crate) struct Job<'a, T> {
     pub flips: [bool; 2],
 }
 
-impl<'a> Job<'a, f32> {
-    /// A job whose input is elsewhere (read into a copy by the caller):
-    /// for the order-1 kernel's copy, whose values never depend on `cval`.
-    pub(crate) fn without_input(
-        shape: ImageShape,
-        m: &'a Affine2,
-        mode: FillMode,
-        flips: [bool; 2],
-    ) -> Self {
+impl<'a, T> Job<'a, T> {
+    /// `job` on `input`.
+    pub(crate) fn new(input: &'a [T], job: &'a ResampleJob) -> Self {
         Job {
-            input: &[],
-            shape,
-            m,
-            mode,
-            cval: 0.0,
-            flips,
+            input,
+            shape: job.shape,
+            m: &job.m,
+            mode: job.interp.mode,
+            cval: job.interp.cval,
+            flips: job.flips,
         }
+    }
+}
+
+impl<'a> Job<'a, f32> {
+    /// `job` with its input elsewhere (read into a copy by the caller): for
+    /// the order-1 kernel's copy, whose values never depend on `cval`.
+    pub(crate) fn without_input(job: &'a ResampleJob) -> Self {
+        Job::new(&[], job)
     }
 }
 

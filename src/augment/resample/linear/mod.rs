@@ -24,11 +24,10 @@ mod fast;
 mod job;
 mod plan;
 
-use crate::augment::matrix::Affine2;
-use crate::augment::resample::mode::FillMode;
+use crate::augment::resample::job::ResampleJob;
 use crate::layout::Placement;
 use crate::sys::PrefetchTrickle;
-use crate::{DataFormat, ImageShape, Real};
+use crate::{DataFormat, Real};
 use channels::{Packed, Planes, Strided};
 use job::Job;
 use plan::RowPlan;
@@ -54,108 +53,80 @@ impl LowScratch {
     /// does, the copy and where the image goes in it, so that the caller
     /// can read the image straight in (no intermediate buffer) and call
     /// [`LowScratch::transform_read`] with the same arguments.
-    pub(crate) fn read_buffer(
-        &mut self,
-        shape: ImageShape,
-        m: &Affine2,
-        mode: FillMode,
-    ) -> Option<(&mut [f32], Placement)> {
-        self.read = fast::read_pad(&Job::without_input(shape, m, mode, [false; 2]));
+    pub(crate) fn read_buffer(&mut self, job: &ResampleJob) -> Option<(&mut [f32], Placement)> {
+        self.read = fast::read_pad(&Job::without_input(job));
         let pad = self.read?;
+        let shape = job.shape;
         // Taken before the image is read: the read would issue them all.
         self.trickle = PrefetchTrickle::take();
         Some((pad.buffer(shape, &mut self.padded), pad.placement(shape)))
     }
 
     /// Order 1 of the image read into [`LowScratch::read_buffer`]'s copy
-    /// (the same `shape`, `m` and `mode`), mirrored by `flips` and
-    /// multiplied by `scale` as [`low_order`] does: the same values as
+    /// for the same `job`, its flips and scale applied: the same values as
     /// [`low_order`] on the image.
     ///
     /// # Panics
     /// When the last `read_buffer` gave no copy, or its copy was used
     /// already (caller bugs).
-    pub(crate) fn transform_read(
-        &mut self,
-        output: &mut [f32],
-        shape: ImageShape,
-        m: &Affine2,
-        mode: FillMode,
-        flips: [bool; 2],
-        scale: Option<f64>,
-    ) {
-        let job = Job::without_input(shape, m, mode, flips);
+    pub(crate) fn transform_read(&mut self, job: &ResampleJob, output: &mut [f32]) {
         let pad = self
             .read
             .take()
             .expect("transform_read after read_buffer gave a copy");
-        let scale = scale.map_or(1.0, |s| s as f32);
+        let scale = f32_scale(job);
+        let job = Job::without_input(job);
         let trickle = std::mem::take(&mut self.trickle);
         fast::linear_f32_read(&job, pad, output, scale, &mut self.padded, trickle);
     }
 }
 
-/// Orders 0 and 1, straight from the input, dispatched on the layout and
-/// the element type. `flips` (`[vertical, horizontal]`) mirrors the output;
-/// `scale`, if any, multiplies it (single-precision kernel only). Returns
-/// whether `scale` was applied (`true` when there is none).
-#[allow(clippy::too_many_arguments)] // affine_transform's arguments, passed through
+/// The factor of the single-precision kernel: `job`'s scale rounded as
+/// `standardize` rounds `rescale` for `f32` images, 1 (an exact no-op) when
+/// there is none.
+fn f32_scale(job: &ResampleJob) -> f32 {
+    job.scale.map_or(1.0, |s| s as f32)
+}
+
+/// Orders 0 and 1 of `job` (order 0 or 1), straight from the input,
+/// dispatched on the layout and the element type; the flips always applied,
+/// the scale by the single-precision kernel only. Returns whether the scale
+/// is done (applied, or none asked for).
 pub(crate) fn low_order<T: Real>(
+    job: &ResampleJob,
     input: &[T],
     output: &mut [T],
-    shape: ImageShape,
-    m: &Affine2,
-    order: usize,
-    mode: FillMode,
-    cval: f64,
     scratch: &mut LowScratch,
-    flips: [bool; 2],
-    scale: Option<f64>,
 ) -> bool {
+    let (shape, order) = (job.shape, job.interp.order);
     if order == 1 && T::DTYPE == crate::OutputDtype::F32 {
         // Same type: the casts are reinterpretations and cannot fail.
         if let (Ok(input), Ok(out)) = (
             bytemuck::try_cast_slice::<T, f32>(input),
             bytemuck::try_cast_slice_mut::<T, f32>(output),
         ) {
-            let job = Job {
-                input,
-                shape,
-                m,
-                mode,
-                cval,
-                flips,
-            };
-            // Rounded as `standardize` rounds `rescale` for f32 images.
-            let scale = scale.map_or(1.0, |s| s as f32);
-            if fast::linear_f32(&job, out, scale, &mut scratch.padded) {
+            let low = Job::new(input, job);
+            if fast::linear_f32(&low, out, f32_scale(job), &mut scratch.padded) {
                 return true;
             }
         }
     }
     let (_, _, sch) = shape.strides();
     let packed = shape.format == DataFormat::ChannelsLast || shape.channels == 1;
-    let job = Job {
-        input,
-        shape,
-        m,
-        mode,
-        cval,
-        flips,
-    };
+    let low = Job::new(input, job);
     let plan = &mut scratch.plan;
     plan.reset(shape.width);
     match (packed, shape.channels, order) {
-        (true, 1, 0) => exact::nearest(&job, output, Packed::<1>),
-        (true, 1, _) => exact::linear(&job, output, plan, Packed::<1>),
-        (true, 3, 0) => exact::nearest(&job, output, Packed::<3>),
-        (true, 3, _) => exact::linear(&job, output, plan, Packed::<3>),
-        (true, 4, 0) => exact::nearest(&job, output, Packed::<4>),
-        (true, 4, _) => exact::linear(&job, output, plan, Packed::<4>),
-        (false, 3, 0) => exact::nearest(&job, output, Planes::<3> { stride: sch }),
-        (false, 3, _) => exact::linear(&job, output, plan, Planes::<3> { stride: sch }),
-        (_, count, 0) => exact::nearest(&job, output, Strided { count, stride: sch }),
-        (_, count, _) => exact::linear(&job, output, plan, Strided { count, stride: sch }),
+        (true, 1, 0) => exact::nearest(&low, output, Packed::<1>),
+        (true, 1, _) => exact::linear(&low, output, plan, Packed::<1>),
+        (true, 3, 0) => exact::nearest(&low, output, Packed::<3>),
+        (true, 3, _) => exact::linear(&low, output, plan, Packed::<3>),
+        (true, 4, 0) => exact::nearest(&low, output, Packed::<4>),
+        (true, 4, _) => exact::linear(&low, output, plan, Packed::<4>),
+        (false, 3, 0) => exact::nearest(&low, output, Planes::<3> { stride: sch }),
+        (false, 3, _) => exact::linear(&low, output, plan, Planes::<3> { stride: sch }),
+        (_, count, 0) => exact::nearest(&low, output, Strided { count, stride: sch }),
+        (_, count, _) => exact::linear(&low, output, plan, Strided { count, stride: sch }),
     }
-    scale.is_none()
+    job.scale.is_none()
 }

@@ -46,7 +46,7 @@ use std::arch::x86_64::{__m128, __m256, __m256i};
 use pulp::x86::V3;
 
 use super::fixed::{DROP, FRAC};
-use super::scalar::stepped;
+use super::scalar::{stepped, Run, Sampled};
 
 /// Proof that this CPU runs AVX2 (and the rest of x86-64-v3, which pulp
 /// checks with it); only [`Avx2::detect`] makes one.
@@ -66,32 +66,25 @@ impl Avx2 {
         self.0.vectorize(f)
     }
 
-    /// [`stepped`] on AVX2: the same pixels, values and stores. `count`
-    /// pixels from the start of `out`, with fixed-point coordinates `p`
-    /// stepped by `d`, four at a time while `out` has room for their 4-lane
-    /// stores and their taps' 4-lane loads fit in `input`; the rest (the
-    /// last pixels of a run or of the image) by [`stepped`]. Without
-    /// `CLAMP`, the interior of a row (every first tap in `[0, n - 2]`);
-    /// with it, a clamped part (the `nearest` extension), with the clamp,
-    /// the tap offsets and the fractions in 64-bit lanes.
-    #[allow(clippy::too_many_arguments)] // stepped's arguments
+    /// [`stepped`] on AVX2: the same pixels, values and stores. `run`'s
+    /// pixels from the start of `out`, four at a time while `out` has room
+    /// for their 4-lane stores and their taps' 4-lane loads fit in the
+    /// input; the rest (the last pixels of a run or of the image) by
+    /// [`stepped`]. Without `CLAMP`, the interior of a row (every first tap
+    /// in `[0, n - 2]`); with it, a clamped part (the `nearest` extension),
+    /// with the clamp, the tap offsets and the fractions in 64-bit lanes.
     pub(super) fn stepped<const C: usize, const CLAMP: bool>(
         self,
-        input: &[f32],
-        sr32: u32,
+        src: &Sampled<'_>,
         out: &mut [f32],
-        count: usize,
-        p: [i64; 2],
-        d: [i64; 2],
-        top: [i64; 2],
-        scale: f32,
+        run: Run,
     ) {
         let simd = self.0;
         simd.vectorize(
             #[inline(always)]
             || match CLAMP {
-                true => clamped::<C>(simd, input, sr32, out, count, p, d, top, scale),
-                false => interior::<C>(simd, input, sr32, out, count, p, d, top, scale),
+                true => clamped::<C>(simd, src, out, run),
+                false => interior::<C>(simd, src, out, run),
             },
         )
     }
@@ -102,18 +95,14 @@ const GROUP: usize = 4;
 
 /// The loop behind [`Avx2::stepped`] with the clamp.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // stepped's arguments
-fn clamped<const C: usize>(
-    simd: V3,
-    input: &[f32],
-    sr32: u32,
-    out: &mut [f32],
-    count: usize,
-    p: [i64; 2],
-    d: [i64; 2],
-    top: [i64; 2],
-    scale: f32,
-) {
+fn clamped<const C: usize>(simd: V3, src: &Sampled<'_>, out: &mut [f32], run: Run) {
+    let Sampled {
+        input,
+        sr32,
+        top,
+        scale,
+    } = *src;
+    let Run { count, p, d } = run;
     let (avx, avx2) = (simd.avx, simd.avx2);
     let sr = sr32 as usize;
     // Lanes hold pixels [0, 2, 1, 3] of the group, as in `interior`.
@@ -151,7 +140,12 @@ fn clamped<const C: usize>(
     if done < count {
         let at = |k: usize| p[k].wrapping_add(d[k].wrapping_mul(done as i64));
         let p = [at(0), at(1)];
-        stepped::<C, true>(input, sr32, rest, count - done, p, d, top, scale);
+        let tail = Run {
+            count: count - done,
+            p,
+            d,
+        };
+        stepped::<C, true>(src, rest, tail);
     }
 }
 
@@ -176,18 +170,11 @@ fn clamp_axis(simd: V3, v: __m256i, top: __m256i, last: __m256i) -> (__m256i, __
 
 /// The loop behind [`Avx2::stepped`] without the clamp.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // stepped's arguments
-fn interior<const C: usize>(
-    simd: V3,
-    input: &[f32],
-    sr32: u32,
-    out: &mut [f32],
-    count: usize,
-    p: [i64; 2],
-    d: [i64; 2],
-    top: [i64; 2],
-    scale: f32,
-) {
+fn interior<const C: usize>(simd: V3, src: &Sampled<'_>, out: &mut [f32], run: Run) {
+    let Sampled {
+        input, sr32, scale, ..
+    } = *src;
+    let Run { count, p, d } = run;
     let (avx, avx2) = (simd.avx, simd.avx2);
     let sr = sr32 as usize;
     // Lanes [k0, k1, k2, k3] hold pixels [0, 2, 1, 3] of the group, so that
@@ -233,7 +220,12 @@ fn interior<const C: usize>(
         done += GROUP;
     }
     if done < count {
-        stepped::<C, false>(input, sr32, rest, count - done, [y, x], d, top, scale);
+        let tail = Run {
+            count: count - done,
+            p: [y, x],
+            d,
+        };
+        stepped::<C, false>(src, rest, tail);
     }
 }
 
@@ -282,7 +274,7 @@ fn group<const C: usize>(
         ),
     ];
     for (a, b, fy, fx) in pairs {
-        let v = blend(simd, a, b, sr, C, fy, fx, s);
+        let v = blend(simd, [a, b], sr, C, [fy, fx], s);
         let cur = std::mem::take(rest);
         store(&mut cur[..4], avx._mm256_castps256_ps128(v));
         store(&mut cur[C..C + 4], avx._mm256_extractf128_ps::<1>(v));
@@ -298,18 +290,15 @@ fn lanes(v: i64, d: i64) -> __m256i {
 }
 
 /// Two pixels' bilinear blends, one per 128-bit half: the taps at the start
-/// of `ta` and `tb` (rows `sr` apart, columns `c` apart), with the scalar
-/// [`lerp4`](super::lerp4)'s operations in its order.
+/// of `ta` and `tb` (rows `sr` apart, columns `c` apart) with the fractions
+/// `[fy, fx]`, times `s`, in the scalar `lerp4`'s operations and order.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // the two pixels' whole state
 fn blend(
     simd: V3,
-    ta: &[f32],
-    tb: &[f32],
+    [ta, tb]: [&[f32]; 2],
     sr: usize,
     c: usize,
-    fy: __m256,
-    fx: __m256,
+    [fy, fx]: [__m256; 2],
     s: __m256,
 ) -> __m256 {
     let avx = simd.avx;

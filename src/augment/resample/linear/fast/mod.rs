@@ -55,8 +55,9 @@ use crate::augment::resample::mode::FillMode;
 use crate::sys::PrefetchTrickle;
 use crate::DataFormat;
 use fixed::{span, Fixed, FRAC};
-use padded::unpadded;
+use padded::{unpadded, Padded};
 use runs::{nearest_row, pixels, vector_path};
+use scalar::{Run, Sampled};
 use segment::Row;
 
 /// Largest image side the fixed point holds (coordinates below 2^22).
@@ -92,22 +93,31 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32, padde
     let exact = job.mode != FillMode::Nearest;
     if !exact && !unpadded() {
         if let Some(pad) = padded::Pad::fit(job) {
-            let input = Some(job.input);
+            let image = Padded {
+                job,
+                map: &map,
+                pad,
+                scale,
+                vector,
+            };
             let none = PrefetchTrickle::default();
-            return padded::run::<C>(job, input, output, scale, &map, pad, padded, vector, none);
+            return padded::run::<C>(&image, Some(job.input), output, padded, none);
         }
     }
     let (h, w) = (job.shape.height, job.shape.width);
-    let (input, m) = (job.input, job.m);
-    // Below 2^31 (see `applies`): tap offsets are computed in u32 and
-    // widened, which lets LLVM see that `at + sr + C + 4` cannot wrap.
-    let sr32 = (w * C) as u32;
-    let sr = sr32 as usize;
+    let m = job.m;
+    let src = Sampled {
+        input: job.input,
+        // Below 2^31 (see `applies`).
+        sr32: (w * C) as u32,
+        top: [((h - 1) as i64) << FRAC, ((w - 1) as i64) << FRAC],
+        scale,
+    };
+    let (sr, top) = (src.sr32 as usize, src.top);
     let mut border = Border::new(job, Packed::<C>);
     // Output column j samples source column c0 + j·dc.
     let dc = if job.flips[1] { -1 } else { 1 };
     let dj = map.step;
-    let top = [((h - 1) as i64) << FRAC, ((w - 1) as i64) << FRAC];
     let len = output.len();
     for i in 0..h {
         let r = map.source_row(i);
@@ -122,7 +132,8 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32, padde
         let start = i * w * C;
         let row_out = &mut output[start..(start + w * C + 4 - C).min(len)];
         if !exact {
-            nearest_row::<C>(input, sr32, row_out, [lo, hi], p, dj, top, scale, vector);
+            let row = Run { count: w, p, d: dj };
+            nearest_row::<C>(vector, &src, row_out, [lo, hi], row);
             continue;
         }
         let mut row = Row::<C> {
@@ -150,8 +161,12 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32, padde
         row.segment(output, start, 0, lo);
         if lo < hi {
             let out = &mut output[start + lo * C..(start + hi * C + 4 - C).min(len)];
-            let first = [p[0] + lo as i64 * dj[0], p[1] + lo as i64 * dj[1]];
-            pixels::<C, false>(vector, input, sr32, out, hi - lo, first, dj, top, scale);
+            let interior = Run {
+                count: hi - lo,
+                p: [p[0] + lo as i64 * dj[0], p[1] + lo as i64 * dj[1]],
+                d: dj,
+            };
+            pixels::<C, false>(vector, &src, out, interior);
         }
         row.segment(output, start, hi, w);
     }
@@ -224,12 +239,19 @@ pub(super) fn linear_f32_read(
     padded: &mut Vec<f32>,
     trickle: PrefetchTrickle,
 ) {
-    let (map, vector) = (Fixed::new(job), vector_path());
+    let map = Fixed::new(job);
+    let image = Padded {
+        job,
+        map: &map,
+        pad,
+        scale,
+        vector: vector_path(),
+    };
     let t = trickle;
     match job.shape.channels {
-        1 => padded::run::<1>(job, None, output, scale, &map, pad, padded, vector, t),
-        3 => padded::run::<3>(job, None, output, scale, &map, pad, padded, vector, t),
-        _ => padded::run::<4>(job, None, output, scale, &map, pad, padded, vector, t),
+        1 => padded::run::<1>(&image, None, output, padded, t),
+        3 => padded::run::<3>(&image, None, output, padded, t),
+        _ => padded::run::<4>(&image, None, output, padded, t),
     }
 }
 

@@ -30,6 +30,7 @@
 
 use super::fixed::{Fixed, FRAC};
 use super::runs::{pixels, Avx2};
+use super::scalar::{Run, Sampled};
 use crate::augment::resample::linear::job::Job;
 use crate::layout::Placement;
 use crate::sys::PrefetchTrickle;
@@ -173,22 +174,39 @@ fn copy(dst: &mut [f32], src: &[f32]) {
     dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
 }
 
-/// The image through the copy: [`fill`], then each output row as one interior run ([`pixels`]) with the
-/// coordinates moved by the top and left margins. `buf` is the caller's
-/// reusable buffer; `trickle`, lines to prefetch for the next sample, a
-/// few per output row.
-#[allow(clippy::too_many_arguments)] // run's state, plus the copy
+/// One image through the copy: what [`run`] needs besides the buffers.
+pub(super) struct Padded<'a> {
+    /// The image's job; its input is [`run`]'s `input`.
+    pub job: &'a Job<'a, f32>,
+    /// The image's map in fixed point.
+    pub map: &'a Fixed,
+    /// The copy's margins.
+    pub pad: Pad,
+    /// The factor every value is multiplied by.
+    pub scale: f32,
+    /// The vector path, when the CPU has one.
+    pub vector: Option<Avx2>,
+}
+
+/// The image through the copy: [`fill`], then each output row as one
+/// interior run ([`pixels`]) with the coordinates moved by the top and left
+/// margins. `input`: the image, or `None` when the caller has read it into
+/// the copy already. `buf` is the caller's reusable buffer; `trickle`,
+/// lines to prefetch for the next sample, a few per output row.
 pub(super) fn run<const C: usize>(
-    job: &Job<'_, f32>,
+    image: &Padded<'_>,
     input: Option<&[f32]>,
     output: &mut [f32],
-    scale: f32,
-    map: &Fixed,
-    pad: Pad,
     buf: &mut Vec<f32>,
-    vector: Option<Avx2>,
     trickle: PrefetchTrickle,
 ) {
+    let Padded {
+        job,
+        map,
+        pad,
+        scale,
+        vector,
+    } = *image;
     let shape = job.shape;
     let (h, w) = (shape.height, shape.width);
     let buf = pad.buffer(shape, buf);
@@ -201,8 +219,12 @@ pub(super) fn run<const C: usize>(
         None => fill::<C>(input, shape, pad, buf),
     }
     let (ph, pw) = (h + pad.top + pad.bottom, w + pad.left + pad.right);
-    let sr32 = (pw * C) as u32;
-    let top = [((ph - 1) as i64) << FRAC, ((pw - 1) as i64) << FRAC];
+    let src = Sampled {
+        input: buf,
+        sr32: (pw * C) as u32,
+        top: [((ph - 1) as i64) << FRAC, ((pw - 1) as i64) << FRAC],
+        scale,
+    };
     let shift = [(pad.top as i64) << FRAC, (pad.left as i64) << FRAC];
     let len = output.len();
     // The next sample's row, a few lines per output row (see `sys::prefetch_later`).
@@ -211,9 +233,13 @@ pub(super) fn run<const C: usize>(
     for i in 0..h {
         trickle.issue(per_row);
         let p = map.row(i);
-        let p = [p[0] + shift[0], p[1] + shift[1]];
+        let row = Run {
+            count: w,
+            p: [p[0] + shift[0], p[1] + shift[1]],
+            d: map.step,
+        };
         let start = i * w * C;
         let out = &mut output[start..(start + w * C + 4 - C).min(len)];
-        pixels::<C, false>(vector, buf, sr32, out, w, p, map.step, top, scale);
+        pixels::<C, false>(vector, &src, out, row);
     }
 }

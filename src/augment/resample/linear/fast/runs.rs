@@ -1,7 +1,7 @@
 //! A run of pixels on the vector path when the CPU has one, else on the
 //! portable loop; and one `nearest` row as its clamped and interior runs.
 
-use super::scalar::{interior, stepped};
+use super::scalar::{interior, stepped, Run, Sampled};
 
 #[cfg(target_arch = "x86_64")]
 pub(super) use super::avx2::Avx2;
@@ -17,17 +17,11 @@ impl Avx2 {
         None
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn stepped<const C: usize, const CLAMP: bool>(
         self,
-        _: &[f32],
-        _: u32,
+        _: &Sampled<'_>,
         _: &mut [f32],
-        _: usize,
-        _: [i64; 2],
-        _: [i64; 2],
-        _: [i64; 2],
-        _: f32,
+        _: Run,
     ) {
         match self {}
     }
@@ -52,69 +46,70 @@ pub(super) fn vector_path() -> Option<Avx2> {
     Avx2::detect()
 }
 
-/// One row in `nearest` mode, all in fixed point: the clamped columns
-/// `[0, lo)`, the interior `[lo, hi)`, the clamped `[hi, w)`, in memory
-/// order (each part's last 4-lane store spills onto the next part's first
-/// pixel). `out` starts at the row and extends as far as 4-lane stores may
-/// spill; `p` is the coordinate of column 0. One call per row, out of line.
+/// One row in `nearest` mode, all in fixed point: `row`, the whole row
+/// (its first pixel at column 0), as its clamped columns `[0, lo)`, its
+/// interior `[lo, hi)` and its clamped `[hi, w)`, in memory order (each
+/// part's last 4-lane store spills onto the next part's first pixel). `out`
+/// starts at the row and extends as far as 4-lane stores may spill. One
+/// call per row, out of line.
 #[inline(never)]
-#[allow(clippy::too_many_arguments)] // stepped's arguments
 pub(super) fn nearest_row<const C: usize>(
-    input: &[f32],
-    sr32: u32,
+    vector: Option<Avx2>,
+    src: &Sampled<'_>,
     out: &mut [f32],
     [lo, hi]: [usize; 2],
-    p: [i64; 2],
-    d: [i64; 2],
-    top: [i64; 2],
-    scale: f32,
-    vector: Option<Avx2>,
+    row: Run,
 ) {
-    let w = sr32 as usize / C;
+    let Run { count: w, p, d } = row;
     let len = out.len();
     let at = |j: usize| [p[0] + j as i64 * d[0], p[1] + j as i64 * d[1]];
     let part = |from: usize, to: usize| from * C..(to * C + 4 - C).min(len);
     if lo > 0 {
         let o = &mut out[part(0, lo)];
-        pixels::<C, true>(vector, input, sr32, o, lo, p, d, top, scale);
+        pixels::<C, true>(vector, src, o, Run { count: lo, p, d });
     }
     if lo < hi {
         let o = &mut out[part(lo, hi)];
-        pixels::<C, false>(vector, input, sr32, o, hi - lo, at(lo), d, top, scale);
+        let interior = Run {
+            count: hi - lo,
+            p: at(lo),
+            d,
+        };
+        pixels::<C, false>(vector, src, o, interior);
     }
     if hi < w {
         let o = &mut out[part(hi, w)];
-        pixels::<C, true>(vector, input, sr32, o, w - hi, at(hi), d, top, scale);
+        pixels::<C, true>(
+            vector,
+            src,
+            o,
+            Run {
+                count: w - hi,
+                p: at(hi),
+                d,
+            },
+        );
     }
 }
 
 /// The shortest clamped run that takes the vector loop (`Avx2::stepped`):
-/// below it, the loop's set-up costs more than it saves (a vector pass over
-/// every clamped run measured 3.0 against 2.7 µs per 32×32 image).
+/// below it, the loop's set-up costs more than it saves.
 const CLAMPED_VECTOR_MIN: usize = 8;
 
 /// [`stepped`] on the vector path when there is one: the interior always,
 /// a clamped part from [`CLAMPED_VECTOR_MIN`] pixels on. Otherwise the
 /// clamped parts in line and the interior out of line ([`interior`]).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // stepped's arguments
 pub(super) fn pixels<const C: usize, const CLAMP: bool>(
     vector: Option<Avx2>,
-    input: &[f32],
-    sr32: u32,
+    src: &Sampled<'_>,
     out: &mut [f32],
-    count: usize,
-    p: [i64; 2],
-    d: [i64; 2],
-    top: [i64; 2],
-    scale: f32,
+    run: Run,
 ) {
     match vector {
-        Some(v) if CLAMP && count >= CLAMPED_VECTOR_MIN => {
-            v.stepped::<C, true>(input, sr32, out, count, p, d, top, scale)
-        }
-        _ if CLAMP => stepped::<C, true>(input, sr32, out, count, p, d, top, scale),
-        Some(v) => v.stepped::<C, false>(input, sr32, out, count, p, d, top, scale),
-        None => interior::<C>(input, sr32, out, count, p, d, top, scale),
+        Some(v) if CLAMP && run.count >= CLAMPED_VECTOR_MIN => v.stepped::<C, true>(src, out, run),
+        _ if CLAMP => stepped::<C, true>(src, out, run),
+        Some(v) => v.stepped::<C, false>(src, out, run),
+        None => interior::<C>(src, out, run),
     }
 }

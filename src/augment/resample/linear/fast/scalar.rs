@@ -88,24 +88,51 @@ fn taps<const C: usize, const CLAMP: bool>(
     ((i[0] * sr32 + i[1] * C as u32) as usize, f)
 }
 
-/// `count` pixels in memory order from the start of `out`, with fixed-point
-/// coordinates `p` stepped by `d`: 4-lane stores while `out` has room, then
-/// channel by channel. Without `CLAMP` every first tap must be in
-/// `[0, n - 2]` (the interior of a row, see [`span`]); with it, coordinates
-/// are clamped to `[0, top]` (`top` = (n - 1) in fixed point), the `nearest`
-/// extension, and the first tap stops at `n - 2` with a fraction of up to 1.
+/// The image a run of pixels samples (the input, or its edge-replicated
+/// copy), with what every pixel of the run needs to sample it. The loops
+/// copy its fields into locals before they start.
+#[derive(Clone, Copy)]
+pub(super) struct Sampled<'a> {
+    /// The elements, channels-last.
+    pub input: &'a [f32],
+    /// Elements per row, below 2^31 (see `applies`): tap offsets are
+    /// computed in u32 and widened, which lets LLVM see that
+    /// `at + sr + C + 4` cannot wrap.
+    pub sr32: u32,
+    /// The largest coordinate of each axis, `n - 1` in fixed point (where
+    /// `nearest` clamps).
+    pub top: [i64; 2],
+    /// The factor every value is multiplied by (see [`lerp4`]).
+    pub scale: f32,
+}
+
+/// `count` output pixels in memory order, the first at fixed-point
+/// coordinates `p`, each next one `d` further.
+#[derive(Clone, Copy)]
+pub(super) struct Run {
+    pub count: usize,
+    pub p: [i64; 2],
+    pub d: [i64; 2],
+}
+
+/// `run`'s pixels from the start of `out`: 4-lane stores while `out` has
+/// room, then channel by channel. Without `CLAMP` every first tap must be
+/// in `[0, n - 2]` (the interior of a row, see `span`); with it,
+/// coordinates are clamped to `[0, top]`, the `nearest` extension, and the
+/// first tap stops at `n - 2` with a fraction of up to 1.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // the loop's whole state, passed by value
 pub(super) fn stepped<const C: usize, const CLAMP: bool>(
-    input: &[f32],
-    sr32: u32,
+    src: &Sampled<'_>,
     out: &mut [f32],
-    count: usize,
-    p: [i64; 2],
-    d: [i64; 2],
-    top: [i64; 2],
-    scale: f32,
+    run: Run,
 ) {
+    let Sampled {
+        input,
+        sr32,
+        top,
+        scale,
+    } = *src;
+    let Run { count, p, d } = run;
     let sr = sr32 as usize;
     let [mut y, mut x] = p;
     let last = [top[0] - (1 << FRAC), top[1] - (1 << FRAC)];
@@ -132,16 +159,6 @@ pub(super) fn stepped<const C: usize, const CLAMP: bool>(
 /// [`stepped`] over the interior of a row, out of line so that its loop
 /// has the registers to itself.
 #[inline(never)]
-#[allow(clippy::too_many_arguments)] // stepped's arguments
-pub(super) fn interior<const C: usize>(
-    input: &[f32],
-    sr32: u32,
-    out: &mut [f32],
-    count: usize,
-    p: [i64; 2],
-    d: [i64; 2],
-    top: [i64; 2],
-    scale: f32,
-) {
-    stepped::<C, false>(input, sr32, out, count, p, d, top, scale);
+pub(super) fn interior<const C: usize>(src: &Sampled<'_>, out: &mut [f32], run: Run) {
+    stepped::<C, false>(src, out, run);
 }
