@@ -9,7 +9,7 @@ mod resample;
 
 pub use matrix::{keras_affine, Affine2};
 pub use resample::{affine_transform, FillMode, Interpolation, ResampleScratch};
-pub(crate) use resample::{Fused, ResampleJob};
+pub(crate) use resample::{Fused, Prefetch, ResampleJob};
 
 pub(crate) use color::check_len;
 pub use color::{apply_brightness_shift, apply_channel_shift, BrightnessMode};

@@ -324,28 +324,20 @@ impl NpyArray {
         self.data_bytes().map(|d| &d[i * rb..(i + 1) * rb])
     }
 
-    /// Starts loading row `i` into the CPU caches when it is mapped (nothing
-    /// for `pread` arrays or rows out of range): the gather of a shuffled
-    /// batch calls it for the next row while it converts the current one.
-    /// Only the first 4 KiB: past them the hardware prefetcher has seen the
+    /// The bytes of row `i` worth loading into the CPU caches ahead of its
+    /// read: its first 4 KiB in the map (empty for `pread` arrays or rows
+    /// out of range). Past them the hardware prefetcher has seen the
     /// stream, and a whole 150 KB row would only evict the current one.
-    pub fn prefetch_row_cpu(&self, i: usize) {
-        if i < self.len() {
-            if let Some(row) = self.row_bytes_mapped(i) {
-                crate::sys::prefetch_lines(&row[..row.len().min(4096)]);
-            }
-        }
+    pub(crate) fn row_head_mapped(&self, i: usize) -> &[u8] {
+        let row = (i < self.len()).then(|| self.row_bytes_mapped(i)).flatten();
+        row.map_or(&[], |row| &row[..row.len().min(4096)])
     }
 
-    /// [`NpyArray::prefetch_row_cpu`], but the lines are queued for the
-    /// current thread's next resampling to issue a few per output row
-    /// (`sys::prefetch_later`).
-    pub(crate) fn prefetch_row_cpu_later(&self, i: usize) {
-        if i < self.len() {
-            if let Some(row) = self.row_bytes_mapped(i) {
-                crate::sys::prefetch_later(&row[..row.len().min(4096)]);
-            }
-        }
+    /// Starts loading row `i` into the CPU caches ([`NpyArray::row_head_mapped`]):
+    /// the gather of a shuffled batch calls it for its first row (a DRAM
+    /// miss) before it starts.
+    pub(crate) fn prefetch_row_cpu(&self, i: usize) {
+        crate::sys::prefetch_lines(self.row_head_mapped(i));
     }
 
     /// Errors when the file shrank since it was opened (truncated or replaced

@@ -18,6 +18,8 @@
 //!   the kernels are held to and their fallback;
 //! - `prefilter`: scipy's B-spline prefilter (orders 2..=5);
 //! - `spline`: orders 2..=5, the prefiltered coefficients evaluated;
+//! - `prefetch`: memory the caller wants in the CPU caches soon, which a
+//!   kernel issues while it works;
 //! - `linear`: orders 0 and 1, with their fast paths (`linear::fast`: the
 //!   single-precision order-1 kernel behind Keras' default, on AVX2 where
 //!   the CPU has it).
@@ -30,6 +32,7 @@ mod general;
 mod job;
 mod linear;
 mod mode;
+mod prefetch;
 mod prefilter;
 mod spline;
 mod taps;
@@ -37,6 +40,7 @@ mod taps;
 pub use job::Interpolation;
 pub(crate) use job::{Fused, ResampleJob};
 pub use mode::FillMode;
+pub(crate) use prefetch::Prefetch;
 
 use super::matrix::Affine2;
 use crate::layout::{ImageShape, Placement};
@@ -173,19 +177,25 @@ impl ResampleScratch {
 
     /// [`ResampleScratch::transform`] of the image read into
     /// [`ResampleScratch::read_buffer`]'s copy for the same `job`: the same
-    /// values, with the flips and the scale applied (both done).
+    /// values, with the flips and the scale applied (both done). `next`:
+    /// lines to prefetch meanwhile, issued a few per output row.
     ///
     /// # Panics
     /// When `read_buffer` gave no copy for this job, or `output`'s length
     /// is not `job.shape.len()` (caller bugs).
-    pub(crate) fn transform_read<T: Real>(&mut self, job: &ResampleJob, output: &mut [T]) -> Fused {
+    pub(crate) fn transform_read<T: Real>(
+        &mut self,
+        job: &ResampleJob,
+        output: &mut [T],
+        next: &Prefetch<'_>,
+    ) -> Fused {
         assert_eq!(
             output.len(),
             job.shape.len(),
             "transform_read: output length"
         );
         let output = bytemuck::try_cast_slice_mut(output).expect("read_buffer is for f32 only");
-        self.low.transform_read(job, output);
+        self.low.transform_read(job, output, next);
         Fused {
             flips: true,
             scale: true,

@@ -25,8 +25,8 @@ mod job;
 mod plan;
 
 use crate::augment::resample::job::ResampleJob;
+use crate::augment::resample::prefetch::Prefetch;
 use crate::layout::Placement;
-use crate::sys::PrefetchTrickle;
 use crate::{DataFormat, Real};
 use channels::{Packed, Planes, Strided};
 use job::Job;
@@ -41,10 +41,6 @@ pub(crate) struct LowScratch {
     /// The copy's margins as [`LowScratch::read_buffer`] last handed it
     /// out, for [`LowScratch::transform_read`] (not worked out twice).
     read: Option<fast::Pad>,
-    /// The next sample's row lines queued on this thread (`sys::prefetch_later`)
-    /// when `read_buffer` handed out a copy: the copy's resampling issues
-    /// them a few per output row.
-    trickle: PrefetchTrickle,
 }
 
 impl LowScratch {
@@ -57,27 +53,30 @@ impl LowScratch {
         self.read = fast::read_pad(&Job::without_input(job));
         let pad = self.read?;
         let shape = job.shape;
-        // Taken before the image is read: the read would issue them all.
-        self.trickle = PrefetchTrickle::take();
         Some((pad.buffer(shape, &mut self.padded), pad.placement(shape)))
     }
 
     /// Order 1 of the image read into [`LowScratch::read_buffer`]'s copy
     /// for the same `job`, its flips and scale applied: the same values as
-    /// [`low_order`] on the image.
+    /// [`low_order`] on the image. `next`'s lines are issued a few per
+    /// output row.
     ///
     /// # Panics
     /// When the last `read_buffer` gave no copy, or its copy was used
     /// already (caller bugs).
-    pub(crate) fn transform_read(&mut self, job: &ResampleJob, output: &mut [f32]) {
+    pub(crate) fn transform_read(
+        &mut self,
+        job: &ResampleJob,
+        output: &mut [f32],
+        next: &Prefetch<'_>,
+    ) {
         let pad = self
             .read
             .take()
             .expect("transform_read after read_buffer gave a copy");
         let scale = f32_scale(job);
         let job = Job::without_input(job);
-        let trickle = std::mem::take(&mut self.trickle);
-        fast::linear_f32_read(&job, pad, output, scale, &mut self.padded, trickle);
+        fast::linear_f32_read(&job, pad, output, scale, &mut self.padded, next);
     }
 }
 

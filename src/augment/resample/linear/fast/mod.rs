@@ -14,20 +14,21 @@
 //! (Keras' flips, fused here) holds the very values of the unmirrored one,
 //! and the drift across an image stays below 1e-9 pixel. In each output row
 //! the columns whose four taps are all inside the image form one interval
-//! (the map is affine); it is solved exactly in integers ([`span`]) and run
-//! with no clamp and no branch but the loop's ([`stepped`]); on x86-64 CPUs
-//! with AVX2, four pixels per step ([`avx2`], to the same bits).
+//! (the map is affine); it is solved exactly in integers ([`fixed::span`])
+//! and run with no clamp and no branch but the loop's ([`scalar::stepped`]);
+//! on x86-64 CPUs with AVX2, four pixels per step (`avx2`, to the same
+//! bits; [`runs`] picks the loop).
 //!
 //! The columns outside it depend on the mode. `nearest` clamps the fixed
 //! point coordinates to the image, which is exactly the nearest extension,
-//! so its whole row stays in fixed point ([`nearest_row`], long clamped
-//! runs four pixels per step on AVX2 as well); small images
-//! skip even that, through a copy with the edges repeated outward, in which
-//! every pixel is interior ([`padded`]). Every other mode
-//! first shrinks the interval to where scipy's own coordinates (its sums, in
-//! its order, in f64) agree that the taps are inside, then takes the pixels
-//! around it through scipy's border rules in the parent module
-//! ([`Row::segment`]): the discontinuous modes (`constant`, legacy `wrap`)
+//! so its whole row stays in fixed point ([`runs::nearest_row`], long
+//! clamped runs four pixels per step on AVX2 as well); small images skip
+//! even that, through a copy with the edges repeated outward, in which
+//! every pixel is interior ([`padded`]). Every other mode first shrinks the
+//! interval to where scipy's own coordinates (its sums, in its order, in
+//! f64) agree that the taps are inside, then takes the pixels around it
+//! through scipy's border rules ([`segment::Row::segment`], with
+//! `linear::border`): the discontinuous modes (`constant`, legacy `wrap`)
 //! switch to their border value at exactly the pixels scipy does.
 //!
 //! Keras' `rescale` can ride along (a multiply of each rounded value, as
@@ -37,6 +38,12 @@
 //! afterwards (pixels are produced in memory order); where no room is left,
 //! at the end of the image, pixels are stored channel by channel. All of it
 //! is safe slicing that LLVM turns into plain vector loads and stores.
+//!
+//! This file picks the path for an image; the layers under it, each using
+//! only those before it: `fixed` (the map in fixed point), `scalar` (the
+//! portable loop over a run of pixels), `avx2` (the same loop on AVX2),
+//! `runs` (which loop a run takes, and `nearest` rows), `segment` (the
+//! border columns of the other modes) and `padded` (the edge copy).
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -52,7 +59,7 @@ use crate::augment::resample::linear::border::Border;
 use crate::augment::resample::linear::channels::Packed;
 use crate::augment::resample::linear::job::Job;
 use crate::augment::resample::mode::FillMode;
-use crate::sys::PrefetchTrickle;
+use crate::augment::resample::prefetch::Prefetch;
 use crate::DataFormat;
 use fixed::{span, Fixed, FRAC};
 use padded::{unpadded, Padded};
@@ -99,9 +106,9 @@ fn run<const C: usize>(job: &Job<'_, f32>, output: &mut [f32], scale: f32, padde
                 pad,
                 scale,
                 vector,
+                next: &Prefetch::default(),
             };
-            let none = PrefetchTrickle::default();
-            return padded::run::<C>(&image, Some(job.input), output, padded, none);
+            return padded::run::<C>(&image, Some(job.input), output, padded);
         }
     }
     let (h, w) = (job.shape.height, job.shape.width);
@@ -229,7 +236,7 @@ pub(super) fn read_pad(job: &Job<'_, f32>) -> Option<padded::Pad> {
 
 /// [`linear_f32`] of the image the caller has read into `padded` where
 /// `pad` (from [`read_pad`] for this job) places it; `job.input` is not
-/// looked at. The same values as [`linear_f32`] on the image. `trickle`:
+/// looked at. The same values as [`linear_f32`] on the image. `next`:
 /// lines to prefetch for the next sample while this one is resampled.
 pub(super) fn linear_f32_read(
     job: &Job<'_, f32>,
@@ -237,7 +244,7 @@ pub(super) fn linear_f32_read(
     output: &mut [f32],
     scale: f32,
     padded: &mut Vec<f32>,
-    trickle: PrefetchTrickle,
+    next: &Prefetch<'_>,
 ) {
     let map = Fixed::new(job);
     let image = Padded {
@@ -246,12 +253,12 @@ pub(super) fn linear_f32_read(
         pad,
         scale,
         vector: vector_path(),
+        next,
     };
-    let t = trickle;
     match job.shape.channels {
-        1 => padded::run::<1>(&image, None, output, padded, t),
-        3 => padded::run::<3>(&image, None, output, padded, t),
-        _ => padded::run::<4>(&image, None, output, padded, t),
+        1 => padded::run::<1>(&image, None, output, padded),
+        3 => padded::run::<3>(&image, None, output, padded),
+        _ => padded::run::<4>(&image, None, output, padded),
     }
 }
 
