@@ -1,45 +1,41 @@
 //! The interior of a row four pixels at a time on AVX2, for the x86-64
-//! CPUs that have it (detected at run time; the parent's scalar loop runs
-//! everywhere else and for whatever this leaves), and the clamped runs of
-//! `nearest` rows long enough to pay for their set-up.
+//! CPUs that have it (detected at run time; the portable loop in `scalar`
+//! runs everywhere else and for whatever this leaves), and the clamped runs
+//! of `nearest` rows long enough to pay for their set-up.
 //!
-//! The scalar loop spends about 45 instructions per pixel, most of them
-//! the fixed-point arithmetic that turns a pixel's coordinates into a tap
-//! offset and two fractions, one pixel at a time. Here the work is split
-//! between the integer and the vector units. The tap offsets stay scalar
-//! (a shift, a multiply and an add per pixel); the fractions of four pixels
-//! are cut from their 64-bit coordinates side by side and converted in one
-//! operation; and the blend takes two pixels per 256-bit operation, one
-//! pixel's channels per 128-bit half (as the scalar loop holds them in one
-//! 128-bit vector). Measured on one core of this project's EPYC (Zen 4)
-//! VM, `affine_transform` order 1 (`cargo bench --bench kernels`): 2.97 µs
-//! per 32×32×3 image against 3.79 µs on the scalar loop, 138 µs against
-//! 215 µs at 224×224×3. Tried and slower: the tap offsets in vector lanes too
-//! (extracting them costs more than computing them), and offsets and
-//! fractions for a batch of pixels first, blends second (scalar code, stack
-//! traffic). Fused multiply-adds would gain another 3% and change the last
-//! bit.
+//! Most of the portable loop's work per pixel is fixed-point arithmetic:
+//! turning the pixel's coordinates into a tap offset and two fractions, one
+//! pixel at a time. Here that work is split between the integer and the
+//! vector units. The tap offsets stay scalar (a shift, a multiply and an
+//! add per pixel, on integer units the vector code leaves idle; taking
+//! them out of vector lanes would cost more than computing them); the
+//! fractions of four pixels are cut from their 64-bit coordinates side by
+//! side and converted in one operation; and the blend takes two pixels per
+//! 256-bit operation, one pixel's channels per 128-bit half (as the
+//! portable loop holds them in one 128-bit vector). Each pixel is finished
+//! as soon as its taps are known, so nothing goes through memory between
+//! the steps.
 //!
 //! The clamped runs are the other way round ([`clamped`]): there the
-//! scalar loop clamps each coordinate on both axes before it can take the
-//! taps, about 50 instructions per pixel, and doing that for four pixels at
-//! once in 64-bit lanes pays for taking the offsets out of them. Runs of
-//! at least 8 pixels take it (shorter ones, most of them in small images,
-//! cost more in set-up than they save); at 224×224×3, where one output pixel
-//! in eight is clamped under Keras' usual ranges, the kernel went from 103.4
-//! to 100.5 µs.
+//! portable loop clamps each coordinate on both axes before it can take the
+//! taps, and doing that for four pixels at once in 64-bit lanes pays for
+//! taking the offsets out of them. Only runs long enough to repay the
+//! set-up come here (see `runs::CLAMPED_VECTOR_MIN`): most clamped runs of
+//! small images are a few pixels long, and at 224×224 about one output
+//! pixel in eight is clamped under Keras' usual ranges.
 //!
-//! The results are the scalar loop's, bit for bit: the same fixed-point
+//! The results are the portable loop's, bit for bit: the same fixed-point
 //! values, the same roundings, and the same single-rounded f32 operations
-//! in the same order (no fused multiply-add). Which path ran never shows in
-//! the output, and the tests hold the two to each other.
+//! in the same order (no fused multiply-add, which would change the last
+//! bit). Which path ran never shows in the output, and the tests hold the
+//! two to each other.
 //!
 //! Dispatch and intrinsics are [`pulp`]'s (the SIMD layer under `faer`):
 //! safe wrappers, usable only with the token that proves the CPU has the
 //! feature. Every function below is `#[inline(always)]` and no closure
 //! calls an intrinsic, so that the whole loop is compiled inside
 //! [`V3::vectorize`] with AVX2 enabled (a closure is compiled on its own,
-//! without AVX2, and each intrinsic in it becomes a call: 15× slower).
+//! without AVX2, and each intrinsic in it would become a function call).
 
 use std::arch::x86_64::{__m128, __m256, __m256i};
 
