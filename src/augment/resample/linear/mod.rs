@@ -48,7 +48,7 @@ impl LowScratch {
     /// copy (`nearest` mode, small images: see `fast::padded`). When it
     /// does, the copy and where the image goes in it, so that the caller
     /// can read the image straight in (no intermediate buffer) and call
-    /// [`LowScratch::transform_read`] with the same arguments.
+    /// [`LowScratch::transform_read`] with the same job.
     pub(crate) fn read_buffer(&mut self, job: &ResampleJob) -> Option<(&mut [f32], Placement)> {
         self.read = fast::read_pad(&Job::without_input(job));
         let pad = self.read?;

@@ -18,7 +18,7 @@ pub(super) const ONE: f64 = (1u64 << FRAC) as f64;
 /// The map in fixed point, in source coordinates (so that a mirrored
 /// output holds the very same values): below 2^62 (see `applies`), off by
 /// (r + c + 1)·2^-41 pixel at most. The bias makes the truncation to 24
-/// fractional bits in [`taps`] round.
+/// fractional bits in `scalar::taps` round.
 pub(super) struct Fixed {
     /// Coordinates of output row 0's column 0 before the flips.
     origin: [i64; 2],

@@ -55,7 +55,7 @@ pub(super) struct Row<'a, 'j, const C: usize> {
     pub(super) hi: [f64; 2],
     /// Elements per input row.
     pub(super) sr: usize,
-    /// The factor every value is multiplied by (see [`lerp4`]).
+    /// The factor every value is multiplied by (see `scalar::lerp4`).
     pub(super) scale: f32,
 }
 
