@@ -6,10 +6,11 @@
 mod common;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use npyflow::augment::{affine_transform, keras_affine, Affine2, Interpolation, ResampleScratch};
+use npyflow::cache::warm_file;
 use npyflow::{
-    affine_transform, keras_affine, warm_file, Affine2, FillMode, GeneratorOptions,
-    ImageDataGenerator, ImageShape, Interpolation, NpyArray, NumpyArrayIterator, Order,
-    ResampleScratch, ShiftRange, TransformParams, ZoomRange,
+    FillMode, GeneratorOptions, ImageDataGenerator, ImageShape, NpyArray, NumpyArrayIterator,
+    Order, ShiftRange, TransformParams, ZoomRange,
 };
 
 const BATCH: usize = 64;

@@ -6,20 +6,38 @@
 //! augmented with Keras' exact geometry (scipy's resampling, every fill mode,
 //! spline orders 0–5) and standardised in Keras' order.
 //!
-//! # Brief overview
+//! # Map
+//!
+//! The primary types are at the root:
 //!
 //! - [`NpyArray`] — a validated, memory-mapped `.npy` (or a stored `.npz`
 //!   member via [`NpzArchive`]); zero-copy views, per-sample conversion.
-//! - [`ImageDataGenerator`] — Keras' options ([`GeneratorOptions`], also read
-//!   from Keras-style JSON), `get_random_transform`, `apply_transform`,
-//!   `standardize`, streaming [`fit`](fn@fit) and [`Statistics`].
-//! - [`NumpyArrayIterator`] — batches ([`Batch`]) in [`Order::Sequential`],
-//!   [`Order::Shuffle`] or the page-aware [`Order::Blocks`]; subsets, shards,
-//!   saved positions, prefetch, parallel assembly.
+//! - [`ImageDataGenerator`] — Keras' options ([`GeneratorOptions`], typed,
+//!   also read from Keras' JSON keyword dict), `get_random_transform`,
+//!   `apply_transform`, `standardize`, streaming `fit` ([`FitConfig`]) and
+//!   its [`Statistics`].
+//! - [`NumpyArrayIterator`] (built by [`IteratorBuilder`]) — batches
+//!   ([`Batch`]) in [`Order::Sequential`], [`Order::Shuffle`] or the
+//!   page-aware [`Order::Blocks`]; subsets, shards, saved [`Position`]s,
+//!   prefetch, parallel assembly, per-epoch [`EpochTelemetry`]. Batches are
+//!   lent, or swapped into buffers the caller keeps.
+//! - [`Error`], [`ErrorKind`], [`Result`] — every failure, naming the file
+//!   and the value.
+//!
+//! The rest is grouped in modules by role:
+//!
 //! - [`npy`] — the format layer: header parsing over bytes, dtypes, and
-//!   crash-safe writers ([`npy::NpyWriter`], [`npy::NpzWriter`]).
-//! - [`bench`](mod@bench) — the page-cache benchmark as a library; with the `plot`
-//!   feature, `bench::draw_chart` draws its PNG chart.
+//!   crash-safe writers ([`npy::NpyWriter`], [`npy::NpzWriter`],
+//!   [`npy::write_atomic`]).
+//! - [`augment`] — the per-image kernels as free functions (scipy's
+//!   `affine_transform`, Keras' affine matrix, flips, channel shift,
+//!   brightness).
+//! - [`fit`] — the streaming fit as free functions over any
+//!   [`fit::SampleSource`], with its memory plan.
+//! - [`cache`] — the page cache seen and steered: residency, eviction,
+//!   warming, advice, a page budget, and the telemetry recorder.
+//! - [`convert`] and [`preview`] — what the `npyflow` tool does beyond
+//!   iterating: conversions into mappable `.npy` files, contact sheets.
 //!
 //! # Example
 //!
@@ -60,11 +78,12 @@
 //! between batches of a synchronous iterator, but not one that lands while a
 //! batch is being gathered — and with prefetch on (the default), batches are
 //! gathered on background threads while the caller works, so the unchecked
-//! window is the whole background assembly (measured: 3–10 SIGBUS in 40
-//! truncations mid-epoch). A file replaced by rename is harmless (the old
-//! inode stays mapped); a same-size rewrite in place is not detected. Where
-//! other processes may change files, or on network filesystems, open arrays
-//! with [`npy::SourceKind::Read`] (`pread` into private buffers: identical
+//! window is the whole background assembly, and a truncation mid-epoch is
+//! likely to end the process with `SIGBUS` (docs/RELIABILITY.md has the
+//! measurements). A file replaced by rename is harmless (the old inode stays
+//! mapped); a same-size rewrite in place is not detected. Where other
+//! processes may change files, or on network filesystems, open arrays with
+//! [`npy::SourceKind::Read`] (`pread` into private buffers: identical
 //! output, a clean error instead of a signal).
 //! All `unsafe` code lives in one private module (`sys`), each block with a
 //! `// SAFETY:` note. The AVX2 path of the bilinear kernel has none: it
@@ -87,12 +106,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(unsafe_code)]
 
-mod augment;
-pub mod bench;
-mod cache;
+pub mod augment;
+pub mod cache;
 mod element;
 mod error;
-mod fit;
+pub mod fit;
 mod generator;
 mod iterator;
 mod layout;
@@ -101,43 +119,24 @@ mod rng;
 mod sys;
 mod tool;
 
-pub use augment::{
-    affine_transform, keras_affine, Affine2, FillMode, Interpolation, ResampleScratch,
-};
-pub use augment::{
-    apply_brightness_shift, apply_channel_shift, flip_horizontal, flip_vertical, BrightnessMode,
-    TransformParams,
-};
-pub use cache::telemetry::{anon_rss_bytes, EpochTelemetry, ProcessIo, TelemetryRecorder};
-pub use cache::{
-    advise_for_order, evict_array, evict_file, file_residency, prefetch_row_range, prefetch_rows,
-    residency_of, resident_fraction, warm_file, AccessPattern, PageBudget, Residency,
-};
+pub use augment::{BrightnessMode, FillMode, TransformParams};
+pub use cache::EpochTelemetry;
 pub use element::{OutputDtype, Real};
 pub use error::{Error, ErrorKind, Result};
-pub use fit::{fit, fit_with_plan, plan_fit, AugmentFn, FitConfig, FitPlan, SampleSource};
-pub use generator::standardize::{standardize, standardize_with_scratch};
+pub use fit::FitConfig;
 pub use generator::statistics::{Statistics, ZcaMatrix};
-pub use generator::{GeneratorOptions, ImageDataGenerator, Scratch, ShiftRange, ZoomRange};
-pub use generator::{ImageMut, PreprocessingFunction};
+pub use generator::{
+    Compat, GeneratorOptions, ImageDataGenerator, ImageMut, PreprocessingFunction, Scratch,
+    ShiftRange, ZoomRange,
+};
 pub use iterator::batch::{Batch, Rows};
-pub use iterator::order::{
-    epoch_plan, global_plan, num_batches, subset_range, Order, Shard, Subset,
-};
-pub use iterator::save::{save_image, SaveConfig, SaveFormat};
-pub use iterator::{
-    IteratorBuilder, NumpyArrayIterator, Position, AUTO_PREFETCH_BYTES, WHITE_LIST_FORMATS,
-};
+pub use iterator::order::{Order, Shard, Subset};
+pub use iterator::save::SaveFormat;
+pub use iterator::{IteratorBuilder, NumpyArrayIterator, Position, WHITE_LIST_FORMATS};
 pub use layout::{DataFormat, ImageShape};
 pub use npy::{NpyArray, NpzArchive};
-pub use rng::{fresh_seed, SampleRng, Stream};
-pub use tool::convert::{
-    cast_elements, convert_array, convert_images, extract_npz, list_image_folder,
-    npz_member_header, ColorMode, ConvertArrayOptions, ConvertArrayReport, ExtractedMember,
-    ImageConvertOptions, ImageConvertReport, ImageFolder, Progress, ResizeFilter, SkippedImage,
-};
-pub use tool::preview::{contact_sheet, write_preview, PreviewOptions, PreviewReport};
-pub use tool::synth::{write_synthetic, SynthOptions, SynthPaths, SYNTH_CLASSES};
+pub use rng::{SampleRng, Stream};
+pub use tool::{convert, preview};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

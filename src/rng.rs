@@ -89,7 +89,7 @@ impl SampleRng {
 }
 
 /// Draws a seed for users who give none (read back with the iterator's `seed()`).
-pub fn fresh_seed() -> u64 {
+pub(crate) fn fresh_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

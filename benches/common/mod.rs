@@ -3,7 +3,7 @@
 //! Each bench binary includes this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use npyflow::npy::{Dtype, ElemType, NpyWriter};
 use npyflow::NpyArray;
@@ -23,7 +23,12 @@ pub fn bench_dir() -> PathBuf {
 /// A `.npy` of `n` u8 images `h`×`w`×`c` of pseudo-random noise, written
 /// once (streamed, so any size fits) and reused while its shape matches.
 pub fn images_u8(n: usize, h: usize, w: usize, c: usize) -> PathBuf {
-    let path = bench_dir().join(format!("images-{h}x{w}x{c}-{n}.npy"));
+    images_u8_in(&bench_dir(), n, h, w, c)
+}
+
+/// [`images_u8`] in the folder `dir` (a mounted device under test).
+pub fn images_u8_in(dir: &Path, n: usize, h: usize, w: usize, c: usize) -> PathBuf {
+    let path = dir.join(format!("images-{h}x{w}x{c}-{n}.npy"));
     if NpyArray::open(&path).is_ok_and(|a| a.shape() == [n, h, w, c]) {
         return path;
     }

@@ -261,7 +261,9 @@ pub fn epoch(a: &NpyArray, variant: u8) -> Option<Vec<u8>> {
     let mut seen = 0;
     it.for_each_in_epoch(|b| {
         seen += b.len();
-        out.extend_from_slice(b.image_bytes());
+        // The generator's default dtype: float32.
+        let images = b.images::<f32>()?;
+        out.extend(images.iter().flat_map(|v| v.to_ne_bytes()));
         out.extend_from_slice(b.aux()[0].bytes());
         Ok(())
     })

@@ -78,7 +78,8 @@ fn mul(p: &Mat3, q: &Mat3) -> Mat3 {
 /// # Examples
 ///
 /// ```
-/// use npyflow::{keras_affine, TransformParams};
+/// use npyflow::augment::keras_affine;
+/// use npyflow::TransformParams;
 ///
 /// // A shift of two rows: the identity's linear part, the rows offset.
 /// let shift = TransformParams { tx: 2.0, ..TransformParams::default() };

@@ -6,6 +6,10 @@
 //! Everything here is advice to the kernel or a measurement: no function
 //! changes what a read returns, so a failing hint never corrupts a batch.
 //!
+//! The [`TelemetryRecorder`] measures what an epoch cost
+//! ([`EpochTelemetry`]); iterators record their own, and a program that
+//! reads files its own way (a benchmark's baseline) can use one too.
+//!
 //! A caveat shared with vmtouch: since Linux 5.2, `mincore` reports the page
 //! cache of a file only to processes that own the file or could open it for
 //! writing (or are privileged); for other files it reports only the pages
@@ -13,6 +17,8 @@
 
 pub(crate) mod readahead;
 pub(crate) mod telemetry;
+
+pub use telemetry::{EpochTelemetry, ProcessIo, TelemetryRecorder};
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -232,6 +238,10 @@ pub enum AccessPattern {
     /// shuffle): no read-ahead on faults; the iterator prefetches whole
     /// blocks a window ahead instead.
     Blocks,
+    /// The kernel's defaults (`MADV_NORMAL`: read-around on every fault):
+    /// what `np.load(mmap_mode='r')` gets, the baseline the benchmark
+    /// compares the iterator's own hints against.
+    Normal,
 }
 
 /// Advises the kernel for `pattern`: `madvise` on the array's map (faults)
@@ -252,6 +262,7 @@ pub fn advise_for_order(array: &NpyArray, pattern: AccessPattern) -> Result<()> 
     let (map_advice, file_advice) = match pattern {
         AccessPattern::Sequential => (Advice::Sequential, FileAdvice::Sequential),
         AccessPattern::Random | AccessPattern::Blocks => (Advice::Random, FileAdvice::Random),
+        AccessPattern::Normal => (Advice::Normal, FileAdvice::Normal),
     };
     let io = |e| Error::io(array.path(), e);
     if let Some(m) = array.map() {
@@ -272,9 +283,9 @@ pub(crate) const NEARLY_CACHED: f64 = 0.99;
 
 /// The rows of an array that were not wholly in the page cache when the
 /// snapshot was taken. A nearly cached file (see [`NEARLY_CACHED`]) hints
-/// only these: one `WILLNEED` per row of every batch costs about 2 µs a row,
-/// which for a warm 32×32 dataset was half the speed of its first epoch
-/// when a few of its pages (0.07%) had been evicted.
+/// only these: a `WILLNEED` is a syscall per row, which for small images
+/// costs about as much as assembling the row, so hinting every row would
+/// halve the speed of a warm dataset for the sake of a few evicted pages.
 #[derive(Debug)]
 pub(crate) struct ColdRows {
     /// One entry per page of the data region, from the page holding its first byte.
@@ -365,10 +376,10 @@ pub fn prefetch_row_range(array: &NpyArray, rows: std::ops::Range<usize>) -> Res
 
 /// Largest single `WILLNEED` request. Linux silently truncates one request
 /// to the device's read-ahead size (`read_ahead_kb`, often 128 KiB–8 MiB),
-/// so a 16 MiB block asked for at once came in only half read and the rest
-/// was faulted in page by page (524k major faults on a 4 GiB epoch). The
-/// kernel reads in 2 MiB chunks internally, so asking in 2 MiB pieces costs
-/// nothing extra.
+/// so a larger block asked for at once comes in only partly read, and the
+/// rest is faulted in page by page, one major fault each. The kernel reads
+/// in 2 MiB chunks internally, so asking in 2 MiB pieces costs nothing
+/// extra.
 const WILLNEED_CHUNK: u64 = 2 << 20;
 
 fn willneed(array: &NpyArray, offset: u64, len: u64) -> std::io::Result<()> {

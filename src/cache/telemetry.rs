@@ -167,7 +167,7 @@ impl ProcessIo {
 
 /// Anonymous resident memory of this process in bytes (`RssAnon` of
 /// `/proc/self/status`); 0 where unavailable.
-pub fn anon_rss_bytes() -> u64 {
+pub(crate) fn anon_rss_bytes() -> u64 {
     let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     // The kernel reports kB (KiB).
     proc_field(&text, "RssAnon:").saturating_mul(1024)

@@ -58,7 +58,7 @@ pub struct FitConfig {
     pub rounds: usize,
     /// Seed of the augmentation: sample `i` of round `r` draws from
     /// `SampleRng::new(seed, Stream::Fit, r, i)`. Default 0; a wrapper that
-    /// mirrors Keras' `seed=None` passes [`fresh_seed`](crate::fresh_seed).
+    /// mirrors Keras' `seed=None` draws a seed of its own.
     pub seed: u64,
     /// Refuse ZCA when its matrices and workspace would need more bytes than
     /// this. Default 2 GiB: enough for 48×48×3 images (32×32×3 needs about
@@ -130,7 +130,8 @@ pub struct FitPlan {
 /// # Examples
 /// ```
 /// use ndarray::Array4;
-/// use npyflow::{fit, FitConfig, GeneratorOptions};
+/// use npyflow::fit::fit;
+/// use npyflow::{FitConfig, GeneratorOptions};
 ///
 /// let x = Array4::from_shape_fn((10, 4, 4, 3), |(n, r, c, ch)| (n + r + c + ch) as f32);
 /// let options = GeneratorOptions { featurewise_std_normalization: true, ..Default::default() };
@@ -259,8 +260,8 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
     let mut gram = if steps.zca { Some(Gram::new(d)?) } else { None };
     // u8 images with nothing applied before the moments (no rescale, no
     // augmentation, no ZCA): summed as integers straight from their bytes,
-    // exact and without the f64 copy (which with the two f64 passes was
-    // three quarters of fit's CPU time).
+    // exact and without the f64 copy (which, with the two f64 passes over
+    // it, would be most of fit's CPU time).
     let raw = gram.is_none()
         && reader.rescale.is_none()
         && !config.augment

@@ -1,5 +1,10 @@
-//! Generator options: Keras' keyword arguments, their validation and flag
-//! overrides, and reading them from a JSON dict.
+//! Generator options: Keras' keyword arguments as typed Rust values, their
+//! validation and Keras' flag overrides. Keras' loose forms (a number *or* a
+//! list, strings for modes) and its error messages for them live in the JSON
+//! layer (`json.rs`), which reads a Keras keyword dict into these types.
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -65,14 +70,18 @@ impl ShiftRange {
     }
 }
 
-/// A zoom range: a scalar `z` means `[1 - z, 1 + z]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A zoom range, as Keras' `zoom_range` accepts it: a number `z` means
+/// `[1 - z, 1 + z]`, a pair is taken as is.
+///
+/// In JSON: a number, or a list of exactly two numbers (anything else is
+/// refused with Keras' message, see [`GeneratorOptions::from_json`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ZoomRange {
-    /// `[1 - z, 1 + z]`.
+    /// `z`: zoom factors drawn from `[1 - z, 1 + z]`.
     Scalar(f64),
-    /// Explicit `[lo, hi]`; exactly two numbers (no ordering check, as Keras).
-    Pair(Vec<f64>),
+    /// Explicit `[lo, hi]` (no ordering check, as in Keras).
+    Range([f64; 2]),
 }
 
 impl Default for ZoomRange {
@@ -84,31 +93,103 @@ impl Default for ZoomRange {
 impl ZoomRange {
     /// The `[lo, hi]` bounds after Keras' normalisation.
     ///
-    /// # Errors
-    /// When a `Pair` does not hold exactly two values.
-    pub fn bounds(&self) -> Result<[f64; 2]> {
-        match self {
-            ZoomRange::Scalar(z) => Ok([1.0 - z, 1.0 + z]),
-            ZoomRange::Pair(v) => match v[..] {
-                [lo, hi] => Ok([lo, hi]),
-                _ => Err(Error::invalid(
-                    "zoom_range",
-                    format!("{v:?}"),
-                    "expected a number or a list of two numbers",
-                )),
-            },
+    /// ```
+    /// use npyflow::ZoomRange;
+    /// assert_eq!(ZoomRange::Scalar(0.25).bounds(), [0.75, 1.25]);
+    /// assert_eq!(ZoomRange::Range([1.3, 0.7]).bounds(), [1.3, 0.7]);
+    /// ```
+    pub fn bounds(&self) -> [f64; 2] {
+        match *self {
+            ZoomRange::Scalar(z) => [1.0 - z, 1.0 + z],
+            ZoomRange::Range(r) => r,
         }
     }
 }
 
+/// Which Keras' numerics the generator follows (not a Keras option; the
+/// `compat` key in JSON).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compat {
+    /// keras-preprocessing 1.1.2, the `ImageDataGenerator` of Keras 2 and
+    /// `tf.keras` up to 2.15 (`"keras-preprocessing"`). The default.
+    #[default]
+    KerasPreprocessing,
+    /// The legacy `ImageDataGenerator` of Keras 3 and `tf.keras` 2.16 and
+    /// later (`"keras3"`). Not implemented yet:
+    /// [`ImageDataGenerator::new`](crate::ImageDataGenerator::new) refuses it.
+    Keras3,
+}
+
+impl Compat {
+    /// The name in JSON: `"keras-preprocessing"` or `"keras3"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compat::KerasPreprocessing => "keras-preprocessing",
+            Compat::Keras3 => "keras3",
+        }
+    }
+}
+
+impl fmt::Display for Compat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Compat {
+    type Err = Error;
+
+    /// Parses [`Compat::as_str`]'s names.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument)
+    /// naming `compat` for any other string.
+    fn from_str(s: &str) -> Result<Compat> {
+        [Compat::KerasPreprocessing, Compat::Keras3]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "compat",
+                    format!("{s:?}"),
+                    "expected \"keras-preprocessing\" or \"keras3\"",
+                )
+            })
+    }
+}
+
 /// Every `ImageDataGenerator` constructor option, with Keras' names and
-/// defaults. Build one with struct-update syntax from [`Default`], or read a
-/// Keras keyword dict with [`GeneratorOptions::from_json`].
+/// defaults, as typed values. Build one with struct-update syntax from
+/// [`Default`], or read a Keras keyword dict with
+/// [`GeneratorOptions::from_json`] (which also accepts Keras' loose forms
+/// and refuses bad ones with Keras' messages).
 ///
 /// `preprocessing_function` is not here: it is a Rust closure attached to the
 /// generator ([`ImageDataGenerator::with_preprocessing_function`](crate::ImageDataGenerator::with_preprocessing_function)).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+///
+/// With serde, the options serialise to the JSON object `from_json` reads
+/// (and deserialise through it).
+///
+/// # Examples
+/// ```
+/// use npyflow::{FillMode, GeneratorOptions, ShiftRange, ZoomRange};
+///
+/// let options = GeneratorOptions {
+///     rotation_range: 20.0,
+///     width_shift_range: ShiftRange::Float(0.1),
+///     zoom_range: ZoomRange::Range([0.9, 1.1]),
+///     brightness_range: Some([0.8, 1.2]),
+///     fill_mode: FillMode::Reflect,
+///     ..Default::default()
+/// };
+/// // The same options as a Keras keyword dict.
+/// let json = r#"{"rotation_range": 20, "width_shift_range": 0.1, "zoom_range": [0.9, 1.1],
+///                "brightness_range": [0.8, 1.2], "fill_mode": "reflect"}"#;
+/// assert_eq!(GeneratorOptions::from_json(json)?, options);
+/// # Ok::<(), npyflow::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GeneratorOptions {
     /// Subtract the dataset mean per channel (needs `fit`).
     pub featurewise_center: bool,
@@ -129,8 +210,8 @@ pub struct GeneratorOptions {
     pub width_shift_range: ShiftRange,
     /// Vertical shift range (draws `tx`).
     pub height_shift_range: ShiftRange,
-    /// Range `[lo, hi]` of the brightness factor; must be a pair.
-    pub brightness_range: Option<Vec<f64>>,
+    /// Range `[lo, hi]` of the brightness factor; `None` = off.
+    pub brightness_range: Option<[f64; 2]>,
     /// How the brightness factor is applied (not a Keras option). Default: Keras' way.
     pub brightness_mode: BrightnessMode,
     /// Shear angle range in degrees, `U(-s, s)`.
@@ -139,8 +220,9 @@ pub struct GeneratorOptions {
     pub zoom_range: ZoomRange,
     /// Channel shift range, `U(-c, c)` (one offset for all channels, clipped to the image range).
     pub channel_shift_range: f64,
-    /// Fill mode: constant, nearest, reflect, wrap, mirror, grid-wrap, grid-mirror, grid-constant.
-    pub fill_mode: String,
+    /// How points outside the image are filled (Keras' `fill_mode`; scipy's
+    /// names in JSON). Default: nearest.
+    pub fill_mode: FillMode,
     /// Fill value for `constant` mode, in raw pixel units.
     pub cval: f64,
     /// Random horizontal flips.
@@ -157,6 +239,9 @@ pub struct GeneratorOptions {
     pub interpolation_order: u8,
     /// Output dtype (`"float32"` / `"float64"` in JSON).
     pub dtype: OutputDtype,
+    /// Which Keras' numerics to follow (not a Keras option). Default:
+    /// keras-preprocessing 1.1.2.
+    pub compat: Compat,
 }
 
 impl Default for GeneratorOptions {
@@ -176,7 +261,7 @@ impl Default for GeneratorOptions {
             shear_range: 0.0,
             zoom_range: ZoomRange::default(),
             channel_shift_range: 0.0,
-            fill_mode: "nearest".to_string(),
+            fill_mode: FillMode::Nearest,
             cval: 0.0,
             horizontal_flip: false,
             vertical_flip: false,
@@ -185,6 +270,7 @@ impl Default for GeneratorOptions {
             validation_split: 0.0,
             interpolation_order: 1,
             dtype: OutputDtype::F32,
+            compat: Compat::KerasPreprocessing,
         }
     }
 }
@@ -200,7 +286,13 @@ pub(crate) struct Validated {
 /// Checks every option and applies Keras' flag overrides (each with a warning).
 pub(crate) fn validate(mut o: GeneratorOptions) -> Result<Validated> {
     check_finite(&o)?;
-    let fill_mode: FillMode = o.fill_mode.parse()?;
+    if o.compat == Compat::Keras3 {
+        return Err(Error::invalid(
+            "compat",
+            o.compat,
+            "not implemented yet; use \"keras-preprocessing\"",
+        ));
+    }
     if o.interpolation_order > 5 {
         return Err(Error::invalid(
             "interpolation_order",
@@ -217,35 +309,21 @@ pub(crate) fn validate(mut o: GeneratorOptions) -> Result<Validated> {
             "expected 0 (none) or a value strictly between 0 and 1",
         ));
     }
-    let brightness = match &o.brightness_range {
-        None => None,
-        Some(b) => match b[..] {
-            [lo, hi] => Some([lo, hi]),
-            _ => {
-                return Err(Error::invalid(
-                    "brightness_range",
-                    format!("{b:?}"),
-                    "expected a pair [lo, hi] of brightness factors",
-                ))
-            }
-        },
-    };
-    let zoom = o.zoom_range.bounds()?;
     apply_overrides(&mut o);
     let ranges = TransformRanges {
         rotation: o.rotation_range,
         height_shift: o.height_shift_range.rule(),
         width_shift: o.width_shift_range.rule(),
         shear: o.shear_range,
-        zoom,
+        zoom: o.zoom_range.bounds(),
         horizontal_flip: o.horizontal_flip,
         vertical_flip: o.vertical_flip,
         channel_shift: o.channel_shift_range,
-        brightness,
+        brightness: o.brightness_range,
     };
     Ok(Validated {
+        fill_mode: o.fill_mode,
         options: o,
-        fill_mode,
         ranges,
     })
 }
@@ -286,10 +364,10 @@ fn check_finite(o: &GeneratorOptions) -> Result<()> {
         ("height_shift_range", o.height_shift_range.values()),
         (
             "brightness_range",
-            o.brightness_range.clone().unwrap_or_default(),
+            o.brightness_range.map_or(Vec::new(), Vec::from),
         ),
         ("shear_range", vec![o.shear_range]),
-        ("zoom_range", zoom_values(&o.zoom_range)),
+        ("zoom_range", zoom_values(o.zoom_range)),
         ("channel_shift_range", vec![o.channel_shift_range]),
         ("cval", vec![o.cval]),
         ("rescale", o.rescale.into_iter().collect()),
@@ -303,10 +381,10 @@ fn check_finite(o: &GeneratorOptions) -> Result<()> {
     Ok(())
 }
 
-fn zoom_values(z: &ZoomRange) -> Vec<f64> {
+fn zoom_values(z: ZoomRange) -> Vec<f64> {
     match z {
-        ZoomRange::Scalar(v) => vec![*v],
-        ZoomRange::Pair(v) => v.clone(),
+        ZoomRange::Scalar(v) => vec![v],
+        ZoomRange::Range(r) => r.to_vec(),
     }
 }
 
@@ -336,10 +414,10 @@ mod tests {
         let cases: Vec<(GeneratorOptions, &str)> = vec![
             (
                 GeneratorOptions {
-                    fill_mode: "edge".into(),
+                    compat: Compat::Keras3,
                     ..d()
                 },
-                "fill_mode",
+                "compat",
             ),
             (
                 GeneratorOptions {
@@ -371,42 +449,14 @@ mod tests {
             ),
             (
                 GeneratorOptions {
-                    brightness_range: Some(vec![0.1]),
-                    ..d()
-                },
-                "brightness_range",
-            ),
-            (
-                GeneratorOptions {
-                    brightness_range: Some(vec![0.0]),
-                    ..d()
-                },
-                "brightness_range",
-            ),
-            (
-                GeneratorOptions {
-                    brightness_range: Some(vec![1.0, 2.0, 3.0]),
-                    ..d()
-                },
-                "brightness_range",
-            ),
-            (
-                GeneratorOptions {
-                    zoom_range: ZoomRange::Pair(vec![0.0]),
-                    ..d()
-                },
-                "zoom_range",
-            ),
-            (
-                GeneratorOptions {
-                    zoom_range: ZoomRange::Pair(vec![]),
-                    ..d()
-                },
-                "zoom_range",
-            ),
-            (
-                GeneratorOptions {
                     zoom_range: ZoomRange::Scalar(f64::NAN),
+                    ..d()
+                },
+                "zoom_range",
+            ),
+            (
+                GeneratorOptions {
+                    zoom_range: ZoomRange::Range([0.9, f64::INFINITY]),
                     ..d()
                 },
                 "zoom_range",
@@ -434,7 +484,7 @@ mod tests {
             ),
             (
                 GeneratorOptions {
-                    brightness_range: Some(vec![1.0, f64::NAN]),
+                    brightness_range: Some([1.0, f64::NAN]),
                     ..d()
                 },
                 "brightness_range",
@@ -469,21 +519,13 @@ mod tests {
     #[test]
     fn accepted_values() {
         let d = GeneratorOptions::default;
-        for mode in [
-            "constant",
-            "nearest",
-            "reflect",
-            "wrap",
-            "mirror",
-            "grid-wrap",
-            "grid-mirror",
-            "grid-constant",
-        ] {
-            validate(GeneratorOptions {
-                fill_mode: mode.into(),
+        for mode in FillMode::ALL {
+            let v = validate(GeneratorOptions {
+                fill_mode: mode,
                 ..d()
             })
             .unwrap();
+            assert_eq!(v.fill_mode, mode);
         }
         for order in 0..=5 {
             validate(GeneratorOptions {
@@ -507,7 +549,7 @@ mod tests {
         assert_eq!(v.ranges.zoom, [0.8, 1.2]);
         // Reversed bounds are allowed, as in Keras.
         let v = validate(GeneratorOptions {
-            zoom_range: ZoomRange::Pair(vec![1.3, 0.7]),
+            zoom_range: ZoomRange::Range([1.3, 0.7]),
             ..d()
         })
         .unwrap();

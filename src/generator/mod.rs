@@ -10,7 +10,7 @@ pub(crate) mod statistics;
 
 use std::path::Path;
 
-pub use config::{GeneratorOptions, ShiftRange, ZoomRange};
+pub use config::{Compat, GeneratorOptions, ShiftRange, ZoomRange};
 pub use preprocess::{ImageMut, PreprocessingFunction};
 
 use crate::augment::{
@@ -111,10 +111,9 @@ impl ImageDataGenerator {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument),
-    /// naming the option, for: an unknown `fill_mode`; `interpolation_order`
-    /// above 5; `validation_split` outside (0, 1) other than 0;
-    /// `brightness_range` that is not a pair; a `zoom_range` list that is not
-    /// a pair; any non-finite number.
+    /// naming the option, for: `interpolation_order` above 5;
+    /// `validation_split` outside (0, 1) other than 0; any non-finite number;
+    /// [`Compat::Keras3`] (not implemented yet).
     pub fn new(options: GeneratorOptions) -> Result<ImageDataGenerator> {
         let checked = config::validate(options)?;
         Ok(ImageDataGenerator {
@@ -318,10 +317,29 @@ impl ImageDataGenerator {
         self.apply_transform(image, shape, &params, scratch)
     }
 
-    /// Keras' `standardize` on one image, in place: the preprocessing
-    /// function, then [`standardize`](crate::generator::standardize) with this generator's
-    /// options and statistics (rescale, samplewise centre and std, featurewise
-    /// centre and std, ZCA).
+    /// Keras' `standardize` on one image, in place, in Keras 1.1.2's order,
+    /// each step only when its option is on: the preprocessing function;
+    /// `rescale` (`x *= rescale`); samplewise centre (the mean of all
+    /// elements) and std (the population std of all elements, plus `1e-6`);
+    /// featurewise centre and std (the fitted per-channel mean and std, plus
+    /// `1e-6`); ZCA (flattened in memory order, right-multiplied by the
+    /// fitted `D × D` matrix). Every step works in `T`, as numpy does on a
+    /// `float32` array.
+    ///
+    /// ```
+    /// use npyflow::{DataFormat, GeneratorOptions, ImageDataGenerator, ImageShape, Statistics};
+    ///
+    /// let generator = ImageDataGenerator::new(GeneratorOptions {
+    ///     rescale: Some(0.5),
+    ///     featurewise_center: true,
+    ///     ..Default::default()
+    /// })?
+    /// .with_statistics(Statistics::new(DataFormat::ChannelsLast).with_mean(vec![1.0])?);
+    /// let mut image = [2.0f32, 4.0, 6.0, 8.0];
+    /// generator.standardize(&mut image, ImageShape::hwc(2, 2, 1))?;
+    /// assert_eq!(image, [0.0, 1.0, 2.0, 3.0]);
+    /// # Ok::<(), npyflow::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`ErrorKind::ShapeMismatch`](crate::ErrorKind::ShapeMismatch) when
@@ -450,7 +468,7 @@ mod tests {
     use crate::rng::Stream;
     use crate::{ShiftRange, ZoomRange};
 
-    /// The augmentation of issue 4's benchmark: rotation 20, shifts 0.1,
+    /// The augmentation of the speed benchmarks: rotation 20, shifts 0.1,
     /// shear 10, zoom 0.1, horizontal flip, rescale 1/255.
     fn keras_augmentation() -> GeneratorOptions {
         GeneratorOptions {
@@ -516,7 +534,7 @@ mod tests {
     fn the_next_rows_lines_are_issued_by_the_copy_or_before_the_read() {
         let next_row = vec![0u8; 3072];
         let augment = |fill: &str| GeneratorOptions {
-            fill_mode: fill.into(),
+            fill_mode: fill.parse().unwrap(),
             ..keras_augmentation()
         };
         let rescale_only = GeneratorOptions {
@@ -530,7 +548,7 @@ mod tests {
             (augment("nearest"), ImageShape::hwc(128, 128, 3), false),
             (rescale_only, small, false),
         ] {
-            let what = format!("{} {shape:?}", options.fill_mode);
+            let what = format!("{:?} {shape:?}", options.fill_mode);
             let generator = ImageDataGenerator::new(options).unwrap();
             let mut scratch = Scratch::<f32>::default();
             let mut out = vec![0f32; shape.len()];
@@ -572,7 +590,7 @@ mod tests {
         assert_eq!(read_equals_in_hand(flips, &image, shape), 0);
 
         let augment = |fill_mode: &str| GeneratorOptions {
-            fill_mode: fill_mode.into(),
+            fill_mode: fill_mode.parse().unwrap(),
             ..keras_augmentation()
         };
         for shape in [
@@ -611,7 +629,7 @@ mod tests {
             let generator = ImageDataGenerator::new(GeneratorOptions {
                 vertical_flip: true,
                 interpolation_order: order,
-                fill_mode: fill.into(),
+                fill_mode: fill.parse().unwrap(),
                 ..keras_augmentation()
             })
             .unwrap();
@@ -633,7 +651,7 @@ mod tests {
                     if let Some(m) = keras_affine(&params, shape.height, shape.width) {
                         let mut out = vec![0.0; separate.len()];
                         let mode = generator.fill_mode();
-                        crate::affine_transform(
+                        crate::augment::affine_transform(
                             &separate,
                             &mut out,
                             shape,

@@ -50,7 +50,8 @@ pub(crate) fn rescale_factor(options: &GeneratorOptions) -> Option<f64> {
     options.rescale.filter(|r| *r != 0.0)
 }
 
-/// Normalises one image in place, in Keras 1.1.2's order.
+/// Normalises one image in place, in Keras 1.1.2's order (the body of
+/// [`ImageDataGenerator::standardize`](crate::ImageDataGenerator::standardize)).
 ///
 /// `image` holds one image of `shape` in memory order. The steps, each only
 /// when its option is on:
@@ -67,8 +68,8 @@ pub(crate) fn rescale_factor(options: &GeneratorOptions) -> Option<f64> {
 ///    fitted `D × D` matrix.
 ///
 /// Keras' flag overrides are applied to `options` first (see
-/// [`GeneratorOptions`]). Allocates a `D`-element scratch buffer when ZCA is
-/// on; use [`standardize_with_scratch`] on hot paths.
+/// [`GeneratorOptions`]). `scratch` holds the ZCA product (grown to `D`
+/// elements on first use, then reused without allocating).
 ///
 /// # Errors
 /// [`ErrorKind::MissingStatistics`] when a featurewise option or ZCA is on and
@@ -76,32 +77,7 @@ pub(crate) fn rescale_factor(options: &GeneratorOptions) -> Option<f64> {
 /// refuses, so unnormalised data never reaches a model silently).
 /// [`ErrorKind::ShapeMismatch`] when `image.len() != shape.len()`, or the
 /// statistics were fitted on a different channel count or image shape.
-///
-/// # Examples
-/// ```
-/// use npyflow::{standardize, GeneratorOptions, ImageShape};
-///
-/// let options = GeneratorOptions { rescale: Some(0.5), samplewise_center: true, ..Default::default() };
-/// let mut image = [2.0f32, 4.0, 6.0, 8.0];
-/// standardize(&options, None, &mut image, ImageShape::hwc(2, 2, 1))?;
-/// assert_eq!(image, [-1.5, -0.5, 0.5, 1.5]);
-/// # Ok::<(), npyflow::Error>(())
-/// ```
-pub fn standardize<T: Real>(
-    options: &GeneratorOptions,
-    stats: Option<&Statistics>,
-    image: &mut [T],
-    shape: ImageShape,
-) -> Result<()> {
-    standardize_with_scratch(options, stats, image, shape, &mut Vec::new())
-}
-
-/// [`standardize`] with a caller-owned scratch buffer for the ZCA product
-/// (grown to `D` elements on first use, then reused without allocating).
-///
-/// # Errors
-/// As [`standardize`].
-pub fn standardize_with_scratch<T: Real>(
+pub(crate) fn standardize_with_scratch<T: Real>(
     options: &GeneratorOptions,
     stats: Option<&Statistics>,
     image: &mut [T],
@@ -303,6 +279,15 @@ fn apply_zca<T: Real>(zca: &ZcaMatrix, image: &mut [T], scratch: &mut Vec<f64>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn standardize<T: Real>(
+        options: &GeneratorOptions,
+        stats: Option<&Statistics>,
+        image: &mut [T],
+        shape: ImageShape,
+    ) -> Result<()> {
+        standardize_with_scratch(options, stats, image, shape, &mut Vec::new())
+    }
 
     fn opts() -> GeneratorOptions {
         GeneratorOptions::default()

@@ -91,11 +91,36 @@ impl fmt::Debug for ZcaMatrix {
 
 /// Statistics fitted on a dataset: per-channel mean and std, ZCA matrix.
 ///
-/// Produced by [`fit`](crate::fit), consumed by [`standardize`](crate::generator::standardize),
+/// Produced by [`ImageDataGenerator::fit`](crate::ImageDataGenerator::fit)
+/// (or [`fit::fit`](crate::fit::fit)), consumed by
+/// [`ImageDataGenerator::standardize`](crate::ImageDataGenerator::standardize),
 /// saved and loaded as `.npz` with Keras' attribute names. Each statistic is
 /// present only when the option that needs it was on during `fit`
 /// (`featurewise_center` → mean, `featurewise_std_normalization` → std,
 /// `zca_whitening` → mean and ZCA matrix), as in Keras.
+///
+/// # Examples
+/// ```
+/// use ndarray::Array4;
+/// use npyflow::{FitConfig, GeneratorOptions, ImageDataGenerator, Statistics};
+///
+/// // 4 images of 2×2 pixels, 2 channels: channel 0 holds 1s, channel 1 the image index.
+/// let x = Array4::from_shape_fn((4, 2, 2, 2), |(n, _, _, c)| if c == 0 { 1.0 } else { n as f32 });
+/// let mut generator = ImageDataGenerator::new(GeneratorOptions {
+///     featurewise_std_normalization: true, // and, as in Keras, featurewise_center
+///     ..Default::default()
+/// })?;
+/// let stats = generator.fit(&x, &FitConfig::default())?;
+/// assert_eq!(stats.mean(), Some(&[1.0, 1.5][..]));
+/// assert_eq!(stats.std().unwrap()[0], 0.0);
+/// assert!((stats.std().unwrap()[1] - 1.25f64.sqrt()).abs() < 1e-12);
+///
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("stats.npz"); // np.savez(mean=..., std=...)
+/// stats.save(&path)?;
+/// assert_eq!(&Statistics::load(&path)?, stats);
+/// # Ok::<(), npyflow::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Statistics {
     format: DataFormat,

@@ -1,4 +1,4 @@
-//! `Batch`: the one reusable buffer an iterator fills and lends out.
+//! `Batch`: the buffer an iterator fills, lends out or swaps with the caller.
 
 use ndarray::{ArrayView4, ArrayViewD, IxDyn};
 
@@ -37,6 +37,13 @@ impl Rows {
 
     pub(crate) fn set_len(&mut self, len: usize) {
         self.len = len;
+    }
+
+    /// Whether `other` holds rows of the same array layout and capacity.
+    fn same_layout(&self, other: &Rows) -> bool {
+        self.elem == other.elem
+            && self.row_shape == other.row_shape
+            && self.words.len() == other.words.len()
     }
 
     pub(crate) fn slot_mut(&mut self, i: usize) -> &mut [u8] {
@@ -103,8 +110,44 @@ impl Rows {
 }
 
 /// One batch: images in the output dtype, plus the matching rows of y,
-/// sample weights and auxiliary arrays. Filled in place by the iterator,
-/// reused for every batch (no allocation per batch in the steady state).
+/// sample weights and auxiliary arrays.
+///
+/// An iterator either lends its own batch ([`NumpyArrayIterator::next_in_epoch`],
+/// [`next_batch`](crate::NumpyArrayIterator::next_batch), [`get`](crate::NumpyArrayIterator::get):
+/// valid until the next call, no allocation per batch) or swaps the next
+/// batch into one the caller owns ([`NumpyArrayIterator::next_into`],
+/// [`get_into`](crate::NumpyArrayIterator::get_into): the caller keeps it as long
+/// as it likes). Buffers for the second way come from
+/// [`NumpyArrayIterator::new_batch`].
+///
+/// # Examples
+/// ```
+/// use npyflow::npy::{write_npy, ElemType};
+/// use npyflow::{NpyArray, NumpyArrayIterator};
+///
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("x.npy");
+/// // 5 images of 2×2 pixels, 1 channel; values 0..20.
+/// let data: Vec<u8> = (0..20).collect();
+/// write_npy(&path, ElemType::U8, &[5, 2, 2, 1], &data)?;
+/// let mut it = NumpyArrayIterator::builder(NpyArray::open(&path)?)
+///     .batch_size(2)
+///     .build()?;
+/// let batch = it.next_batch()?;
+/// assert_eq!(batch.shape(), [2, 2, 2, 1]);
+/// assert_eq!(batch.indices(), &[0, 1]);
+/// let images = batch.images::<f32>()?; // an ndarray view
+/// assert_eq!(images[[1, 0, 1, 0]], 5.0);
+/// // The raw values, e.g. to write them out.
+/// let values: &[f32] = images.as_slice().unwrap();
+/// assert_eq!(values.len(), 8);
+/// assert!(batch.images::<f64>().is_err()); // not this iterator's dtype
+/// # Ok::<(), npyflow::Error>(())
+/// ```
+///
+/// [`NumpyArrayIterator::next_in_epoch`]: crate::NumpyArrayIterator::next_in_epoch
+/// [`NumpyArrayIterator::next_into`]: crate::NumpyArrayIterator::next_into
+/// [`NumpyArrayIterator::new_batch`]: crate::NumpyArrayIterator::new_batch
 #[derive(Debug)]
 pub struct Batch {
     pub(crate) images: Images,
@@ -142,6 +185,79 @@ impl Batch {
             epoch: 0,
             batch_index: 0,
         }
+    }
+
+    /// Empties the batch (an iterator with no samples hands these out).
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+        self.indices.clear();
+        for r in self
+            .y
+            .iter_mut()
+            .chain(&mut self.sample_weight)
+            .chain(&mut self.aux)
+        {
+            r.set_len(0);
+        }
+    }
+
+    /// Elements the image buffer holds (capacity × image size).
+    fn image_capacity(&self) -> usize {
+        match &self.images {
+            Images::F32(v) => v.len(),
+            Images::F64(v) => v.len(),
+        }
+    }
+
+    /// Checks that `other` can stand in for this batch: same dtype, image
+    /// dims and capacity, and the same y / sample-weight / auxiliary rows.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument)
+    /// naming `batch`, describing both.
+    pub(crate) fn check_layout(&self, other: &Batch) -> Result<()> {
+        let rows_match = |a: &Option<Rows>, b: &Option<Rows>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same_layout(b),
+            _ => false,
+        };
+        let same = self.dtype() == other.dtype()
+            && self.dims == other.dims
+            && self.image_capacity() == other.image_capacity()
+            && rows_match(&self.y, &other.y)
+            && rows_match(&self.sample_weight, &other.sample_weight)
+            && self.aux.len() == other.aux.len()
+            && self
+                .aux
+                .iter()
+                .zip(&other.aux)
+                .all(|(a, b)| a.same_layout(b));
+        if same {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "batch",
+            other.describe(),
+            format!(
+                "not a batch of this iterator, which needs {} (make one with `new_batch`)",
+                self.describe()
+            ),
+        ))
+    }
+
+    /// The layout, for error messages.
+    fn describe(&self) -> String {
+        let rows = |r: &Rows| format!("{} {:?}", r.elem, r.row_shape);
+        let size = self.dims.iter().product::<usize>().max(1);
+        format!(
+            "{:?} images {:?} × {}, y: {}, sample_weight: {}, aux: [{}]",
+            self.dtype(),
+            self.dims,
+            self.image_capacity() / size,
+            self.y.as_ref().map_or("none".into(), rows),
+            self.sample_weight.as_ref().map_or("none".into(), rows),
+            self.aux.iter().map(rows).collect::<Vec<_>>().join(", ")
+        )
     }
 
     /// Number of samples in this batch (the last batch may be shorter).
@@ -182,7 +298,9 @@ impl Batch {
         [self.len, self.dims[0], self.dims[1], self.dims[2]]
     }
 
-    /// The images as `T` (`f32` or `f64`, whichever the iterator produces).
+    /// The images as `T` (`f32` or `f64`, whichever the iterator produces):
+    /// a C-order view of `(len, a, b, c)`, so `as_slice()` always gives the
+    /// values (and `bytemuck::cast_slice` their bytes).
     ///
     /// # Errors
     /// When `T` is not the iterator's output dtype.
@@ -199,25 +317,6 @@ impl Batch {
             .map_err(|e| Error::invalid("shape", format!("{:?}", self.shape()), e.to_string()))
     }
 
-    /// The `f32` images; `None` for an `f64` iterator.
-    pub fn images_f32(&self) -> Option<ArrayView4<'_, f32>> {
-        self.images::<f32>().ok()
-    }
-
-    /// The `f64` images; `None` for an `f32` iterator.
-    pub fn images_f64(&self) -> Option<ArrayView4<'_, f64>> {
-        self.images::<f64>().ok()
-    }
-
-    /// The images' raw native-endian bytes (for writing to `.npy`).
-    pub fn image_bytes(&self) -> &[u8] {
-        let n = self.len * self.dims.iter().product::<usize>();
-        match &self.images {
-            Images::F32(v) => bytemuck::cast_slice(&v[..n]),
-            Images::F64(v) => bytemuck::cast_slice(&v[..n]),
-        }
-    }
-
     /// Targets for these samples, if the iterator has `y`.
     pub fn y(&self) -> Option<&Rows> {
         self.y.as_ref()
@@ -231,14 +330,6 @@ impl Batch {
     /// Rows of the auxiliary arrays passed alongside `x`, in order.
     pub fn aux(&self) -> &[Rows] {
         &self.aux
-    }
-
-    /// Address of the image buffer: stable across batches (the buffer is reused).
-    pub fn buffer_ptr(&self) -> *const u8 {
-        match &self.images {
-            Images::F32(v) => v.as_ptr() as *const u8,
-            Images::F64(v) => v.as_ptr() as *const u8,
-        }
     }
 }
 

@@ -44,6 +44,62 @@ impl Order {
         }
     }
 
+    /// The plan of `epoch` over `n` samples: which sample comes at each
+    /// position, a permutation of `0..n` (`0..n` itself for
+    /// [`Order::Sequential`]). A pure function of its arguments, the same
+    /// in every process and version (the golden tests pin it).
+    ///
+    /// ```
+    /// use npyflow::Order;
+    ///
+    /// assert_eq!(Order::Sequential.plan(4, 7, 0), [0, 1, 2, 3]);
+    /// let p = Order::Shuffle.plan(10, 7, 0);
+    /// assert_eq!(p, Order::Shuffle.plan(10, 7, 0));
+    /// assert_ne!(p, Order::Shuffle.plan(10, 7, 1)); // a new permutation per epoch
+    /// ```
+    pub fn plan(self, n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..n).collect();
+        match self {
+            Order::Sequential => {}
+            Order::Shuffle => SampleRng::new(seed, Stream::Permutation, epoch, 0).shuffle(&mut idx),
+            Order::Blocks { block_rows, window } => {
+                let block_rows = block_rows.max(1);
+                idx.clear();
+                for (w, win) in block_windows(n, block_rows, window, seed, epoch)
+                    .iter()
+                    .enumerate()
+                {
+                    for &b in &win.blocks {
+                        idx.extend(b * block_rows..((b + 1) * block_rows).min(n));
+                    }
+                    SampleRng::new(seed, Stream::Permutation, epoch, w as u64 + 1)
+                        .shuffle(&mut idx[win.start..win.end]);
+                }
+            }
+        }
+        idx
+    }
+
+    /// The part of [`Order::plan`] that `shard` iterates: its contiguous
+    /// slice of the epoch's plan (see [`Shard::range`]).
+    ///
+    /// ```
+    /// use npyflow::{Order, Shard};
+    ///
+    /// let whole = Order::Shuffle.plan(10, 3, 2);
+    /// let first = Order::Shuffle.shard_plan(10, 3, 2, Shard::new(0, 2)?);
+    /// let second = Order::Shuffle.shard_plan(10, 3, 2, Shard::new(1, 2)?);
+    /// assert_eq!([first, second].concat(), whole);
+    /// # Ok::<(), npyflow::Error>(())
+    /// ```
+    pub fn shard_plan(self, n: usize, seed: u64, epoch: u64, shard: Shard) -> Vec<usize> {
+        let mut plan = self.plan(n, seed, epoch);
+        let (a, b) = shard.range(n);
+        plan.truncate(b);
+        plan.drain(..a);
+        plan
+    }
+
     /// Keras' `shuffle` flag as an order.
     pub fn from_shuffle(shuffle: bool) -> Order {
         if shuffle {
@@ -123,30 +179,6 @@ impl Shard {
     }
 }
 
-/// The global plan of `epoch`: a permutation of `0..n` (or `0..n` itself).
-pub fn global_plan(order: Order, n: usize, seed: u64, epoch: u64) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..n).collect();
-    match order {
-        Order::Sequential => {}
-        Order::Shuffle => SampleRng::new(seed, Stream::Permutation, epoch, 0).shuffle(&mut idx),
-        Order::Blocks { block_rows, window } => {
-            let block_rows = block_rows.max(1);
-            idx.clear();
-            for (w, win) in block_windows(n, block_rows, window, seed, epoch)
-                .iter()
-                .enumerate()
-            {
-                for &b in &win.blocks {
-                    idx.extend(b * block_rows..((b + 1) * block_rows).min(n));
-                }
-                SampleRng::new(seed, Stream::Permutation, epoch, w as u64 + 1)
-                    .shuffle(&mut idx[win.start..win.end]);
-            }
-        }
-    }
-    idx
-}
-
 /// One window of the block order: the blocks read together and the
 /// positions `[start, end)` of the global plan their rows occupy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,18 +221,9 @@ pub(crate) fn block_windows(
         .collect()
 }
 
-/// This shard's plan for `epoch`: its slice of the global plan.
-pub fn epoch_plan(order: Order, n: usize, seed: u64, epoch: u64, shard: Shard) -> Vec<usize> {
-    let mut plan = global_plan(order, n, seed, epoch);
-    let (a, b) = shard.range(n);
-    plan.truncate(b);
-    plan.drain(..a);
-    plan
-}
-
 /// Number of batches for `n` samples: `ceil(n / batch_size)`, or
 /// `floor(n / batch_size)` with `drop_last`.
-pub fn num_batches(n: usize, batch_size: usize, drop_last: bool) -> usize {
+pub(crate) fn num_batches(n: usize, batch_size: usize, drop_last: bool) -> usize {
     if batch_size == 0 {
         return 0;
     }
@@ -213,7 +236,7 @@ pub fn num_batches(n: usize, batch_size: usize, drop_last: bool) -> usize {
 
 /// Keras' split: `split = int(n * validation_split)`; validation is
 /// `[0, split)`, training `[split, n)`. Returns `(offset, len)` of the subset.
-pub fn subset_range(n: usize, validation_split: f64, subset: Subset) -> (usize, usize) {
+pub(crate) fn subset_range(n: usize, validation_split: f64, subset: Subset) -> (usize, usize) {
     // Keras multiplies in float and truncates.
     let split = ((n as f64) * validation_split) as usize;
     let split = split.min(n);
@@ -282,7 +305,7 @@ mod tests {
                     window: 2,
                 },
             ] {
-                let p = global_plan(order, n, 42, 3);
+                let p = order.plan(n, 42, 3);
                 assert!(is_permutation(&p, n), "{order:?} n={n}");
             }
         }
@@ -290,17 +313,17 @@ mod tests {
 
     #[test]
     fn shuffle_depends_on_seed_and_epoch_only() {
-        let a = global_plan(Order::Shuffle, 50, 1, 0);
-        assert_eq!(a, global_plan(Order::Shuffle, 50, 1, 0));
-        assert_ne!(a, global_plan(Order::Shuffle, 50, 1, 1));
-        assert_ne!(a, global_plan(Order::Shuffle, 50, 2, 0));
+        let a = Order::Shuffle.plan(50, 1, 0);
+        assert_eq!(a, Order::Shuffle.plan(50, 1, 0));
+        assert_ne!(a, Order::Shuffle.plan(50, 1, 1));
+        assert_ne!(a, Order::Shuffle.plan(50, 2, 0));
         assert_ne!(a, (0..50).collect::<Vec<_>>());
     }
 
     #[test]
     fn blocks_keep_the_window_local() {
         let (block_rows, window) = (10, 2);
-        let p = global_plan(Order::Blocks { block_rows, window }, 100, 9, 0);
+        let p = Order::Blocks { block_rows, window }.plan(100, 9, 0);
         // Each run of window*block_rows positions touches exactly `window` blocks.
         for chunk in p.chunks(block_rows * window) {
             let mut blocks: Vec<usize> = chunk.iter().map(|i| i / block_rows).collect();
@@ -319,7 +342,7 @@ mod tests {
                 let mut sizes = Vec::new();
                 for index in 0..count {
                     let s = Shard::new(index, count).unwrap();
-                    let p = epoch_plan(Order::Shuffle, n, 5, 2, s);
+                    let p = Order::Shuffle.shard_plan(n, 5, 2, s);
                     sizes.push(p.len());
                     all.extend(p);
                 }

@@ -81,7 +81,13 @@ pub(crate) struct Inner {
     file_len: u64,
     row_len: usize,
     row_bytes: usize,
+    /// Borrowed memory holding the data (arrays built with
+    /// [`NpyArray::from_memory`]); `None` for files.
+    memory: Option<MemoryOwner>,
 }
+
+/// What keeps the bytes of an in-memory array alive (see [`NpyArray::from_memory`]).
+pub type MemoryOwner = Box<dyn AsRef<[u8]> + Send + Sync>;
 
 /// A memory-mapped (or `pread`) `.npy` array, validated at open.
 ///
@@ -90,6 +96,30 @@ pub(crate) struct Inner {
 ///
 /// See the crate docs, "Safety of memory maps", for what must hold while a
 /// file is mapped.
+///
+/// # Examples
+/// ```
+/// use npyflow::npy::{write_npy, ElemType, OpenOptions, SourceKind};
+/// use npyflow::NpyArray;
+///
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("x.npy");
+/// // 3 images of 2×2 pixels, 1 channel, as `np.save` writes uint8.
+/// write_npy(&path, ElemType::U8, &[3, 2, 2, 1], &(0..12).collect::<Vec<u8>>())?;
+///
+/// let x = NpyArray::open(&path)?; // mapped: nothing is read yet
+/// assert_eq!((x.shape(), x.len(), x.row_bytes()), (&[3, 2, 2, 1][..], 3, 4));
+/// let view = x.view::<u8>()?; // zero-copy, as numpy's mmap_mode="r"
+/// assert_eq!(view[[2, 1, 0, 0]], 10);
+/// let mut sample = [0f32; 4];
+/// x.read_sample_into(1, &mut sample)?; // one sample, converted
+/// assert_eq!(sample, [4.0, 5.0, 6.0, 7.0]);
+///
+/// // Where files may change under the reader: `pread` into private buffers.
+/// let read = NpyArray::open_with(&path, OpenOptions { source: SourceKind::Read, ..Default::default() })?;
+/// assert_eq!(read.data_bytes(), None); // nothing mapped
+/// # Ok::<(), npyflow::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct NpyArray {
     inner: Arc<Inner>,
@@ -219,8 +249,37 @@ impl NpyArray {
                 file_len,
                 row_len,
                 row_bytes,
+                memory: None,
             }),
         })
+    }
+
+    /// The array around an already validated header.
+    pub(super) fn assemble(
+        path: PathBuf,
+        file: File,
+        map: Option<Arc<Mmap>>,
+        base: u64,
+        header: Header,
+        file_len: u64,
+        memory: Option<MemoryOwner>,
+    ) -> NpyArray {
+        let row_len = header.shape.iter().skip(1).product::<usize>();
+        let row_bytes = row_len * header.dtype.size();
+        NpyArray {
+            inner: Arc::new(Inner {
+                path,
+                member: None,
+                file,
+                map,
+                base,
+                header,
+                file_len,
+                row_len,
+                row_bytes,
+                memory,
+            }),
+        }
     }
 
     /// The file this array lives in.
@@ -287,8 +346,11 @@ impl NpyArray {
     }
 
     /// How the array is read.
+    ///
+    /// Arrays over memory ([`NpyArray::from_memory`]) report `Mmap`: their
+    /// rows are read in place, as a map's are.
     pub fn source_kind(&self) -> SourceKind {
-        if self.inner.map.is_some() {
+        if self.inner.map.is_some() || self.inner.memory.is_some() {
             SourceKind::Mmap
         } else {
             SourceKind::Read
@@ -305,6 +367,9 @@ impl NpyArray {
 
     /// The data bytes straight from the map (`None` for the `pread` source).
     pub fn data_bytes(&self) -> Option<&[u8]> {
+        if let Some(mem) = &self.inner.memory {
+            return Some(&(**mem).as_ref()[..self.inner.header.data_len]);
+        }
         let m = self.inner.map.as_ref()?;
         let start = self.data_offset() as usize;
         Some(&m[start..start + self.inner.header.data_len])
@@ -368,6 +433,13 @@ impl NpyArray {
     /// truncation racing the read): reported as that, not as a bare end of
     /// file.
     fn pread_exact(&self, out: &mut [u8], offset: u64) -> Result<()> {
+        if let Some(data) = self.inner.memory.as_ref().and(self.data_bytes()) {
+            // In memory, "reading" at an offset is a copy (offsets count from
+            // the data, which starts at 0).
+            let start = offset as usize;
+            out.copy_from_slice(&data[start..start + out.len()]);
+            return Ok(());
+        }
         match self.inner.file.read_exact_at(out, offset) {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 self.check_unchanged()?;

@@ -6,14 +6,16 @@ mod cast;
 mod dtype;
 mod header;
 mod npz;
+mod raw;
 mod write;
 
-pub use array::{Element, NpyArray, OpenOptions, SourceKind};
-pub use cast::{cast_into, copy_native};
+pub use array::{Element, MemoryOwner, NpyArray, OpenOptions, SourceKind};
+pub(crate) use cast::cast_into;
 pub use dtype::{ByteOrder, Dtype, ElemType};
 pub use header::{header_bytes, Header, MAGIC};
 pub use npz::{NpzArchive, NpzMember};
-pub use write::{create_atomic, persist, temp_beside, write_npy, NpyWriter, NpzWriter};
+pub(crate) use write::{create_atomic, persist, temp_beside};
+pub use write::{write_atomic, write_npy, NpyWriter, NpzWriter};
 
 /// Parses a `.npy` header from bytes (pure; no I/O).
 ///

@@ -13,7 +13,7 @@ use crate::{Error, ErrorKind, Result};
 
 /// Creates a temporary file in `path`'s folder, so the final rename is atomic
 /// (same filesystem) and an interrupted write never leaves a partial file at `path`.
-pub fn temp_beside(path: &Path) -> Result<NamedTempFile> {
+pub(crate) fn temp_beside(path: &Path) -> Result<NamedTempFile> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -30,7 +30,7 @@ pub fn temp_beside(path: &Path) -> Result<NamedTempFile> {
 }
 
 /// Moves a completed temporary file to `path` (atomic rename, after fsync).
-pub fn persist(tmp: NamedTempFile, path: &Path) -> Result<()> {
+pub(crate) fn persist(tmp: NamedTempFile, path: &Path) -> Result<()> {
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
@@ -215,9 +215,48 @@ impl NpzWriter {
     }
 }
 
-/// Opens `path` for writing through a temporary file; call [`persist`] when done.
-pub fn create_atomic(path: &Path) -> Result<(NamedTempFile, File)> {
+/// Opens `path` for writing through a temporary file; call [`persist`] when
+/// done (for a caller that must order the renames of several files).
+pub(crate) fn create_atomic(path: &Path) -> Result<(NamedTempFile, File)> {
     let tmp = temp_beside(path)?;
     let f = tmp.reopen().map_err(|e| Error::io(path, e))?;
     Ok((tmp, f))
+}
+
+/// Writes the file at `path` whole or not at all: `write` fills a temporary
+/// file in the same folder, which is then synced and renamed over `path`.
+/// When `write` fails, nothing changes at `path` and the temporary file is
+/// removed (a killed process can leave a hidden `.NAME.*.partial` file
+/// behind, safe to delete). Every file npyflow writes goes this way.
+///
+/// # Errors
+/// [`ErrorKind::Io`] naming `path`: the folder is not writable, `write`
+/// failed (its error), or the rename failed.
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+///
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("classes.txt");
+/// npyflow::npy::write_atomic(&path, |file| file.write_all(b"cat\ndog\n"))?;
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "cat\ndog\n");
+///
+/// // A failed write leaves the old contents.
+/// let failed = npyflow::npy::write_atomic(&path, |file| {
+///     file.write_all(b"half")?;
+///     Err(std::io::Error::other("disk full"))
+/// });
+/// assert!(failed.is_err());
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "cat\ndog\n");
+/// # Ok::<(), npyflow::Error>(())
+/// ```
+pub fn write_atomic(
+    path: impl AsRef<Path>,
+    write: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let mut tmp = temp_beside(path)?;
+    write(tmp.as_file_mut()).map_err(|e| Error::io(path, e))?;
+    persist(tmp, path)
 }

@@ -171,6 +171,8 @@ pub(crate) enum FileAdvice {
     Sequential,
     /// Expect random access (no read-ahead).
     Random,
+    /// The kernel's default read-ahead.
+    Normal,
 }
 
 /// posix_fadvise on `file[offset..offset+len]` (`len == 0` means to the end).
@@ -180,6 +182,7 @@ pub(crate) fn fadvise(file: &File, offset: u64, len: u64, advice: FileAdvice) ->
         FileAdvice::DontNeed => libc::POSIX_FADV_DONTNEED,
         FileAdvice::Sequential => libc::POSIX_FADV_SEQUENTIAL,
         FileAdvice::Random => libc::POSIX_FADV_RANDOM,
+        FileAdvice::Normal => libc::POSIX_FADV_NORMAL,
     };
     let off = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;

@@ -1,7 +1,6 @@
 //! What the `npyflow` tool does beyond iterating, as a library: conversions
-//! into mappable `.npy` files, contact-sheet previews and the synthetic
-//! dataset of the demo.
+//! into mappable `.npy` files and contact-sheet previews (re-exported at the
+//! crate root as `convert` and `preview`).
 
-pub(crate) mod convert;
-pub(crate) mod preview;
-pub(crate) mod synth;
+pub mod convert;
+pub mod preview;

@@ -1,17 +1,17 @@
-//! Page-cache tooling: residency, eviction, prefetch, the page budget,
-//! telemetry and the benchmark's pieces, on files written to the real disk
-//! (`CARGO_TARGET_TMPDIR`), where eviction means something.
+//! Page-cache tooling: residency, eviction, prefetch, the page budget and
+//! telemetry, on files written to the real disk (`CARGO_TARGET_TMPDIR`),
+//! where eviction means something. The benchmark's own tests live in the
+//! `npyflow-bench` crate.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use npyflow::bench::{self, AdviceMode, BenchConfig, BenchOrder, CacheState, Cell, MemoryMode};
-use npyflow::npy::{write_npy, ElemType};
-use npyflow::{
+use npyflow::cache::{
     advise_for_order, evict_array, evict_file, file_residency, prefetch_row_range, prefetch_rows,
-    residency_of, resident_fraction, warm_file, AccessPattern, NpyArray, PageBudget,
-    TelemetryRecorder,
+    residency_of, resident_fraction, warm_file, AccessPattern, PageBudget, TelemetryRecorder,
 };
+use npyflow::npy::{write_npy, ElemType};
+use npyflow::NpyArray;
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
@@ -308,59 +308,6 @@ fn telemetry_sees_a_cold_epoch() {
 }
 
 #[test]
-fn pages_per_sample_follows_the_row_geometry() {
-    let dir = tempdir();
-    let path = write_rows(dir.path(), "g.npy", 64, 3072);
-    let x = NpyArray::open(&path).unwrap();
-    // Rows of 3072 bytes repeat their page pattern every 4 rows.
-    let page = 4096u64;
-    let spans: u64 = (0..4)
-        .map(|i| {
-            let s = x.data_offset() + i * 3072;
-            (s + 3071) / page - s / page + 1
-        })
-        .sum();
-    assert_eq!(bench::pages_per_sample(&x), spans as f64 / 4.0);
-}
-
-#[test]
-fn a_bench_cell_runs_a_whole_epoch_and_reports_it() {
-    let dir = tempdir();
-    let path = dir.path().join("images.npy");
-    let (n, row) = (300, 8 * 8 * 3);
-    write_npy(&path, ElemType::U8, &[n, 8, 8, 3], &vec![7u8; n * row]).unwrap();
-    let mut config = BenchConfig::for_file(std::fs::metadata(&path).unwrap().len());
-    config.cgroup_limit = None;
-    config.block_bytes = 4096;
-    config.threads = 1;
-    let cell = Cell {
-        order: BenchOrder::Blocks,
-        cache: CacheState::Cold,
-        advice: AdviceMode::Matched,
-        memory: MemoryMode::Unlimited,
-    };
-    let r = bench::run_cell(&path, cell, &config).unwrap();
-    assert_eq!(r.samples, n as u64);
-    assert_eq!(r.epoch_fraction, 1.0);
-    assert!(r.images_per_s > 0.0 && r.skipped.is_none());
-    assert_eq!(r.label(), "blocks/cold/matched/unlimited");
-    let table = bench::table(std::slice::from_ref(&r));
-    assert!(
-        table.lines().nth(1).unwrap().starts_with("blocks"),
-        "{table}"
-    );
-    let csv = dir.path().join("rows.csv");
-    bench::write_csv(&[r], &csv).unwrap();
-    let text = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(text.lines().count(), 2);
-    assert_eq!(
-        text.lines().nth(1).unwrap().split(',').count(),
-        text.lines().next().unwrap().split(',').count()
-    );
-    assert_eq!(config.cells().len(), 12);
-}
-
-#[test]
 fn the_iterator_reports_a_stopped_epoch_and_then_the_whole_one() {
     let dir = tempdir();
     let images = dir.path().join("i.npy");
@@ -416,7 +363,7 @@ fn the_default_prefetch_depth_follows_the_batch_size() {
         .build()
         .unwrap();
     assert_eq!(it.prefetch_depth(), 2);
-    const { assert!(npyflow::AUTO_PREFETCH_BYTES < 48 << 20) };
+    const { assert!(npyflow::IteratorBuilder::AUTO_PREFETCH_BYTES < 48 << 20) };
     // An explicit depth is kept.
     let it = npyflow::NumpyArrayIterator::builder(NpyArray::open(&small).unwrap())
         .prefetch(0)

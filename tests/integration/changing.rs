@@ -26,6 +26,8 @@ use npyflow::{
     OutputDtype, ShiftRange, Subset, ZoomRange,
 };
 
+use crate::util::image_bytes;
+
 fn open(path: &Path, source: SourceKind) -> NpyArray {
     NpyArray::open_with(
         path,
@@ -57,7 +59,7 @@ fn augmenting() -> ImageDataGenerator {
         horizontal_flip: true,
         vertical_flip: true,
         channel_shift_range: 10.0,
-        brightness_range: Some(vec![0.7, 1.3]),
+        brightness_range: Some([0.7, 1.3]),
         rescale: Some(1.0 / 255.0),
         samplewise_center: true,
         validation_split: 0.25,
@@ -321,13 +323,13 @@ fn a_file_replaced_by_rename_keeps_serving_the_old_bytes() {
             .prefetch(1)
             .build()
             .unwrap();
-        let first = it.next_batch().unwrap().image_bytes().to_vec();
+        let first = image_bytes(it.next_batch().unwrap());
         let other = dir.path().join("other.npy");
         npyflow::npy::write_npy(&other, ElemType::U8, &[2, 1, 1, 1], &[1, 2]).unwrap();
         fs::rename(&other, &path).unwrap();
         x.check_unchanged().unwrap();
         it.set_position(npyflow::Position { epoch: 0, batch: 0 });
-        assert_eq!(it.next_batch().unwrap().image_bytes(), &first[..]);
+        assert_eq!(image_bytes(it.next_batch().unwrap()), first);
         let mut n = 1;
         while it.next_in_epoch().unwrap().is_some() {
             n += 1;
@@ -353,7 +355,7 @@ fn same_size_rewrite_in_place_is_not_detected_documented_risk() {
             .prefetch(0)
             .build()
             .unwrap();
-        let before = it.next_batch().unwrap().image_bytes().to_vec();
+        let before = image_bytes(it.next_batch().unwrap());
         let mut bytes = fs::read(&path).unwrap();
         let off = x.data_offset() as usize;
         bytes[off..].iter_mut().for_each(|b| *b = 200);
@@ -365,7 +367,7 @@ fn same_size_rewrite_in_place_is_not_detected_documented_risk() {
         drop(f);
         x.check_unchanged().unwrap();
         it.set_position(npyflow::Position { epoch: 0, batch: 0 });
-        let after = it.next_batch().unwrap().image_bytes().to_vec();
+        let after = image_bytes(it.next_batch().unwrap());
         assert_ne!(before, after);
         let b = it
             .next_batch()
@@ -537,7 +539,7 @@ fn all_batches(it: &mut NumpyArrayIterator) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for _ in 0..2 {
         it.for_each_in_epoch(|b| {
-            let mut v = b.image_bytes().to_vec();
+            let mut v = image_bytes(b);
             v.extend(b.indices().iter().flat_map(|i| i.to_le_bytes()));
             for r in b.y().into_iter().chain(b.sample_weight()).chain(b.aux()) {
                 v.extend_from_slice(r.bytes());

@@ -12,6 +12,8 @@ use npyflow::{
     Scratch, ShiftRange, Statistics, Stream, ZoomRange,
 };
 
+use crate::util::image_bytes;
+
 const THREADS: usize = 6;
 
 fn send_sync<T: Send + Sync>() {}
@@ -40,7 +42,7 @@ fn augmenting() -> ImageDataGenerator {
         zoom_range: ZoomRange::Scalar(0.1),
         horizontal_flip: true,
         channel_shift_range: 4.0,
-        fill_mode: "reflect".into(),
+        fill_mode: npyflow::FillMode::Reflect,
         ..Default::default()
     })
     .unwrap()
@@ -79,7 +81,7 @@ fn two_epochs(it: &mut NumpyArrayIterator) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for _ in 0..2 {
         it.for_each_in_epoch(|b| {
-            out.push(b.image_bytes().to_vec());
+            out.push(image_bytes(b));
             Ok(())
         })
         .unwrap();
@@ -132,14 +134,14 @@ fn an_iterator_moved_to_another_thread_carries_on() {
     let x = NpyArray::open(images(dir.path(), 17)).unwrap();
     let reference = two_epochs(&mut iterator(&x, 4));
     let mut it = iterator(&x, 4);
-    let mut got = vec![it.next_in_epoch().unwrap().unwrap().image_bytes().to_vec()];
+    let mut got = vec![image_bytes(it.next_in_epoch().unwrap().unwrap())];
     // Mid-epoch, with its prefetcher running, the iterator moves to another
     // thread: the rest of this epoch and the next one follow unchanged.
     let rest = std::thread::spawn(move || {
         let mut out = Vec::new();
         for _ in 0..2 {
             it.for_each_in_epoch(|b| {
-                out.push(b.image_bytes().to_vec());
+                out.push(image_bytes(b));
                 Ok(())
             })
             .unwrap();
@@ -299,11 +301,11 @@ fn one_generator_used_from_several_threads_at_once() {
         zoom_range: ZoomRange::Scalar(0.3),
         height_shift_range: ShiftRange::Pixels(2),
         vertical_flip: true,
-        brightness_range: Some(vec![0.5, 1.5]),
+        brightness_range: Some([0.5, 1.5]),
         samplewise_center: true,
         samplewise_std_normalization: true,
         interpolation_order: 3,
-        fill_mode: "wrap".into(),
+        fill_mode: npyflow::FillMode::Wrap,
         ..Default::default()
     })
     .unwrap();

@@ -6,11 +6,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
-use npyflow::npy::{ByteOrder, Dtype, ElemType, OpenOptions};
-use npyflow::{
+use npyflow::convert::{
     convert_array, convert_images, extract_npz, list_image_folder, ColorMode, ConvertArrayOptions,
-    ErrorKind, ImageConvertOptions, NpyArray, ResizeFilter,
+    ImageConvertOptions, ResizeFilter,
 };
+use npyflow::npy::{ByteOrder, Dtype, ElemType, OpenOptions};
+use npyflow::{ErrorKind, NpyArray};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

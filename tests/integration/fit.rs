@@ -5,12 +5,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::{Array4, Axis, Ix4};
+use npyflow::fit::{fit, fit_with_plan, plan_fit, SampleSource};
 use npyflow::{
-    fit, fit_with_plan, plan_fit, standardize, ErrorKind, FitConfig, GeneratorOptions, ImageShape,
-    NpzArchive, OutputDtype, Result, SampleRng, SampleSource, Statistics, Stream,
+    ErrorKind, FitConfig, GeneratorOptions, ImageShape, NpzArchive, OutputDtype, Result, SampleRng,
+    Statistics, Stream,
 };
 
-use crate::standardize::{fixture_dir, manifest, member};
+use crate::standardize::{fixture_dir, manifest, member, standardize};
 
 /// Largest `|a - b| / max|b|`: errors relative to the size of the whole array.
 fn max_rel_to_norm(got: &[f64], want: &[f64]) -> f64 {

@@ -3,8 +3,8 @@
 //! (keras-behaviour §5.3 items 3, 7, 9, 10 and §5.4 items 4, 7).
 
 use npyflow::{
-    ErrorKind, GeneratorOptions, ImageDataGenerator, ImageShape, PreprocessingFunction, SampleRng,
-    Scratch, ShiftRange, Stream, TransformParams, ZoomRange,
+    Compat, ErrorKind, FillMode, GeneratorOptions, ImageDataGenerator, ImageShape,
+    PreprocessingFunction, SampleRng, Scratch, ShiftRange, Stream, TransformParams, ZoomRange,
 };
 
 fn invalid_name(r: npyflow::Result<ImageDataGenerator>) -> &'static str {
@@ -34,44 +34,102 @@ fn validation_split_of_five_is_rejected() {
     assert_eq!(invalid_name(ImageDataGenerator::new(o)), "validation_split");
 }
 
-/// §5.3-7 `test_valid_args`: `brightness_range=0.1`.
+/// §5.3-7 `test_valid_args`: `brightness_range=0.1`. The typed option
+/// cannot hold it; the Keras call, through the JSON reader, fails with
+/// Keras' message.
 #[test]
 fn brightness_range_must_be_a_pair() {
-    let o = GeneratorOptions {
-        brightness_range: Some(vec![0.1]),
-        ..Default::default()
-    };
-    assert_eq!(invalid_name(ImageDataGenerator::new(o)), "brightness_range");
-    // The literal Keras call, a scalar, through the JSON reader.
+    let err = ImageDataGenerator::from_json(r#"{"brightness_range": 0.1}"#)
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(
-        invalid_name(ImageDataGenerator::from_json(
-            r#"{"brightness_range": 0.1}"#
-        )),
-        "brightness_range"
+        err.to_string(),
+        "invalid `brightness_range` = 0.1: `brightness_range should be tuple or list of two \
+         floats. Received: 0.1"
     );
 }
 
 /// §5.4-7 `test_random_brightness_error`: `brightness_range=[0]`.
 #[test]
 fn brightness_range_of_one_value_is_rejected() {
-    let o = GeneratorOptions {
-        brightness_range: Some(vec![0.0]),
-        ..Default::default()
-    };
-    assert_eq!(invalid_name(ImageDataGenerator::new(o)), "brightness_range");
+    assert_eq!(
+        invalid_name(ImageDataGenerator::from_json(
+            r#"{"brightness_range": [0]}"#
+        )),
+        "brightness_range"
+    );
 }
 
 /// §5.4-4 `test_random_zoom_error`: `zoom_range=[0]`.
 #[test]
 fn zoom_range_of_one_value_is_rejected() {
-    let o = GeneratorOptions {
-        zoom_range: ZoomRange::Pair(vec![0.0]),
-        ..Default::default()
-    };
-    assert_eq!(invalid_name(ImageDataGenerator::new(o)), "zoom_range");
+    let err = ImageDataGenerator::from_json(r#"{"zoom_range": [0]}"#)
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(
-        invalid_name(ImageDataGenerator::from_json(r#"{"zoom_range": [0]}"#)),
-        "zoom_range"
+        err.to_string(),
+        "invalid `zoom_range` = [0]: `zoom_range` should be a float or a tuple or list of two \
+         floats. Received: [0]"
+    );
+}
+
+/// The typed ranges mean what Keras' lists mean.
+#[test]
+fn typed_ranges_match_their_json_forms() {
+    let typed = ImageDataGenerator::new(GeneratorOptions {
+        zoom_range: ZoomRange::Range([0.8, 1.3]),
+        brightness_range: Some([0.5, 1.5]),
+        fill_mode: FillMode::Wrap,
+        ..Default::default()
+    })
+    .unwrap();
+    let json = ImageDataGenerator::from_json(
+        r#"{"zoom_range": [0.8, 1.3], "brightness_range": [0.5, 1.5], "fill_mode": "wrap"}"#,
+    )
+    .unwrap();
+    assert_eq!(typed.options(), json.options());
+    assert_eq!(typed.zoom_range(), [0.8, 1.3]);
+    assert_eq!(typed.fill_mode(), FillMode::Wrap);
+    let shape = ImageShape::hwc(4, 4, 1);
+    assert_eq!(
+        typed.get_random_transform(shape, &mut seeded(7)),
+        json.get_random_transform(shape, &mut seeded(7))
+    );
+    let scalar = ImageDataGenerator::new(GeneratorOptions {
+        zoom_range: ZoomRange::Scalar(0.25),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(scalar.zoom_range(), [0.75, 1.25]);
+}
+
+/// `compat`: the field reads from JSON; Keras 3's numerics are refused
+/// until they exist, with a message that says so.
+#[test]
+fn keras3_compat_is_not_implemented_yet() {
+    let o = GeneratorOptions::from_json(r#"{"compat": "keras3"}"#).unwrap();
+    assert_eq!(o.compat, Compat::Keras3);
+    let err = ImageDataGenerator::new(o).map(|_| ()).unwrap_err();
+    match err.kind() {
+        ErrorKind::InvalidArgument {
+            name,
+            value,
+            reason,
+        } => {
+            assert_eq!((*name, value.as_str()), ("compat", "keras3"));
+            assert!(reason.contains("not implemented yet"), "{reason}");
+        }
+        k => panic!("{k:?}"),
+    }
+    let g = ImageDataGenerator::from_json(r#"{"compat": "keras-preprocessing"}"#).unwrap();
+    assert_eq!(g.options().compat, Compat::KerasPreprocessing);
+    assert_eq!(
+        GeneratorOptions::default().compat,
+        Compat::KerasPreprocessing
+    );
+    assert_eq!(
+        invalid_name(ImageDataGenerator::from_json(r#"{"compat": "keras2"}"#)),
+        "compat"
     );
 }
 
@@ -81,7 +139,7 @@ fn zoom_range_of_one_value_is_rejected() {
 fn explicit_flips_reverse_rows_and_columns() {
     let generator = ImageDataGenerator::new(GeneratorOptions {
         rotation_range: 90.0,
-        fill_mode: "constant".into(),
+        fill_mode: FillMode::Constant,
         ..Default::default()
     })
     .unwrap();
@@ -125,7 +183,7 @@ fn random_transforms_are_non_trivial_and_differ_between_seeds() {
         shear_range: 0.5,
         zoom_range: ZoomRange::Scalar(0.2),
         channel_shift_range: 0.1,
-        brightness_range: Some(vec![1.0, 5.0]),
+        brightness_range: Some([1.0, 5.0]),
         horizontal_flip: true,
         vertical_flip: true,
         ..Default::default()
@@ -207,9 +265,9 @@ fn keras_style_json_config_parses() {
         o.height_shift_range,
         ShiftRange::Choices(vec![1.0, 2.0, 3.0])
     );
-    assert_eq!(o.brightness_range, Some(vec![0.8, 1.2]));
+    assert_eq!(o.brightness_range, Some([0.8, 1.2]));
     assert_eq!(g.zoom_range(), [0.9, 1.1]);
-    assert_eq!(g.fill_mode(), npyflow::FillMode::Reflect);
+    assert_eq!(g.fill_mode(), FillMode::Reflect);
     assert_eq!((o.interpolation_order, o.validation_split), (3, 0.2));
     assert_eq!(o.rescale, Some(1.0 / 255.0));
     assert!(o.samplewise_center && o.horizontal_flip && !o.vertical_flip);
@@ -279,7 +337,7 @@ fn random_transform_is_reproducible_per_stream() {
         horizontal_flip: true,
         vertical_flip: true,
         channel_shift_range: 30.0,
-        brightness_range: Some(vec![0.5, 1.5]),
+        brightness_range: Some([0.5, 1.5]),
         ..Default::default()
     })
     .unwrap();

@@ -22,6 +22,8 @@ use npyflow::{
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+use crate::util::image_bytes;
+
 /// Skip a step that would buffer more than this (shapes may be absurd).
 const MAX_BYTES: usize = 1 << 20;
 /// Rows visited at most when rows hold no bytes.
@@ -228,7 +230,7 @@ fn epoch(a: &NpyArray, alt: bool) -> Option<Vec<u8>> {
                 assert!(!std::mem::replace(&mut seen[j], true), "sample {j} twice");
             }
             if order == Order::Sequential {
-                out.extend_from_slice(b.image_bytes());
+                out.extend_from_slice(&image_bytes(b));
                 out.extend_from_slice(b.aux()[0].bytes());
             }
             Ok(())

@@ -371,11 +371,14 @@ fn one_buffer_is_reused_for_every_batch() {
         .prefetch(0)
         .build()
         .unwrap();
-    let ptr = it.next_batch().unwrap().buffer_ptr();
+    let ptr = it.next_batch().unwrap().images::<f32>().unwrap().as_ptr();
     for _ in 0..20 {
-        assert_eq!(it.next_batch().unwrap().buffer_ptr(), ptr);
+        assert_eq!(
+            it.next_batch().unwrap().images::<f32>().unwrap().as_ptr(),
+            ptr
+        );
     }
-    assert_eq!(it.get(3).unwrap().buffer_ptr(), ptr);
+    assert_eq!(it.get(3).unwrap().images::<f32>().unwrap().as_ptr(), ptr);
     // With prefetch, depth + 1 buffers circulate and none is ever added.
     let mut it = NumpyArrayIterator::builder(x)
         .batch_size(8)
@@ -386,7 +389,7 @@ fn one_buffer_is_reused_for_every_batch() {
         .unwrap();
     let mut ptrs = std::collections::HashSet::new();
     for _ in 0..40 {
-        ptrs.insert(it.next_batch().unwrap().buffer_ptr() as usize);
+        ptrs.insert(it.next_batch().unwrap().images::<f32>().unwrap().as_ptr() as usize);
     }
     assert!(ptrs.len() <= 3, "{} buffers", ptrs.len());
 }
@@ -455,7 +458,7 @@ fn drop_last_and_shards() {
         })
         .unwrap();
     }
-    let global = npyflow::global_plan(Order::Shuffle, 10, 4, 0);
+    let global = Order::Shuffle.plan(10, 4, 0);
     assert_eq!(all, global.iter().map(|&i| i as i64).collect::<Vec<_>>());
 }
 

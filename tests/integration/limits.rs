@@ -38,7 +38,7 @@ fn an_empty_array_gives_empty_epochs() {
     assert_eq!(it.len(), 0);
     assert!(it.next_batch().unwrap().is_empty());
     assert!(it.next_in_epoch().unwrap().is_none());
-    let e = npyflow::fit(
+    let e = npyflow::fit::fit(
         &GeneratorOptions {
             featurewise_center: true,
             ..Default::default()

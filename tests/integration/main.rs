@@ -12,6 +12,7 @@ mod iterator;
 mod limits;
 mod memcap;
 mod npy;
+mod owned;
 mod pipeline;
 mod props;
 mod resample;

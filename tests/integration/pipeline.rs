@@ -6,7 +6,7 @@ use npyflow::{
     ZoomRange,
 };
 
-use crate::util::images_u8;
+use crate::util::{image_bytes, images_u8};
 
 fn augmenting() -> ImageDataGenerator {
     ImageDataGenerator::new(GeneratorOptions {
@@ -26,7 +26,7 @@ fn augmenting() -> ImageDataGenerator {
 fn epoch_bytes(it: &mut NumpyArrayIterator) -> Vec<(Vec<usize>, Vec<u8>)> {
     let mut out = Vec::new();
     it.for_each_in_epoch(|b| {
-        out.push((b.indices().to_vec(), b.image_bytes().to_vec()));
+        out.push((b.indices().to_vec(), image_bytes(b)));
         Ok(())
     })
     .unwrap();
@@ -96,20 +96,20 @@ fn restored_position_matches_an_uninterrupted_run_with_prefetch() {
     };
     let mut a = build();
     let all: Vec<Vec<u8>> = (0..11)
-        .map(|_| a.next_batch().unwrap().image_bytes().to_vec())
+        .map(|_| image_bytes(a.next_batch().unwrap()))
         .collect();
     let mut b = build();
     b.set_position(Position { epoch: 1, batch: 2 }); // 5 batches per epoch: batch 7 overall
     let rest: Vec<Vec<u8>> = (7..11)
-        .map(|_| b.next_batch().unwrap().image_bytes().to_vec())
+        .map(|_| image_bytes(b.next_batch().unwrap()))
         .collect();
     assert_eq!(rest, all[7..]);
     // get() between next_batch() calls does not disturb the stream.
     let mut c = build();
     c.next_batch().unwrap();
-    let g = c.get(4).unwrap().image_bytes().to_vec();
+    let g = image_bytes(c.get(4).unwrap());
     assert_eq!(g, all[4]);
-    assert_eq!(c.next_batch().unwrap().image_bytes(), &all[1][..]);
+    assert_eq!(image_bytes(c.next_batch().unwrap()), all[1]);
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn telemetry_is_recorded_per_epoch() {
         .build()
         .unwrap();
     assert!(it.last_epoch_telemetry().is_none());
-    npyflow::evict_array(&x).unwrap();
+    npyflow::cache::evict_array(&x).unwrap();
     it.for_each_in_epoch(|_| Ok(())).unwrap();
     let t = it.last_epoch_telemetry().unwrap().clone();
     assert_eq!(t.samples, 100);
@@ -169,8 +169,8 @@ fn the_cache_budget_bounds_residency_while_iterating() {
             window: 2,
         },
     ] {
-        npyflow::evict_array(&x).unwrap();
-        let before = npyflow::residency_of(&x).unwrap().resident_bytes();
+        npyflow::cache::evict_array(&x).unwrap();
+        let before = npyflow::cache::residency_of(&x).unwrap().resident_bytes();
         if before > budget {
             println!(
                 "skipped: eviction does not work on this filesystem ({before} bytes stay resident)"
@@ -187,7 +187,7 @@ fn the_cache_budget_bounds_residency_while_iterating() {
             .unwrap();
         let mut worst = 0;
         it.for_each_in_epoch(|_| {
-            worst = worst.max(npyflow::residency_of(&x).unwrap().resident_bytes());
+            worst = worst.max(npyflow::cache::residency_of(&x).unwrap().resident_bytes());
             Ok(())
         })
         .unwrap();

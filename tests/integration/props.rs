@@ -36,7 +36,13 @@ proptest! {
         let data: Vec<u16> = (0..n * row).map(|e| if e % row == 0 { (e / row) as u16 } else { (e * 31 % 997) as u16 }).collect();
         let x = write(dir.path(), "x.npy", ElemType::U16, &[n, 1, 2, 3], &data);
         let g = ImageDataGenerator::new(GeneratorOptions { validation_split: 0.3, ..Default::default() }).unwrap();
-        let (base, len) = npyflow::subset_range(n, 0.3, subset);
+        // Keras' split: the first int(n * 0.3) rows are the validation subset.
+        let split = (n as f64 * 0.3) as usize;
+        let (base, len) = match subset {
+            Subset::All => (0, n),
+            Subset::Validation => (0, split),
+            Subset::Training => (split, n - split),
+        };
         let mut seen = Vec::new();
         for k in 0..shards {
             let mut it = NumpyArrayIterator::builder(x.clone())

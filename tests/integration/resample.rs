@@ -6,10 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use npyflow::{
-    affine_transform, keras_affine, Affine2, DataFormat, FillMode, ImageShape, Interpolation,
-    ResampleScratch, TransformParams,
-};
+use npyflow::augment::{affine_transform, keras_affine, Affine2, Interpolation, ResampleScratch};
+use npyflow::{DataFormat, FillMode, ImageShape, TransformParams};
 
 /// Reads a little-endian, C-order `<f4` / `<f8` `.npy` (what the generator
 /// writes), widened to f64, with its shape. Deliberately tiny: the crate's own

@@ -212,7 +212,7 @@ fn multiplicative_brightness_keeps_units() {
 #[test]
 fn identity_params_leave_the_image_untouched() {
     let generator = ImageDataGenerator::new(GeneratorOptions {
-        fill_mode: "constant".into(),
+        fill_mode: npyflow::FillMode::Constant,
         data_format: DataFormat::ChannelsFirst,
         ..GeneratorOptions::default()
     })

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use npyflow::npy::{write_npy, ElemType};
-use npyflow::NpyArray;
+use npyflow::{Batch, NpyArray, OutputDtype};
 
 /// Writes `data` (native-endian `T`) as `name` in `dir` with `shape` and opens it.
 pub fn write<T: bytemuck::Pod>(
@@ -16,6 +16,18 @@ pub fn write<T: bytemuck::Pod>(
     let path: PathBuf = dir.join(name);
     write_npy(&path, elem, shape, bytemuck::cast_slice(data)).unwrap();
     NpyArray::open(&path).unwrap()
+}
+
+/// The bytes of a batch's images (native order), whatever its dtype.
+pub fn image_bytes(batch: &Batch) -> Vec<u8> {
+    fn bytes<T: npyflow::Real + bytemuck::Pod>(batch: &Batch) -> Vec<u8> {
+        let images = batch.images::<T>().unwrap();
+        bytemuck::cast_slice(images.as_slice().unwrap()).to_vec()
+    }
+    match batch.dtype() {
+        OutputDtype::F32 => bytes::<f32>(batch),
+        OutputDtype::F64 => bytes::<f64>(batch),
+    }
 }
 
 /// `n` images of `h`×`w`×`c` u8 whose first pixel encodes the sample index

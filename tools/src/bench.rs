@@ -1,6 +1,7 @@
-//! `npyflow bench X`: the page-cache benchmark (`npyflow::bench`) on the
-//! user's own file: access order × cold/warm × advice (× a memory cgroup
-//! when running as root), as a table, JSON, CSV and a chart.
+//! `npyflow bench X`: the page-cache benchmark (the `npyflow-bench` crate)
+//! on the user's own file: access order × cold/warm × advice × a memory
+//! cgroup (as root), set against the device under the file, as a table,
+//! JSON, CSV and a chart.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,17 +9,18 @@ use std::time::Duration;
 use anyhow::bail;
 use serde_json::json;
 
-use npyflow::bench::{self, AdviceMode, BenchConfig, BenchOrder, CacheState};
 use npyflow::NpyArray;
+use npyflow_bench::{
+    self as bench, AdviceMode, BenchConfig, BenchOrder, CacheState, Device, FileInfo, MemoryLimit,
+    RandomMethod, ReferenceConfig, References, Report, RowStatus,
+};
 
 use crate::opts::parse_bytes;
 use crate::ui::{self, Ui, Unit};
 
 /// Arguments of `bench`.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Evicts X from the page cache between cells (cold runs). Memory-limited cells need\nroot and a cgroup v2 memory controller; otherwise they are reported as skipped.\n\nExamples:\n  npyflow bench x.npy\n  npyflow bench x.npy --orders shuffle,blocks --caches cold --seconds 5 --plot bench.png --json"
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// Images: a rank-4 .npy.
     #[arg(value_name = "X")]
@@ -32,10 +34,10 @@ pub struct Args {
     /// Kernel hints: kernel (default read-around), matched (advice + prefetch for the order).
     #[arg(long, value_delimiter = ',', default_value = "kernel,matched", value_parser = parse_advice)]
     advice: Vec<AdviceMode>,
-    /// Memory limit of the cgroup cells (default: a quarter of the file); `none` skips them.
-    #[arg(long, value_name = "BYTES|none")]
-    memory_limit: Option<String>,
-    /// Time cap per cell, in seconds (a cell stops early after this).
+    /// Memory cap of the cgroup rows: auto (the rule below), a size such as 512M, or none (no cgroup rows).
+    #[arg(long, value_name = "auto|BYTES|none", default_value = "auto")]
+    memory_limit: String,
+    /// Time cap per row, in seconds (a row stops early after this).
     #[arg(long, default_value_t = 10.0, value_name = "S")]
     seconds: f64,
     /// Samples per batch.
@@ -47,19 +49,46 @@ pub struct Args {
     /// Bytes per block of the blocks order.
     #[arg(long, default_value = "32M", value_parser = parse_bytes, value_name = "BYTES")]
     block_bytes: u64,
-    /// Also measure the device: a cold sequential read of X (the ceiling of sequential orders).
+    /// The random-read reference: auto (fio if installed, else built-in), fio, builtin, none.
+    #[arg(long, default_value = "auto", value_parser = parse_random, value_name = "HOW")]
+    random_reference: RandomMethod,
+    /// Seconds of random reads for the random-read reference.
+    #[arg(long, default_value_t = 3.0, value_name = "S")]
+    reference_seconds: f64,
+    /// Skip the device references (cold sequential read, random reads).
     #[arg(long)]
-    device: bool,
+    no_references: bool,
     /// Write the rows as CSV.
     #[arg(long, value_name = "FILE.csv")]
     csv: Option<PathBuf>,
-    /// Draw images/s per cell as a PNG chart.
+    /// Draw images/s per row as a PNG chart.
     #[arg(long, value_name = "FILE.png")]
     plot: Option<PathBuf>,
-    /// Print the rows as JSON instead of a table.
+    /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
+
+const AFTER_HELP: &str = "\
+Rows: order x cache (cold: X evicted first; warm: read through once) x advice x memory.
+Device: the block device under X (read_ahead_kb, max_sectors_kb, rotational) and two
+references measured on X in the same run: a cold sequential read (buffered, 8 MiB reads)
+and random 4 KiB reads (fio at queue depth 32 if installed, else 32 threads of pread,
+O_DIRECT). Each row shows its share of the matching reference (\"of ref\"): sequential and
+blocks against the sequential read, shuffle against random IOPS / pages per sample.
+
+Memory cap (--memory-limit auto): the peak anonymous memory of the unlimited matched rows
++ the file pages of the batches in flight ((prefetch + 2) x batch size rows) + 16 MiB for
+the program + a quarter of the file, rounded up to a MiB. The cgroup rows need root and a
+memory controller (cgroup v1 or v2); without them they are listed as skipped, unless a
+size was given.
+
+Exit status 2 when a row that should have run did not (killed by the OOM killer, failed);
+the table says why.
+
+Examples:
+  npyflow bench x.npy
+  npyflow bench x.npy --orders shuffle,blocks --caches cold --seconds 5 --plot bench.png --json";
 
 fn parse_order(s: &str) -> Result<BenchOrder, String> {
     serde_json::from_value(json!(s))
@@ -76,8 +105,38 @@ fn parse_advice(s: &str) -> Result<AdviceMode, String> {
         .map_err(|_| format!("unknown advice {s:?} (expected kernel or matched)"))
 }
 
+fn parse_random(s: &str) -> Result<RandomMethod, String> {
+    match s {
+        "auto" => Ok(RandomMethod::Auto),
+        "fio" => Ok(RandomMethod::Fio),
+        "builtin" => Ok(RandomMethod::Builtin),
+        "none" => Ok(RandomMethod::Off),
+        _ => Err(format!(
+            "unknown random reference {s:?} (expected auto, fio, builtin or none)"
+        )),
+    }
+}
+
+fn memory_limit(s: &str) -> anyhow::Result<MemoryLimit> {
+    Ok(match s {
+        "auto" => MemoryLimit::Auto,
+        "none" => MemoryLimit::Off,
+        _ => match parse_bytes(s)? {
+            0 => bail!("invalid `--memory-limit` = {s}: must be positive, auto or none"),
+            b => MemoryLimit::Bytes(b),
+        },
+    })
+}
+
+fn positive_seconds(name: &str, v: f64) -> anyhow::Result<Duration> {
+    if !(v > 0.0 && v.is_finite()) {
+        bail!("invalid `{name}` = {v}: must be a positive number");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
 pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
-    // Validate the file up front: the matrix would only fail in its first cell.
+    // Validate the file up front: the matrix would only fail in its first row.
     let x = NpyArray::open(&args.x)?;
     if x.shape().len() != 4 {
         bail!(
@@ -86,90 +145,99 @@ pub fn run(args: &Args, ui: &Ui) -> anyhow::Result<()> {
             x.shape()
         );
     }
-    let row_bytes = x.row_bytes();
     drop(x);
-    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
-        bail!(
-            "invalid `--seconds` = {}: must be a positive number",
-            args.seconds
-        );
-    }
-    let file_bytes = std::fs::metadata(&args.x).map(|m| m.len()).unwrap_or(0);
-    let mut config = BenchConfig::for_file(file_bytes);
-    config.orders = args.orders.clone();
-    config.caches = args.caches.clone();
-    config.advice = args.advice.clone();
-    config.batch_size = args.batch_size;
-    config.threads = args.threads;
-    config.block_bytes = args.block_bytes;
-    config.time_limit = Duration::from_secs_f64(args.seconds);
-    match args.memory_limit.as_deref() {
-        Some("none") => config.cgroup_limit = None,
-        Some(s) => config.cgroup_limit = Some(parse_bytes(s)?),
-        None => {}
-    }
-
-    let sequential = if args.device {
-        let spinner = ui.spinner("cold sequential read");
-        let r = bench::cold_sequential_read(&args.x);
-        spinner.finish_and_clear();
-        Some(r?)
-    } else {
-        None
+    let config = BenchConfig {
+        orders: args.orders.clone(),
+        caches: args.caches.clone(),
+        advice: args.advice.clone(),
+        memory_limit: memory_limit(&args.memory_limit)?,
+        batch_size: args.batch_size,
+        threads: args.threads,
+        block_bytes: args.block_bytes,
+        time_limit: positive_seconds("--seconds", args.seconds)?,
+        ..BenchConfig::default()
     };
-    let bar = ui.bar(config.cells().len() as u64, "cells", Unit::Items);
-    let rows = bench::run_matrix_with(&args.x, &config, |row| {
-        bar.println(format!("  {}: {:.0} img/s", row.label(), row.images_per_s));
+    let references = ReferenceConfig {
+        sequential: !args.no_references,
+        random: if args.no_references {
+            RandomMethod::Off
+        } else {
+            args.random_reference
+        },
+        random_seconds: positive_seconds("--reference-seconds", args.reference_seconds)?
+            .as_secs_f64(),
+        ..ReferenceConfig::default()
+    };
+
+    let file = FileInfo::of(&args.x)?;
+    let device = Device::of(&args.x)?;
+    let spinner = (!args.no_references)
+        .then(|| ui.spinner("measuring the device (cold sequential read, random reads)"));
+    let refs = References::measure(&args.x, &references);
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let refs = refs?;
+    let bar = ui.bar(config.cells().len() as u64, "rows", Unit::Items);
+    let matrix = bench::run_matrix_with(&args.x, &config, |row| {
+        let mut row = row.clone();
+        refs.judge(&mut row, file.row_bytes);
+        let what = match (&row.skipped, row.of_reference) {
+            (Some(why), _) => format!("not run: {why}"),
+            (None, Some(f)) => format!(
+                "{:.0} img/s, {:.0}% of its reference",
+                row.images_per_s,
+                f * 100.0
+            ),
+            (None, None) => format!("{:.0} img/s", row.images_per_s),
+        };
+        bar.println(format!("  {}: {what}", row.label()));
         bar.inc(1);
     });
     bar.finish_and_clear();
-    let rows = rows?;
+    let report = Report::new(file, device, refs, matrix?);
+
     if let Some(path) = &args.csv {
-        bench::write_csv(&rows, path)?;
+        bench::write_csv(&report, path)?;
     }
-    let limits: Vec<(String, f64)> = sequential
-        .map(|b| {
-            (
-                "cold sequential read of the file".to_string(),
-                b / row_bytes.max(1) as f64,
-            )
-        })
-        .into_iter()
-        .collect();
     if let Some(path) = &args.plot {
-        bench::draw_chart(
-            &rows,
-            &limits,
-            "npyflow bench: images/s per cell (log scale)",
-            path,
-        )
-        .map_err(|e| anyhow::anyhow!("{}: cannot draw the chart: {e}", path.display()))?;
+        bench::draw_chart(&report, "npyflow bench: images/s per row (log scale)", path)?;
     }
     if args.json {
-        return ui::print_json(&json!({
+        ui::print_json(&json!({
             "x": args.x,
-            "file_bytes": file_bytes,
-            "row_bytes": row_bytes,
-            "cold_sequential_bytes_per_s": sequential,
-            "rows": rows,
-        }));
+            "file_bytes": report.file.bytes,
+            "row_bytes": report.file.row_bytes,
+            "cold_sequential_bytes_per_s": report.references.sequential_bytes_per_s,
+            "file": report.file,
+            "device": report.device,
+            "references": report.references,
+            "cap": report.cap,
+            "rows": report.rows,
+        }))?;
+    } else {
+        let mut text = report.text().trim_end().to_string();
+        for p in [&args.csv, &args.plot].into_iter().flatten() {
+            text.push_str(&format!("\nwrote {}", p.display()));
+        }
+        ui::print(&text)?;
     }
-    let mut text = format!(
-        "{}: {} ({} per sample)\n",
-        args.x.display(),
-        ui::bytes(file_bytes),
-        ui::bytes(row_bytes as u64)
-    );
-    if let Some(b) = sequential {
-        text.push_str(&format!(
-            "cold sequential read: {:.0} MB/s = {:.0} img/s\n",
-            b / 1e6,
-            b / row_bytes.max(1) as f64
-        ));
+    let failed: Vec<_> = report.failed().collect();
+    if let Some(first) = failed.first() {
+        let total = report.rows.len();
+        let skipped = report
+            .rows
+            .iter()
+            .filter(|r| r.status == RowStatus::Skipped)
+            .count();
+        bail!(
+            "{} of {} rows did not run{}: {}: {}",
+            failed.len(),
+            total - skipped,
+            if failed.len() > 1 { ", the first" } else { "" },
+            first.label(),
+            first.skipped.as_deref().unwrap_or("no reason recorded")
+        );
     }
-    text.push_str(bench::table(&rows).trim_end());
-    for p in [&args.csv, &args.plot].into_iter().flatten() {
-        text.push_str(&format!("\nwrote {}", p.display()));
-    }
-    ui::print(&text)
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use npyflow::{evict_file, file_residency, warm_file};
+use npyflow::cache::{evict_file, file_residency, warm_file};
 
 use crate::ui::{self, Ui};
 

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::json;
 
-use npyflow::npy::ElemType;
-use npyflow::{
+use npyflow::convert::{
     convert_array, convert_images, extract_npz, ColorMode, ConvertArrayOptions,
     ImageConvertOptions, ResizeFilter,
 };
+use npyflow::npy::ElemType;
 
 use crate::opts::{parse_number, parse_size};
 use crate::ui::{self, Ui, Unit};

@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use serde_json::json;
 
+use npyflow::preview::{write_preview, PreviewOptions};
 use npyflow::{
-    write_preview, write_synthetic, FitConfig, GeneratorOptions, ImageDataGenerator, NpyArray,
-    NumpyArrayIterator, Order, PreviewOptions, ShiftRange, SynthOptions, ZoomRange, SYNTH_CLASSES,
+    FitConfig, GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order,
+    ShiftRange, ZoomRange,
 };
 
 use crate::iterate::run_epochs;
 use crate::opts::parse_size;
+use crate::synth::{write_synthetic, SynthOptions, SYNTH_CLASSES};
 use crate::ui::{self, Ui, Unit};
 
 /// Arguments of `demo`.

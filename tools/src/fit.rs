@@ -6,9 +6,9 @@ use anyhow::bail;
 use indicatif::ProgressBar;
 use serde_json::json;
 
+use npyflow::fit::{fit_with_plan, plan_fit, FitPlan, SampleSource};
 use npyflow::{
-    fit_with_plan, plan_fit, FitConfig, FitPlan, ImageDataGenerator, ImageShape, NpyArray,
-    SampleRng, SampleSource, Scratch, Statistics,
+    FitConfig, ImageDataGenerator, ImageShape, NpyArray, SampleRng, Scratch, Statistics,
 };
 
 use crate::opts::{parse_bytes, GenArgs};

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{json, Value};
 
+use npyflow::cache::residency_of;
+use npyflow::convert::npz_member_header;
 use npyflow::npy::{ByteOrder, Header, OpenOptions};
-use npyflow::{npz_member_header, residency_of, NpyArray, NpzArchive};
+use npyflow::{NpyArray, NpzArchive};
 
 use crate::ui::{self, Ui};
 

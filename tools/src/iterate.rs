@@ -4,12 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 use serde_json::json;
 
 use npyflow::npy::{Dtype, ElemType, NpyWriter};
-use npyflow::{EpochTelemetry, NpyArray, NumpyArrayIterator, Order, OutputDtype, SaveFormat};
+use npyflow::{
+    Batch, EpochTelemetry, NpyArray, NumpyArrayIterator, Order, OutputDtype, Real, SaveFormat,
+};
 
 use crate::opts::{GenArgs, IterArgs};
 use crate::ui::{self, Ui, Unit};
@@ -152,7 +154,7 @@ pub fn run_epochs(
         // The iterator records each epoch's telemetry itself.
         while let Some(batch) = it.next_in_epoch()? {
             if let Some(w) = writer.as_mut() {
-                w.write_bytes(batch.image_bytes())?;
+                write_images(w, batch)?;
             }
             report.batches += 1;
             report.samples += batch.len() as u64;
@@ -173,6 +175,21 @@ pub fn run_epochs(
         w.finish()?;
     }
     Ok(report)
+}
+
+/// Appends a batch's images to the output array, in their own dtype.
+fn write_images(w: &mut NpyWriter, batch: &Batch) -> anyhow::Result<()> {
+    fn write<T: Real + bytemuck::Pod>(w: &mut NpyWriter, batch: &Batch) -> anyhow::Result<()> {
+        let images = batch.images::<T>()?;
+        let values = images
+            .as_slice()
+            .context("batch images are not in C order")?;
+        Ok(w.write_bytes(bytemuck::cast_slice(values))?)
+    }
+    match batch.dtype() {
+        OutputDtype::F32 => write::<f32>(w, batch),
+        OutputDtype::F64 => write::<f64>(w, batch),
+    }
 }
 
 /// Adds the tool's way out to the library's "no fitted statistics" error.

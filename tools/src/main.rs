@@ -14,6 +14,7 @@ mod info;
 mod iterate;
 mod opts;
 mod preview;
+mod synth;
 mod ui;
 
 use std::process::ExitCode;
@@ -62,7 +63,7 @@ enum Command {
 fn main() -> ExitCode {
     // The benchmark re-executes this binary inside a memory cgroup; in that
     // child, measuring is all there is to do.
-    if let Some(code) = npyflow::bench::child_main() {
+    if let Some(code) = npyflow_bench::child_main() {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     // Library warnings (Keras' flag overrides...) in the same voice as errors.

@@ -440,6 +440,6 @@ mod tests {
         assert_eq!(o.rotation_range, 5.0);
         assert!(o.horizontal_flip);
         assert_eq!(o.width_shift_range, npyflow::ShiftRange::Pixels(2));
-        assert_eq!(o.zoom_range, npyflow::ZoomRange::Pair(vec![0.9, 1.1]));
+        assert_eq!(o.zoom_range, npyflow::ZoomRange::Range([0.9, 1.1]));
     }
 }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use npyflow::{write_preview, NpyArray, PreviewOptions};
+use npyflow::preview::{write_preview, PreviewOptions};
+use npyflow::NpyArray;
 
 use crate::opts::{parse_size, GenArgs};
 use crate::ui::{self, Ui};

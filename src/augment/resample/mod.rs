@@ -86,7 +86,8 @@ pub struct ResampleScratch {
 /// # Examples
 ///
 /// ```
-/// use npyflow::{affine_transform, Affine2, FillMode, ImageShape, Interpolation, ResampleScratch};
+/// use npyflow::augment::{affine_transform, Affine2, Interpolation, ResampleScratch};
+/// use npyflow::{FillMode, ImageShape};
 ///
 /// // A 3×3 single-channel image, shifted up by one row (tx = 1 in Keras terms).
 /// let shape = ImageShape::hwc(3, 3, 1);
@@ -207,7 +208,8 @@ impl ResampleScratch {
 mod tests {
     use super::general::{general_pixel, Source};
     use super::*;
-    use crate::{keras_affine, TransformParams};
+    use crate::augment::matrix::keras_affine;
+    use crate::TransformParams;
 
     fn image(shape: ImageShape) -> Vec<f64> {
         (0..shape.len())

@@ -6,6 +6,7 @@
 //! prefetcher runs.
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -13,10 +14,10 @@ use rayon::prelude::*;
 
 use crate::augment::Prefetch;
 use crate::cache::readahead::Readahead;
-use crate::cache::{prefetch_rows, ColdRows, PageBudget};
+use crate::cache::{prefetch_rows, ColdRows, PageBudget, NEARLY_CACHED};
 use crate::generator::{ImageDataGenerator, Scratch, Unread};
 use crate::iterator::batch::{typed_mut, Batch, Images};
-use crate::iterator::order::{block_windows, epoch_plan, num_batches, Order, Shard, Window};
+use crate::iterator::order::{block_windows, num_batches, Order, Shard, Window};
 use crate::iterator::save::SaveConfig;
 use crate::npy::NpyArray;
 use crate::rng::{SampleRng, Stream};
@@ -29,46 +30,141 @@ pub(crate) use producer::Producer;
 /// (less with a page budget: a quarter of it).
 const SEQUENTIAL_AHEAD: u64 = 16 << 20;
 
-/// Everything an iterator needs to build any batch; immutable and shared.
-#[derive(Debug)]
-pub(crate) struct Context {
+/// What a [`Context`] is made from: the arrays, the generator and the
+/// output, and which rows each batch takes (all checked by the builder).
+pub(crate) struct ContextConfig {
     pub x: NpyArray,
     pub y: Option<NpyArray>,
     pub sample_weight: Option<NpyArray>,
     pub aux: Vec<NpyArray>,
     pub generator: Arc<ImageDataGenerator>,
+    /// Image layout in `x` (its axes 1..4 in the data format).
     pub shape: ImageShape,
-    pub dims: [usize; 3],
-    /// First row of the subset in the files.
-    pub base: usize,
-    /// Rows in the subset (before sharding).
-    pub n: usize,
+    pub dtype: OutputDtype,
+    /// The subset's rows in the files (before sharding).
+    pub rows: Range<usize>,
     pub batch_size: usize,
     pub drop_last: bool,
     pub order: Order,
     pub seed: u64,
     pub shard: Shard,
-    pub dtype: OutputDtype,
     pub save: Option<SaveConfig>,
+    /// Page-cache budget in bytes, if any.
+    pub cache_budget: Option<u64>,
+}
+
+/// Everything an iterator needs to build any batch, shared with the
+/// prefetch workers: the inputs (immutable) and the page-cache bookkeeping
+/// of the epoch (behind its own locks, owned here).
+#[derive(Debug)]
+pub(crate) struct Context {
+    x: NpyArray,
+    y: Option<NpyArray>,
+    sample_weight: Option<NpyArray>,
+    aux: Vec<NpyArray>,
+    generator: Arc<ImageDataGenerator>,
+    shape: ImageShape,
+    dims: [usize; 3],
+    /// First row of the subset in the files.
+    base: usize,
+    /// Rows in the subset (before sharding).
+    n: usize,
+    batch_size: usize,
+    drop_last: bool,
+    order: Order,
+    seed: u64,
+    shard: Shard,
+    dtype: OutputDtype,
+    save: Option<SaveConfig>,
     /// Drops pages behind the reader to keep the cache footprint bounded.
-    pub budget: Option<Mutex<PageBudget>>,
+    budget: Option<Mutex<PageBudget>>,
     /// Whether to ask the kernel to read each batch's rows ahead
     /// (`WILLNEED`): on for data not fully cached, off once it is, so warm
     /// epochs pay no syscalls.
-    pub hints: AtomicBool,
+    hints: AtomicBool,
     /// With hints on for a nearly cached file: the rows it was missing at
     /// the epoch's start, the only ones worth a hint.
-    pub cold_rows: Mutex<Option<Arc<ColdRows>>>,
+    cold_rows: Mutex<Option<Arc<ColdRows>>>,
     /// The block order's windows of one epoch, for whole-block prefetch.
-    pub windows: Mutex<Option<(u64, Arc<Vec<Window>>)>>,
+    windows: Mutex<Option<(u64, Arc<Vec<Window>>)>>,
     /// Reads ahead (block windows, sequential stretches) without blocking assembly.
-    pub readahead: Readahead,
+    readahead: Readahead,
     /// The plans of the last two epochs the prefetch workers asked for
     /// (workers straddle an epoch boundary), computed once each.
-    pub plans: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
+    plans: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
 }
 
 impl Context {
+    /// A context over `config`'s arrays; `x` must be rank 4.
+    pub fn new(config: ContextConfig) -> Context {
+        let s = config.x.shape();
+        let dims = [s[1], s[2], s[3]];
+        Context {
+            dims,
+            base: config.rows.start,
+            n: config.rows.len(),
+            budget: config.cache_budget.map(|b| Mutex::new(PageBudget::new(b))),
+            hints: AtomicBool::new(true),
+            cold_rows: Mutex::new(None),
+            windows: Mutex::new(None),
+            readahead: Readahead::default(),
+            plans: Mutex::new(Vec::new()),
+            x: config.x,
+            y: config.y,
+            sample_weight: config.sample_weight,
+            aux: config.aux,
+            generator: config.generator,
+            shape: config.shape,
+            batch_size: config.batch_size,
+            drop_last: config.drop_last,
+            order: config.order,
+            seed: config.seed,
+            shard: config.shard,
+            dtype: config.dtype,
+            save: config.save,
+        }
+    }
+
+    /// The image array.
+    pub fn x(&self) -> &NpyArray {
+        &self.x
+    }
+
+    /// Every array, images first (for telemetry).
+    pub fn arrays(&self) -> Vec<&NpyArray> {
+        std::iter::once(&self.x)
+            .chain(self.y.iter())
+            .chain(self.sample_weight.iter())
+            .chain(self.aux.iter())
+            .collect()
+    }
+
+    /// The generator that processes every sample.
+    pub fn generator(&self) -> &ImageDataGenerator {
+        &self.generator
+    }
+
+    /// Samples per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The access order.
+    pub fn order(&self) -> Order {
+        self.order
+    }
+
+    /// The seed of every random choice.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Bytes of a full batch's images (the buffer's capacity, not its length).
+    pub fn batch_image_bytes(&self) -> u64 {
+        let rows = self.batch_size.min(self.shard_len()) as u64;
+        rows * (self.shape.len() * self.dtype.size()) as u64
+    }
+
     /// Samples this iterator yields per epoch (its shard of the subset).
     pub fn shard_len(&self) -> usize {
         self.shard.len(self.n)
@@ -81,7 +177,7 @@ impl Context {
 
     /// The (subset-relative) sample indices of `epoch`, this shard only.
     pub fn plan(&self, epoch: u64) -> Vec<usize> {
-        epoch_plan(self.order, self.n, self.seed, epoch, self.shard)
+        self.order.shard_plan(self.n, self.seed, epoch, self.shard)
     }
 
     /// [`Context::plan`] shared between the prefetch workers.
@@ -111,6 +207,30 @@ impl Context {
             self.sample_weight.as_ref(),
             &self.aux,
         )
+    }
+
+    /// Decides, at the start of an epoch, whether read-ahead hints are
+    /// worth their syscalls: not when the images are fully cached
+    /// (`resident`, their resident fraction, is 1) and no budget is going to
+    /// evict them. A nearly cached file is hinted only the rows it misses
+    /// (when that scan fails, every row, as for a colder file).
+    pub fn begin_epoch(&self, resident: f64) {
+        let unbudgeted = self.budget.is_none();
+        let cached = unbudgeted && resident >= 1.0;
+        let cold = (unbudgeted && !cached && resident >= NEARLY_CACHED)
+            .then(|| ColdRows::snapshot(&self.x).ok().map(Arc::new))
+            .flatten();
+        *self.cold_rows.lock().unwrap_or_else(|e| e.into_inner()) = cold;
+        self.hints.store(!cached, Ordering::Relaxed);
+    }
+
+    /// `save_to_dir`: writes the batch being handed out (not when it is
+    /// assembled: the prefetcher builds batches that may never be yielded).
+    pub fn save_delivered(&self, batch: &Batch) -> Result<()> {
+        match &self.save {
+            Some(save) => save.save_batch(batch, self.shape, self.seed),
+            None => Ok(()),
+        }
     }
 
     /// Fills `batch` with batch `index` of `epoch`, whose plan is `plan`.

@@ -46,8 +46,9 @@ pub struct ConvertArrayReport {
 }
 
 /// Rewrites the `.npy` file `input` as `output`: C order, native byte order,
-/// optionally cast to another dtype (numpy's `astype` rules, see
-/// [`super::cast_elements`]) after an optional scaling.
+/// optionally cast to another dtype after an optional scaling, with numpy's
+/// `astype` rules (integers wrap; floats truncate toward zero, saturating
+/// out of range, NaN to 0; anything to bool is `x != 0`).
 ///
 /// Streams a chunk of output rows at a time (memory does not depend on the
 /// array's size). A Fortran-order input is read with strided accesses: for a

@@ -41,7 +41,13 @@ impl Num {
 ///
 /// # Panics
 /// When `src` and `dst` do not hold the same number of elements (a caller bug).
-pub fn cast_elements(src: &[u8], from: Dtype, dst: &mut [u8], to: ElemType, scale: Option<f64>) {
+pub(crate) fn cast_elements(
+    src: &[u8],
+    from: Dtype,
+    dst: &mut [u8],
+    to: ElemType,
+    scale: Option<f64>,
+) {
     let n = src.len() / from.size();
     assert!(
         src.len() % from.size() == 0 && dst.len() == n * to.size(),

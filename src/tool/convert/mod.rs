@@ -15,7 +15,6 @@ mod images;
 mod npz;
 
 pub use array::{convert_array, ConvertArrayOptions, ConvertArrayReport};
-pub use cast::cast_elements;
 pub use images::{
     convert_images, list_image_folder, ColorMode, ImageConvertOptions, ImageConvertReport,
     ImageFolder, ResizeFilter, SkippedImage,

@@ -13,8 +13,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use image::{Rgb, RgbImage};
-use npyflow::{write_synthetic, SynthOptions};
 use serde_json::Value;
+
+// The tool's own dataset writer (a binary's modules cannot be imported);
+// these tests use only part of it.
+#[allow(dead_code)]
+#[path = "../../src/synth.rs"]
+mod synth;
+
+use synth::{write_synthetic, SynthOptions};
 
 pub fn npyflow(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_npyflow"))

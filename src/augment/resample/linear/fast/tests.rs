@@ -4,7 +4,8 @@
 use crate::augment::resample::linear::job::Job;
 use crate::augment::resample::{Fused, Interpolation, ResampleJob};
 use crate::augment::{flip_horizontal, flip_vertical, keras_affine, TransformParams};
-use crate::{Affine2, FillMode, ImageShape, ResampleScratch};
+use crate::augment::{Affine2, ResampleScratch};
+use crate::{FillMode, ImageShape};
 
 /// The job of `ResampleScratch::transform`: scipy's arguments, then the
 /// steps folded into the writes.
@@ -349,7 +350,7 @@ fn the_padded_copy_equals_the_direct_path() {
         }
     }
     // Most draws take the copy, and the far shifts of the larger shapes
-    // do not (the copy would be too large): both paths were compared.
+    // do not (the copy would be too large): both paths are compared.
     println!("{padded} images through the copy, {direct} direct");
     assert!(padded > 8 * direct && direct > 0, "{padded} / {direct}");
 }

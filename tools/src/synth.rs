@@ -2,9 +2,10 @@
 //! squares, triangles, stripes...) drawn at random positions, sizes, angles
 //! and colours, written straight to `x.npy` / `y.npy` in chunks.
 //!
-//! It exists so that `npyflow demo`, the tests and the benchmarks have a
-//! dataset of any size without downloads or Python; the same seed always
-//! gives the same bytes.
+//! It exists so that `npyflow demo` and the tool's tests have a dataset of
+//! any size without downloads or Python; the same seed always gives the same
+//! bytes. (The tests include this file with `#[path]`: it uses nothing of
+//! the tool but the library.)
 
 use std::f64::consts::PI;
 use std::io::Write;
@@ -12,10 +13,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::npy::{create_atomic, persist, Dtype, ElemType, NpyWriter};
-use crate::rng::{SampleRng, Stream};
-use crate::tool::convert::Progress;
-use crate::{Error, Result};
+use npyflow::convert::Progress;
+use npyflow::npy::{write_atomic, Dtype, ElemType, NpyWriter};
+use npyflow::{Error, Result, SampleRng, Stream};
 
 /// The shapes, in class-index order (`classes.txt` lists these names).
 pub const SYNTH_CLASSES: [&str; 8] = [
@@ -25,6 +25,10 @@ pub const SYNTH_CLASSES: [&str; 8] = [
 /// Mixed into the seed so the dataset's streams never coincide with an
 /// iterator's augmentation streams when both use the same user seed.
 const SALT: u64 = 0x5359_4e54_4845_5349;
+
+/// Bytes of images drawn per chunk (as the converters' chunks): memory stays
+/// flat whatever the number of samples.
+const CHUNK_BYTES: usize = 32 << 20;
 
 /// Options for [`write_synthetic`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,20 +88,8 @@ pub struct SynthPaths {
 /// `(images done, images total)`.
 ///
 /// # Errors
-/// [`crate::ErrorKind::InvalidArgument`] for zero or too many classes,
+/// [`npyflow::ErrorKind::InvalidArgument`] for zero or too many classes,
 /// channels other than 1, 3 or 4, a zero size; I/O errors.
-///
-/// # Examples
-/// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let dir = tempfile::tempdir()?;
-/// let opts = npyflow::SynthOptions { samples: 10, height: 8, width: 8, ..Default::default() };
-/// let paths = npyflow::write_synthetic(dir.path(), &opts, None)?;
-/// let x = npyflow::NpyArray::open(&paths.x)?;
-/// assert_eq!(x.shape(), &[10, 8, 8, 3]);
-/// # Ok(())
-/// # }
-/// ```
 pub fn write_synthetic(
     dir: impl AsRef<Path>,
     options: &SynthOptions,
@@ -135,7 +127,7 @@ pub fn write_synthetic(
         &[o.samples, o.height, o.width, o.channels],
     )?;
     let mut y = NpyWriter::create(&paths.y, Dtype::native(ElemType::I32), &[o.samples])?;
-    let chunk = (crate::tool::convert::CHUNK_BYTES / row).clamp(1, 4096);
+    let chunk = (CHUNK_BYTES / row).clamp(1, 4096);
     let mut buf = vec![0u8; chunk.min(o.samples) * row];
     let mut start = 0;
     while start < o.samples {
@@ -152,14 +144,11 @@ pub fn write_synthetic(
             p(start as u64, o.samples as u64);
         }
     }
-    let (tmp, mut f) = create_atomic(&paths.classes_txt)?;
     let text: String = SYNTH_CLASSES[..o.classes]
         .iter()
         .map(|c| format!("{c}\n"))
         .collect();
-    f.write_all(text.as_bytes())
-        .map_err(|e| Error::io(&paths.classes_txt, e))?;
-    persist(tmp, &paths.classes_txt)?;
+    write_atomic(&paths.classes_txt, |f| f.write_all(text.as_bytes()))?;
     y.finish()?;
     x.finish()?;
     Ok(paths)
@@ -221,6 +210,30 @@ fn draw(o: &SynthOptions, i: usize, img: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_the_dataset_and_its_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SynthOptions {
+            samples: 10,
+            height: 8,
+            width: 6,
+            classes: 3,
+            ..Default::default()
+        };
+        let paths = write_synthetic(dir.path(), &opts, None).unwrap();
+        let x = npyflow::NpyArray::open(&paths.x).unwrap();
+        assert_eq!(x.shape(), &[10, 8, 6, 3]);
+        let y = npyflow::NpyArray::open(&paths.y).unwrap();
+        assert_eq!(
+            y.to_vec_f64().unwrap(),
+            [0., 1., 2., 0., 1., 2., 0., 1., 2., 0.]
+        );
+        let classes = std::fs::read_to_string(&paths.classes_txt).unwrap();
+        assert_eq!(classes, "circle\nsquare\ntriangle\n");
+        let bad = SynthOptions { classes: 9, ..opts };
+        assert!(write_synthetic(dir.path(), &bad, None).is_err());
+    }
 
     #[test]
     fn same_seed_same_pixels_and_shapes_differ_by_class() {

@@ -1,0 +1,406 @@
+"""``NumpyArrayIterator``: Keras' iterator protocol over npyflow's core."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import warnings
+import weakref
+from typing import Any
+
+import numpy as np
+
+from . import _inputs, _native
+from ._errors import shape_str
+
+_live: weakref.WeakSet[NumpyArrayIterator] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's worker threads do not exist in a forked child: the native
+    # iterators that own them are abandoned (forgotten, never dropped, which
+    # would join those threads) and rebuilt on first use, at the same position.
+    for it in list(_live):
+        it._abandon_native()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_abandoned: list[Any] = []
+
+
+def _auto_shard() -> tuple[int, int] | None:
+    """``shard="auto"``: torch.distributed, then JAX, then RANK/WORLD_SIZE
+    (only frameworks already imported are asked)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    dist = getattr(torch, "distributed", None) if torch is not None else None
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank()), int(dist.get_world_size())
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.process_count() > 1:
+        return int(jax.process_index()), int(jax.process_count())
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return None
+
+
+class NumpyArrayIterator:
+    """Keras' ``NumpyArrayIterator`` (keras-preprocessing 1.1.2), out of core.
+
+    The protocol is Keras': ``len(it)`` batches per epoch, ``it[i]``,
+    ``next(it)`` / iteration (endless, crossing epochs, as Keras),
+    ``reset()``, ``on_epoch_end()``, ``n``, ``batch_size``. Batches are
+    ``x``, ``(x, y)`` or ``(x, y, sample_weight)``, with ``x`` the list
+    ``[images, aux...]`` for the tuple form ``(images, [aux...])``.
+
+    Each batch is a set of numpy arrays that own their memory: a batch you
+    keep is never overwritten by later ones. The GIL is released while
+    batches are assembled. ``epoch()`` iterates one epoch.
+
+    npyflow's own keyword arguments:
+
+    - ``order``: ``'sequential'``, ``'shuffle'`` (default: from ``shuffle``)
+      or ``'blocks'`` (page-aware block shuffle; ``('blocks', block_rows,
+      window)`` sets its sizes);
+    - ``threads`` (0 = all cores), ``prefetch`` (batches prepared ahead),
+      ``cache_budget`` (bytes of page cache to keep at most);
+    - ``drop_last``: drop each epoch's last, shorter batch;
+    - ``shard``: ``(index, count)`` or ``"auto"`` (torch.distributed, JAX,
+      then ``RANK``/``WORLD_SIZE``).
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        y: Any,
+        image_data_generator: Any,
+        batch_size: int = 32,
+        shuffle: bool = False,
+        sample_weight: Any = None,
+        seed: int | None = None,
+        data_format: str = "channels_last",
+        save_to_dir: Any = None,
+        save_prefix: str = "",
+        save_format: str = "png",
+        subset: str | None = None,
+        ignore_class_split: bool = False,
+        dtype: Any = "float32",
+        *,
+        order: Any = None,
+        threads: int = 0,
+        prefetch: int | None = None,
+        cache_budget: int | None = None,
+        drop_last: bool = False,
+        shard: Any = None,
+    ) -> None:
+        self._lock = threading.Lock()
+        # Keras' tuple form: (images, misc) or (images, [misc, ...]).
+        misc: list[Any] = []
+        if type(x) is tuple or type(x) is list:
+            if type(x[1]) is list:
+                misc = list(x[1])
+            else:
+                misc = [x[1]]
+            x = x[0]
+        x_arr = _inputs.to_array(x, "x")
+        misc_arr = [_inputs.to_array(m, f"x[{i + 1}]") for i, m in enumerate(misc)]
+        for m in misc_arr:
+            if len(x_arr) != len(m):
+                raise ValueError(
+                    "All of the arrays in `x` "
+                    "should have the same length. "
+                    f"Found a pair with: len(x[0]) = {len(x_arr)}, len(x[?]) = {len(m)}"
+                )
+        y_arr = None if y is None else _inputs.to_array(y, "y")
+        if y_arr is not None and len(x_arr) != len(y_arr):
+            raise ValueError(
+                "`x` (images tensor) and `y` (labels) "
+                "should have the same length. "
+                f"Found: x.shape = {shape_str(x_arr.shape)}, y.shape = {shape_str(y_arr.shape)}"
+            )
+        w_arr = None if sample_weight is None else _inputs.to_array(sample_weight, "sample_weight")
+        if w_arr is not None and len(x_arr) != len(w_arr):
+            raise ValueError(
+                "`x` (images tensor) and `sample_weight` "
+                "should have the same length. "
+                f"Found: x.shape = {shape_str(x_arr.shape)}, "
+                f"sample_weight.shape = {shape_str(w_arr.shape)}"
+            )
+        if subset is not None and subset not in {"training", "validation"}:
+            raise ValueError(
+                "Invalid subset name:", subset, '; expected "training" or "validation".'
+            )
+        if len(x_arr.shape) != 4:
+            raise ValueError(
+                "Input data in `NumpyArrayIterator` "
+                "should have rank 4. You passed an array "
+                "with shape",
+                tuple(x_arr.shape),
+            )
+        channels_axis = 3 if data_format == "channels_last" else 1
+        if x_arr.shape[channels_axis] not in {1, 3, 4}:
+            warnings.warn(
+                "NumpyArrayIterator is set to use the "
+                'data format convention "' + data_format + '" '
+                "(channels on axis " + str(channels_axis) + "), i.e. expected either 1, 3, or 4 "
+                "channels on axis " + str(channels_axis) + ". "
+                "However, it was passed an array with shape "
+                + shape_str(x_arr.shape)
+                + " ("
+                + str(x_arr.shape[channels_axis])
+                + " channels).",
+                stacklevel=2,
+            )
+        if w_arr is not None and y_arr is None:
+            warnings.warn(
+                "npyflow: `sample_weight` is ignored without `y` (as Keras does)",
+                stacklevel=2,
+            )
+        if shard == "auto":
+            shard = _auto_shard()
+        if order is None:
+            order = "shuffle" if shuffle else "sequential"
+        block_rows, window = None, 4
+        if isinstance(order, (tuple, list)):
+            order, block_rows, window = order
+        self.image_data_generator = image_data_generator
+        self.data_format = data_format
+        self.dtype = np.dtype(dtype).name
+        self.save_to_dir = save_to_dir
+        self.save_prefix = save_prefix
+        self.save_format = save_format
+        self.shuffle = order != "sequential"
+        self._aux = bool(misc_arr)
+        self._has_y = y_arr is not None
+        self._inputs: dict[str, Any] = {
+            "x": (x, x_arr),
+            "y": (y, y_arr),
+            "sample_weight": (sample_weight, w_arr),
+            "aux": [(m, a) for m, a in zip(misc, misc_arr)],
+        }
+        self._config: dict[str, Any] = dict(
+            batch_size=int(batch_size),
+            order=str(order),
+            block_rows=block_rows,
+            window=int(window),
+            subset=subset,
+            ignore_class_split=bool(ignore_class_split),
+            dtype=self.dtype,
+            drop_last=bool(drop_last),
+            shard=None if shard is None else (int(shard[0]), int(shard[1])),
+            save_to_dir=None if save_to_dir is None else os.fspath(save_to_dir),
+            save_prefix=save_prefix,
+            save_format=save_format,
+            threads=int(threads),
+            prefetch=prefetch,
+            cache_budget=cache_budget,
+        )
+        self._native: Any = self._build(None if seed is None else int(seed) % 2**64)
+        self.seed = seed
+        _live.add(self)
+
+    def _build(self, seed: int | None) -> Any:
+        (_, x), (_, y), (_, w) = (
+            self._inputs["x"],
+            self._inputs["y"],
+            self._inputs["sample_weight"],
+        )
+        aux = [a for _, a in self._inputs["aux"]]
+        native = _native.Iterator(
+            x, self.image_data_generator._native, y, w, aux, {**self._config, "seed": seed}
+        )
+        self._seed = native.seed
+        return native
+
+    def _abandon_native(self) -> None:
+        native, self._native = self._native, None
+        self._lock = threading.Lock()
+        if native is None:
+            return
+        try:
+            self._position = native.position()
+            native.abandon()
+        except RuntimeError:
+            # Forked while another thread was inside a call: the object stays
+            # borrowed in this process; keep it alive, never drop it.
+            _abandoned.append(native)
+            self._position = getattr(self, "_position", (0, 0))
+
+    def _it(self) -> Any:
+        if self._native is None:
+            self._native = self._build(self._seed)
+            self._native.set_position(*self._position)
+        return self._native
+
+    # -- Keras' protocol ---------------------------------------------------
+
+    @property
+    def n(self) -> int:
+        """Samples per epoch (this subset and shard)."""
+        return int(self._it().num_samples)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self._config["batch_size"])
+
+    def __len__(self) -> int:
+        return len(self._it())
+
+    def _shape(self, parts: tuple[Any, Any, Any, list[Any]]) -> Any:
+        images, y, w, aux = parts
+        x = [images, *aux] if self._aux else images
+        if not self._has_y:
+            return x
+        if w is None:
+            return (x, y)
+        return (x, y, w)
+
+    def __getitem__(self, idx: int) -> Any:
+        length = len(self)
+        if idx >= length:
+            raise ValueError(
+                f"Asked to retrieve element {idx}, but the Sequence has length {length}"
+            )
+        if idx < 0:
+            idx += length
+            if idx < 0:
+                raise IndexError(f"batch index {idx - length} out of range for length {length}")
+        with self._lock:
+            return self._shape(self._it().get(int(idx)))
+
+    def __iter__(self) -> NumpyArrayIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return self.next()
+
+    def next(self) -> Any:
+        """The next batch (Keras' ``next``): endless, crossing epochs."""
+        with self._lock:
+            return self._shape(self._it().next_batch())
+
+    def epoch(self) -> Any:
+        """The batches of one epoch, from the current position to its end."""
+        while True:
+            with self._lock:
+                parts = self._it().next_in_epoch()
+            if parts is None:
+                return
+            yield self._shape(parts)
+
+    def reset(self) -> None:
+        """Keras' ``reset``: the next batch starts a new epoch."""
+        with self._lock:
+            self._it().reset()
+
+    def on_epoch_end(self) -> None:
+        """Keras' ``on_epoch_end``: move to the next epoch's order."""
+        with self._lock:
+            self._it().on_epoch_end()
+
+    # -- npyflow's additions -----------------------------------------------
+
+    @property
+    def threads(self) -> int:
+        return int(self._it().threads)
+
+    @property
+    def prefetch(self) -> int:
+        return int(self._it().prefetch)
+
+    @property
+    def order(self) -> Any:
+        """The access order in its JSON form (``"shuffle"``, ``{"blocks": ...}``)."""
+        return json.loads(self._it().order)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the iterator stands, as a small JSON-able dict."""
+        epoch, batch = self._it().position()
+        return {"seed": int(self._seed), "epoch": int(epoch), "batch": int(batch)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continues exactly where ``state`` (from ``state_dict``) stood."""
+        with self._lock:
+            if int(state["seed"]) != self._seed:
+                self._native = self._build(int(state["seed"]))
+            self._it().set_position(int(state["epoch"]), int(state["batch"]))
+
+    def last_epoch_telemetry(self) -> dict[str, Any] | None:
+        """Telemetry of the last epoch walked to its end (samples, wall
+        time, throughput, bytes read, major faults, page-cache residency
+        before/after, peak anonymous memory), or None."""
+        return self._it().telemetry(False)  # type: ignore[no-any-return]
+
+    def current_epoch_telemetry(self) -> dict[str, Any] | None:
+        """Telemetry of the epoch in progress so far, or None between epochs."""
+        return self._it().telemetry(True)  # type: ignore[no-any-return]
+
+    # -- pickling ----------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        specs = {
+            key: None if arr is None else _inputs.spec_of(obj, arr)
+            for key, (obj, arr) in (
+                ("x", self._inputs["x"]),
+                ("y", self._inputs["y"]),
+                ("sample_weight", self._inputs["sample_weight"]),
+            )
+        }
+        specs["aux"] = [_inputs.spec_of(obj, arr) for obj, arr in self._inputs["aux"]]
+        return {
+            "inputs": specs,
+            "generator": self.image_data_generator,
+            "config": self._config,
+            "attrs": {
+                "data_format": self.data_format,
+                "dtype": self.dtype,
+                "save_to_dir": self.save_to_dir,
+                "save_prefix": self.save_prefix,
+                "save_format": self.save_format,
+                "shuffle": self.shuffle,
+                "seed": self.seed,
+                "_aux": self._aux,
+                "_has_y": self._has_y,
+            },
+            "state": self.state_dict(),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state["attrs"])
+        self._lock = threading.Lock()
+        self.image_data_generator = state["generator"]
+        self._config = state["config"]
+        specs = state["inputs"]
+
+        def reopen(spec: Any, name: str) -> tuple[Any, Any]:
+            if spec is None:
+                return (None, None)
+            obj = spec[1] if spec[0] == "memory" else None
+            return (obj, _inputs.from_spec(spec, name))
+
+        self._inputs = {
+            "x": reopen(specs["x"], "x"),
+            "y": reopen(specs["y"], "y"),
+            "sample_weight": reopen(specs["sample_weight"], "sample_weight"),
+            "aux": [reopen(s, f"x[{i + 1}]") for i, s in enumerate(specs["aux"])],
+        }
+        # Keep what reopens a file-backed input when pickled again.
+        for key in ("x", "y", "sample_weight"):
+            obj, arr = self._inputs[key]
+            if obj is None and arr is not None:
+                self._inputs[key] = (os.fspath(arr.path), arr)
+        s = state["state"]
+        self._seed = int(s["seed"])
+        self._position = (int(s["epoch"]), int(s["batch"]))
+        self._native = None
+        _live.add(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"NumpyArrayIterator(n={self.n}, batch_size={self.batch_size}, "
+            f"batches={len(self)}, seed={self._seed})"
+        )
