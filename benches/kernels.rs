@@ -8,11 +8,11 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use npyflow::augment::{affine_transform, keras_affine, Affine2, ResampleScratch};
+use npyflow::augment::{affine_transform, keras_affine, Affine2, Interpolation, ResampleScratch};
 use npyflow::cache::warm_file;
 use npyflow::{
     FillMode, GeneratorOptions, ImageDataGenerator, ImageShape, NpyArray, NumpyArrayIterator,
-    Order, ShiftRange, ZoomRange,
+    Order, ShiftRange, TransformParams, ZoomRange,
 };
 
 const BATCH: usize = 64;
@@ -60,12 +60,14 @@ fn affine(c: &mut Criterion) {
         let mut output = vec![0f32; shape.len()];
         // Rotation + shift + zoom, as one Keras draw would compose them.
         let m = keras_affine(
-            17.0,
-            0.07 * h as f64,
-            -0.05 * w as f64,
-            0.0,
-            0.93,
-            1.08,
+            &TransformParams {
+                theta: 17.0,
+                tx: 0.07 * h as f64,
+                ty: -0.05 * w as f64,
+                zx: 0.93,
+                zy: 1.08,
+                ..TransformParams::default()
+            },
             h,
             w,
         )
@@ -80,9 +82,11 @@ fn affine(c: &mut Criterion) {
                         &mut output,
                         shape,
                         &m,
-                        order,
-                        FillMode::Nearest,
-                        0.0,
+                        Interpolation {
+                            order,
+                            mode: FillMode::Nearest,
+                            cval: 0.0,
+                        },
                         &mut scratch,
                     );
                     black_box(&output);

@@ -7,6 +7,8 @@
 //! `apply_affine_transform` to the last few ulps (numpy's `dot` may use FMA, so
 //! bit-identity is not promised).
 
+use super::params::TransformParams;
+
 /// The 2-D pull mapping of scipy's `affine_transform`:
 /// input coordinate = `a · output + offset`, coordinates in (row, col).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,9 +58,10 @@ fn mul(p: &Mat3, q: &Mat3) -> Mat3 {
     r
 }
 
-/// Keras 1.1.2's matrix for (theta°, tx, ty, shear°, zx, zy) on an image of
-/// `height` × `width`; `None` when every factor is the identity (Keras then
-/// returns the image untouched, without interpolating).
+/// Keras 1.1.2's matrix for the geometry of `params` (theta°, tx, ty,
+/// shear°, zx, zy; its flips, channel shift and brightness are other steps)
+/// on an image of `height` × `width`; `None` when every factor is the
+/// identity (Keras then returns the image untouched, without interpolating).
 ///
 /// `tx` shifts along rows (content moves up for `tx > 0`), `ty` along columns;
 /// `zx` scales rows and `zy` columns (values above 1 shrink the content);
@@ -71,17 +74,29 @@ fn mul(p: &Mat3, q: &Mat3) -> Mat3 {
 /// to the right of the true centre `((h-1)/2, (w-1)/2)`: a faithful port keeps
 /// that offset (the reference's tests pin it, see the theta = 45° example in
 /// this module's tests).
-#[allow(clippy::too_many_arguments)] // Keras' own parameter list, in Keras' order
-pub fn keras_affine(
-    theta: f64,
-    tx: f64,
-    ty: f64,
-    shear: f64,
-    zx: f64,
-    zy: f64,
-    height: usize,
-    width: usize,
-) -> Option<Affine2> {
+///
+/// # Examples
+///
+/// ```
+/// use npyflow::augment::keras_affine;
+/// use npyflow::TransformParams;
+///
+/// // A shift of two rows: the identity's linear part, the rows offset.
+/// let shift = TransformParams { tx: 2.0, ..TransformParams::default() };
+/// let m = keras_affine(&shift, 32, 32).unwrap();
+/// assert_eq!((m.a, m.offset), ([[1.0, 0.0], [0.0, 1.0]], [2.0, 0.0]));
+/// assert_eq!(keras_affine(&TransformParams::default(), 32, 32), None);
+/// ```
+pub fn keras_affine(params: &TransformParams, height: usize, width: usize) -> Option<Affine2> {
+    let TransformParams {
+        theta,
+        tx,
+        ty,
+        shear,
+        zx,
+        zy,
+        ..
+    } = *params;
     let mut m: Option<Mat3> = None;
     let mut push = |f: Mat3| {
         m = Some(match &m {
@@ -123,15 +138,40 @@ mod tests {
 
     #[test]
     fn identity_parameters_give_none() {
-        assert_eq!(keras_affine(0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 32, 32), None);
-        assert!(keras_affine(0.0, 0.0, 0.0, 0.0, 1.0, 1.0 + 1e-12, 32, 32).is_some());
-        assert!(keras_affine(f64::NAN, 0.0, 0.0, 0.0, 1.0, 1.0, 32, 32).is_some());
+        assert_eq!(keras_affine(&TransformParams::default(), 32, 32), None);
+        assert!(keras_affine(
+            &TransformParams {
+                zy: 1.0 + 1e-12,
+                ..TransformParams::default()
+            },
+            32,
+            32
+        )
+        .is_some());
+        assert!(keras_affine(
+            &TransformParams {
+                theta: f64::NAN,
+                ..TransformParams::default()
+            },
+            32,
+            32
+        )
+        .is_some());
     }
 
     #[test]
     fn translation_only_is_a_plain_offset() {
         // Off(o)·T·Off(-o) = T: the pivot cancels for a pure shift.
-        let m = keras_affine(0.0, 2.0, -3.0, 0.0, 1.0, 1.0, 5, 7).unwrap();
+        let m = keras_affine(
+            &TransformParams {
+                tx: 2.0,
+                ty: -3.0,
+                ..TransformParams::default()
+            },
+            5,
+            7,
+        )
+        .unwrap();
         assert_eq!(m.a, [[1.0, 0.0], [0.0, 1.0]]);
         assert_eq!(m.offset, [2.0, -3.0]);
     }
@@ -139,7 +179,16 @@ mod tests {
     #[test]
     fn zoom_scales_about_the_keras_pivot() {
         // in = o + z·(out - o) with o = h/2 + 0.5 = 3.0 (h = 5), w/2 + 0.5 = 4.5 (w = 8).
-        let m = keras_affine(0.0, 0.0, 0.0, 0.0, 2.0, 0.5, 5, 8).unwrap();
+        let m = keras_affine(
+            &TransformParams {
+                zx: 2.0,
+                zy: 0.5,
+                ..TransformParams::default()
+            },
+            5,
+            8,
+        )
+        .unwrap();
         assert_eq!(m.a, [[2.0, 0.0], [0.0, 0.5]]);
         assert_eq!(m.offset, [3.0 - 2.0 * 3.0, 4.5 - 0.5 * 4.5]);
     }
@@ -147,7 +196,15 @@ mod tests {
     #[test]
     fn rotation_180_maps_the_documented_pixel() {
         // keras-behaviour §4.2: on 5×9 a 180° rotation maps (2,4) → (4,6).
-        let m = keras_affine(180.0, 0.0, 0.0, 0.0, 1.0, 1.0, 5, 9).unwrap();
+        let m = keras_affine(
+            &TransformParams {
+                theta: 180.0,
+                ..TransformParams::default()
+            },
+            5,
+            9,
+        )
+        .unwrap();
         let [r, c] = m.apply(4.0, 6.0);
         assert!(
             (r - 2.0).abs() < 1e-12 && (c - 4.0).abs() < 1e-12,
@@ -158,7 +215,20 @@ mod tests {
     #[test]
     fn factors_compose_as_r_t_s_z() {
         let (th, sh) = (30f64.to_radians(), 10f64.to_radians());
-        let m = keras_affine(30.0, 1.5, -0.5, 10.0, 1.2, 0.8, 10, 10).unwrap();
+        let m = keras_affine(
+            &TransformParams {
+                theta: 30.0,
+                tx: 1.5,
+                ty: -0.5,
+                shear: 10.0,
+                zx: 1.2,
+                zy: 0.8,
+                ..TransformParams::default()
+            },
+            10,
+            10,
+        )
+        .unwrap();
         // Linear part R·S·Z (T contributes only to the offset).
         let rs = [
             [th.cos(), -th.sin() * sh.cos() - th.cos() * sh.sin()],

@@ -1,18 +1,15 @@
 //! Augmentation: transform parameters, the Keras affine geometry, scipy-exact
 //! resampling, channel shift, flips and brightness.
 
-mod boundary;
 mod color;
 mod flip;
 mod matrix;
 mod params;
 mod resample;
-mod resample_low;
-mod resample_spline;
-mod spline;
 
 pub use matrix::{keras_affine, Affine2};
-pub use resample::{affine_transform, FillMode, ResampleScratch};
+pub use resample::{affine_transform, FillMode, Interpolation, ResampleScratch};
+pub(crate) use resample::{Fused, Prefetch, ResampleJob};
 
 pub(crate) use color::check_len;
 pub use color::{apply_brightness_shift, apply_channel_shift, BrightnessMode};

@@ -280,9 +280,9 @@ pub(crate) const NEARLY_CACHED: f64 = 0.99;
 
 /// The rows of an array that were not wholly in the page cache when the
 /// snapshot was taken. A nearly cached file (see [`NEARLY_CACHED`]) hints
-/// only these: one `WILLNEED` per row of every batch costs about 2 µs a row,
-/// which for a warm 32×32 dataset was half the speed of its first epoch
-/// when a few of its pages (0.07%) had been evicted.
+/// only these: a `WILLNEED` is a syscall per row, which for small images
+/// costs about as much as assembling the row, so hinting every row would
+/// halve the speed of a warm dataset for the sake of a few evicted pages.
 #[derive(Debug)]
 pub(crate) struct ColdRows {
     /// One entry per page of the data region, from the page holding its first byte.
@@ -373,10 +373,10 @@ pub fn prefetch_row_range(array: &NpyArray, rows: std::ops::Range<usize>) -> Res
 
 /// Largest single `WILLNEED` request. Linux silently truncates one request
 /// to the device's read-ahead size (`read_ahead_kb`, often 128 KiB–8 MiB),
-/// so a 16 MiB block asked for at once came in only half read and the rest
-/// was faulted in page by page (524k major faults on a 4 GiB epoch). The
-/// kernel reads in 2 MiB chunks internally, so asking in 2 MiB pieces costs
-/// nothing extra.
+/// so a larger block asked for at once comes in only partly read, and the
+/// rest is faulted in page by page, one major fault each. The kernel reads
+/// in 2 MiB chunks internally, so asking in 2 MiB pieces costs nothing
+/// extra.
 const WILLNEED_CHUNK: u64 = 2 << 20;
 
 fn willneed(array: &NpyArray, offset: u64, len: u64) -> std::io::Result<()> {

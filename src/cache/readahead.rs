@@ -3,10 +3,10 @@
 //! `WILLNEED` is asynchronous only until the device queue is full: past
 //! that, submitting a large range blocks until enough of it has been read.
 //! The block order asks for a whole window of blocks (64 MiB and more) when
-//! a batch enters a window; done on the assembling thread, the first batch
-//! of a cold epoch waited for two windows to be read (110–270 ms). Here the
-//! requests are queued to one thread per iterator and the assembling threads
-//! never wait on them.
+//! a batch enters a window; done on the assembling thread, a batch of a
+//! cold epoch would wait for whole windows to be read before its own rows.
+//! Here the requests are queued to one thread per iterator and the
+//! assembling threads never wait on them.
 
 use std::ops::Range;
 use std::sync::mpsc::{channel, Sender};
@@ -43,7 +43,8 @@ impl Readahead {
                 });
             match spawned {
                 Ok(handle) => *worker = Some((tx, handle)),
-                // No thread to be had: read ahead here, as before.
+                // No thread to be had: read ahead on this thread, which
+                // waits, but still reads the window in large requests.
                 Err(_) => {
                     let _ = prefetch_row_range(array, rows);
                     return;

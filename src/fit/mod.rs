@@ -260,8 +260,8 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
     let mut gram = if steps.zca { Some(Gram::new(d)?) } else { None };
     // u8 images with nothing applied before the moments (no rescale, no
     // augmentation, no ZCA): summed as integers straight from their bytes,
-    // exact and without the f64 copy (which with the two f64 passes was
-    // three quarters of fit's CPU time).
+    // exact and without the f64 copy (which, with the two f64 passes over
+    // it, would be most of fit's CPU time).
     let raw = gram.is_none()
         && reader.rescale.is_none()
         && !config.augment

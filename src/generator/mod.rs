@@ -15,7 +15,8 @@ pub use preprocess::{ImageMut, PreprocessingFunction};
 
 use crate::augment::{
     apply_brightness_shift, apply_channel_shift, check_len, flip_horizontal, flip_vertical,
-    keras_affine, Affine2, FillMode, ResampleScratch, TransformParams, TransformRanges,
+    keras_affine, FillMode, Fused, Interpolation, Prefetch, ResampleJob, ResampleScratch,
+    TransformParams, TransformRanges,
 };
 use crate::generator::standardize::{rescale_factor, standardize_with_scratch, Steps};
 use crate::generator::statistics::Statistics;
@@ -75,6 +76,20 @@ impl Default for ImageDataGenerator {
 /// value multiplied by the factor when one is given (`rescale` riding on
 /// the read, as `standardize` would apply it: `v · T(factor)`).
 pub(crate) type Read<'a, T> = &'a mut dyn FnMut(&mut [T], Placement, Option<f64>) -> Result<()>;
+
+/// A sample not read yet, as the pipeline's gather hands it to
+/// [`ImageDataGenerator::process_sample_from`]: how to read it, and the next
+/// sample's first lines, to bring into the CPU caches while this one is
+/// processed.
+pub(crate) struct Unread<'a, T> {
+    /// Reads the sample.
+    pub read: Read<'a, T>,
+    /// The next sample's lines. Issued all at once just before the read,
+    /// or, when the sample is read into the resampler's edge copy, a few per
+    /// output row while it is resampled (see [`Prefetch`]). The caller
+    /// issues whatever is left after the sample.
+    pub next: &'a Prefetch<'a>,
+}
 
 /// Reusable per-thread memory for [`ImageDataGenerator::process_sample`] and
 /// [`ImageDataGenerator::apply_transform`]: the image the resampler reads or
@@ -217,123 +232,51 @@ impl ImageDataGenerator {
         params: &TransformParams,
         scratch: &mut Scratch<T>,
         rescale: Option<f64>,
-        mut read: Option<Read<'_, T>>,
+        unread: Option<Unread<'_, T>>,
     ) -> Result<bool> {
         // Checked up front so that no step sees a buffer of the wrong size.
         check_len(image.len(), shape)?;
         let p = params;
-        let (mut flipped, mut scaled) = (false, false);
-        if let Some(m) = keras_affine(
-            p.theta,
-            p.tx,
-            p.ty,
-            p.shear,
-            p.zx,
-            p.zy,
-            shape.height,
-            shape.width,
-        ) {
+        let mut done = Fused {
+            flips: false,
+            scale: false,
+        };
+        if let Some(m) = keras_affine(p, shape.height, shape.width) {
             // Keras flips after the channel shift, but a flip only moves values
             // and the shift only changes them (by a whole-image rule), so the
             // two commute and the flips can ride on the resampler's writes.
-            let order = self.options.interpolation_order;
-            let flips = [p.flip_vertical, p.flip_horizontal];
-            // A sample still to be read, that the resampler would copy
-            // first anyway, is read straight into that copy.
-            let copy = match &mut read {
-                Some(read) => match scratch
-                    .resample
-                    .read_buffer(shape, &m, order, self.fill_mode)
-                {
-                    Some((copy, place)) => {
-                        read(copy, place, None)?;
-                        true
-                    }
-                    None => false,
+            let job = ResampleJob {
+                shape,
+                m,
+                interp: Interpolation {
+                    order: self.options.interpolation_order,
+                    mode: self.fill_mode,
+                    cval: self.options.cval,
                 },
-                None => false,
+                flips: [p.flip_vertical, p.flip_horizontal],
+                scale: rescale,
             };
-            if copy {
-                (flipped, scaled) = scratch.resample.transform_read(
-                    image,
-                    shape,
-                    &m,
-                    self.fill_mode,
-                    flips,
-                    rescale,
-                );
-            } else {
-                (flipped, scaled) =
-                    self.resample_via(image, shape, &m, flips, scratch, rescale, read)?;
-            }
-        } else if let Some(read) = read {
+            done = resample(&job, image, scratch, unread)?;
+        } else if let Some(Unread { read, next }) = unread {
             // Nothing moves values between the read and `standardize` but
             // the flips, which only move them: the rescale can ride along.
+            next.issue_all();
             read(image, Placement::contiguous(image.len()), rescale)?;
-            scaled = true;
+            done.scale = true;
         }
         if let Some(intensity) = p.channel_shift_intensity {
             apply_channel_shift(image, intensity);
         }
-        if p.flip_horizontal && !flipped {
+        if p.flip_horizontal && !done.flips {
             flip_horizontal(image, shape)?;
         }
-        if p.flip_vertical && !flipped {
+        if p.flip_vertical && !done.flips {
             flip_vertical(image, shape)?;
         }
         if let Some(b) = p.brightness {
             apply_brightness_shift(image, shape, b, self.options.brightness_mode)?;
         }
-        Ok(rescale.is_some() && scaled)
-    }
-
-    /// The resampling step of [`ImageDataGenerator::transform_sample`]
-    /// through the scratch image. Resampling needs the source and the
-    /// result apart: a sample still to be read (`read`) goes to the scratch
-    /// image and is resampled into `image`; one already in `image` is
-    /// resampled into the scratch image and copied back. Returns whether
-    /// the flips and the rescale were applied.
-    #[allow(clippy::too_many_arguments)] // transform_sample's state
-    fn resample_via<T: Real>(
-        &self,
-        image: &mut [T],
-        shape: ImageShape,
-        m: &Affine2,
-        flips: [bool; 2],
-        scratch: &mut Scratch<T>,
-        rescale: Option<f64>,
-        read: Option<Read<'_, T>>,
-    ) -> Result<(bool, bool)> {
-        let buf = &mut scratch.resampled;
-        // Every value is written by the resampler (or by `read`), so the
-        // buffer only needs the right length, not zeroing per sample.
-        if buf.len() != image.len() {
-            buf.clear();
-            buf.resize(image.len(), T::zero());
-        }
-        let reading = read.is_some();
-        let (src, dst) = match read {
-            Some(read) => {
-                read(buf, Placement::contiguous(image.len()), None)?;
-                (&buf[..], &mut image[..])
-            }
-            None => (&image[..], &mut buf[..]),
-        };
-        let done = scratch.resample.transform(
-            src,
-            dst,
-            shape,
-            m,
-            self.options.interpolation_order,
-            self.fill_mode,
-            self.options.cval,
-            flips,
-            rescale,
-        );
-        if !reading {
-            image.copy_from_slice(buf);
-        }
-        Ok(done)
+        Ok(rescale.is_some() && done.scale)
     }
 
     /// `rescale`, when it is the whole of `standardize` and nothing runs
@@ -438,14 +381,14 @@ impl ImageDataGenerator {
     }
 
     /// [`ImageDataGenerator::process_sample`] on a sample not read yet:
-    /// `read` fills a buffer of `shape.len()` elements with it (say
+    /// `unread.read` fills a buffer of `shape.len()` elements with it (say
     /// [`NpyArray::read_sample_into`](crate::NpyArray::read_sample_into)).
     /// The result is the same, bit for bit, but when the sample is resampled
-    /// it is read into the scratch buffer and resampled straight into
-    /// `sample`, which saves copying the image once.
+    /// it is read into the scratch buffer (or the resampler's edge copy) and
+    /// resampled straight into `sample`, which saves copying the image once.
     ///
     /// # Errors
-    /// As [`ImageDataGenerator::process_sample`], and `read`'s.
+    /// As [`ImageDataGenerator::process_sample`], and the read's.
     // The pipeline's gather.
     pub(crate) fn process_sample_from<T: Real>(
         &self,
@@ -453,9 +396,9 @@ impl ImageDataGenerator {
         shape: ImageShape,
         rng: &mut SampleRng,
         scratch: &mut Scratch<T>,
-        read: Read<'_, T>,
+        unread: Unread<'_, T>,
     ) -> Result<()> {
-        self.process(sample, shape, rng, scratch, Some(read))
+        self.process(sample, shape, rng, scratch, Some(unread))
     }
 
     fn process<T: Real>(
@@ -464,16 +407,59 @@ impl ImageDataGenerator {
         shape: ImageShape,
         rng: &mut SampleRng,
         scratch: &mut Scratch<T>,
-        read: Option<Read<'_, T>>,
+        unread: Option<Unread<'_, T>>,
     ) -> Result<()> {
         let params = self.get_random_transform(shape, rng);
         let rescale = self.fusable_rescale(&params);
-        if self.transform_sample(sample, shape, &params, scratch, rescale, read)? {
+        if self.transform_sample(sample, shape, &params, scratch, rescale, unread)? {
             // The rescale was the whole of `standardize`, and it is done.
             return Ok(());
         }
         self.standardize_into(sample, shape, &mut scratch.zca)
     }
+}
+
+/// The resampling step of [`ImageDataGenerator::transform_sample`]:
+/// `job` on the sample, which is in `image` or still to be read.
+///
+/// A sample still to be read that the resampler would copy first anyway
+/// (see [`ResampleScratch::read_buffer`]) is read straight into that copy,
+/// and the resampling, which has a loop over rows to spread them over,
+/// issues the next sample's prefetches. Otherwise resampling needs the
+/// source and the result apart: a sample still to be read goes to the
+/// scratch image (its prefetches issued first) and is resampled into
+/// `image`; one already in `image` is resampled into the scratch image and
+/// copied back. Returns which of the job's folded steps are done.
+fn resample<T: Real>(
+    job: &ResampleJob,
+    image: &mut [T],
+    scratch: &mut Scratch<T>,
+    unread: Option<Unread<'_, T>>,
+) -> Result<Fused> {
+    if let Some(Unread { read, next }) = unread {
+        if let Some((copy, place)) = scratch.resample.read_buffer(job) {
+            read(copy, place, None)?;
+            return Ok(scratch.resample.transform_read(job, image, next));
+        }
+        let buf = resized(&mut scratch.resampled, image.len());
+        next.issue_all();
+        read(buf, Placement::contiguous(image.len()), None)?;
+        return Ok(scratch.resample.transform(job, buf, image));
+    }
+    let buf = resized(&mut scratch.resampled, image.len());
+    let done = scratch.resample.transform(job, image, buf);
+    image.copy_from_slice(buf);
+    Ok(done)
+}
+
+/// `buf` with `len` elements. Every value is written by the resampler (or
+/// by the read), so it needs the right length, not zeroing per sample.
+fn resized<T: Real>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    if buf.len() != len {
+        buf.clear();
+        buf.resize(len, T::zero());
+    }
+    buf
 }
 
 #[cfg(test)]
@@ -482,7 +468,7 @@ mod tests {
     use crate::rng::Stream;
     use crate::{ShiftRange, ZoomRange};
 
-    /// The augmentation of issue 4's benchmark: rotation 20, shifts 0.1,
+    /// The augmentation of the speed benchmarks: rotation 20, shifts 0.1,
     /// shear 10, zoom 0.1, horizontal flip, rescale 1/255.
     fn keras_augmentation() -> GeneratorOptions {
         GeneratorOptions {
@@ -524,8 +510,12 @@ mod tests {
                 }
                 Ok(())
             };
+            let unread = Unread {
+                read: &mut read,
+                next: &Prefetch::default(),
+            };
             generator
-                .process_sample_from(&mut b, shape, &mut rng(), &mut scratch, &mut read)
+                .process_sample_from(&mut b, shape, &mut rng(), &mut scratch, unread)
                 .unwrap();
             let same = a
                 .iter()
@@ -536,40 +526,50 @@ mod tests {
         copies
     }
 
-    /// The next row's prefetch queued on this thread (`sys::prefetch_later`)
-    /// is taken by the edge-replicated copy's resampling before the image
-    /// is read into it, and issued whole while it resamples; on the other
-    /// paths it is still queued when the read starts (where the pipeline
-    /// issues it).
+    /// The next sample's lines (`Unread::next`): the edge-replicated copy's
+    /// resampling issues them after the image is read into the copy, all
+    /// of them by its last row; every other path issues them all before
+    /// its read starts.
     #[test]
-    fn the_copy_takes_the_queued_prefetch_before_the_read() {
+    fn the_next_rows_lines_are_issued_by_the_copy_or_before_the_read() {
         let next_row = vec![0u8; 3072];
-        for (fill, shape, taken) in [
-            ("nearest", ImageShape::hwc(32, 32, 3), true),
-            ("reflect", ImageShape::hwc(32, 32, 3), false),
-            ("nearest", ImageShape::hwc(128, 128, 3), false),
+        let augment = |fill: &str| GeneratorOptions {
+            fill_mode: fill.parse().unwrap(),
+            ..keras_augmentation()
+        };
+        let rescale_only = GeneratorOptions {
+            rescale: Some(0.5),
+            ..GeneratorOptions::default()
+        };
+        let small = ImageShape::hwc(32, 32, 3);
+        for (options, shape, by_the_copy) in [
+            (augment("nearest"), small, true),
+            (augment("reflect"), small, false),
+            (augment("nearest"), ImageShape::hwc(128, 128, 3), false),
+            (rescale_only, small, false),
         ] {
-            let generator = ImageDataGenerator::new(GeneratorOptions {
-                fill_mode: fill.parse().unwrap(),
-                ..keras_augmentation()
-            })
-            .unwrap();
+            let what = format!("{:?} {shape:?}", options.fill_mode);
+            let generator = ImageDataGenerator::new(options).unwrap();
             let mut scratch = Scratch::<f32>::default();
             let mut out = vec![0f32; shape.len()];
-            let mut queued_at_read = None;
+            let next = Prefetch::new(&next_row);
+            let mut left_at_read = None;
             let mut read = |buf: &mut [f32], place: Placement, _: Option<f64>| {
-                queued_at_read = Some(crate::sys::PrefetchTrickle::take().left());
+                left_at_read = Some(next.lines_left());
                 place.runs(buf, shape.len()).for_each(|run| run.fill(1.0));
                 Ok(())
             };
-            crate::sys::prefetch_later(&next_row);
+            let unread = Unread {
+                read: &mut read,
+                next: &next,
+            };
             let mut rng = SampleRng::new(1, Stream::Augment, 0, 0);
             generator
-                .process_sample_from(&mut out, shape, &mut rng, &mut scratch, &mut read)
+                .process_sample_from(&mut out, shape, &mut rng, &mut scratch, unread)
                 .unwrap();
-            let expected = if taken { 0 } else { 3072 / 64 };
-            assert_eq!(queued_at_read, Some(expected), "{fill} {shape:?}");
-            assert_eq!(crate::sys::PrefetchTrickle::take().left(), 0);
+            let expected = if by_the_copy { 3072 / 64 } else { 0 };
+            assert_eq!(left_at_read, Some(expected), "{what}");
+            assert_eq!(next.lines_left(), 0, "{what}");
         }
     }
 
@@ -648,26 +648,19 @@ mod tests {
                         .unwrap();
                     let mut separate = image.clone();
                     let params = generator.get_random_transform(shape, &mut rng());
-                    let m = keras_affine(
-                        params.theta,
-                        params.tx,
-                        params.ty,
-                        params.shear,
-                        params.zx,
-                        params.zy,
-                        shape.height,
-                        shape.width,
-                    );
-                    if let Some(m) = m {
+                    if let Some(m) = keras_affine(&params, shape.height, shape.width) {
                         let mut out = vec![0.0; separate.len()];
+                        let mode = generator.fill_mode();
                         crate::augment::affine_transform(
                             &separate,
                             &mut out,
                             shape,
                             &m,
-                            order,
-                            generator.fill_mode(),
-                            0.0,
+                            Interpolation {
+                                order,
+                                mode,
+                                cval: 0.0,
+                            },
                             &mut ResampleScratch::default(),
                         );
                         separate = out;

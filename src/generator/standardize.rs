@@ -8,8 +8,8 @@
 //! accumulated in `f64` and rounded once, which lands within an ulp or two of
 //! numpy's pairwise `float32` sums.
 
+use crate::generator::config::GeneratorOptions;
 use crate::generator::statistics::{Statistics, ZcaMatrix};
-use crate::generator::GeneratorOptions;
 use crate::layout::{DataFormat, ImageShape};
 use crate::{Error, ErrorKind, Real, Result};
 

@@ -475,6 +475,15 @@ fn check_classes(y: &NpyArray, split: usize) -> Result<()> {
     Ok(())
 }
 
+// The builder's entry points live here, beside it, so that the iterator's
+// module does not depend on its builder (the builder depends on the iterator).
+impl NumpyArrayIterator {
+    /// Starts a builder over images `x`.
+    pub fn builder(x: NpyArray) -> IteratorBuilder {
+        IteratorBuilder::new(x)
+    }
+}
+
 impl ImageDataGenerator {
     /// Keras' `flow(x)`: an iterator builder over `x` with this generator,
     /// `shuffle=True` and `batch_size=32` (Keras' `flow` defaults).

@@ -157,11 +157,6 @@ impl NumpyArrayIterator {
         }
     }
 
-    /// Starts a builder over images `x`.
-    pub fn builder(x: NpyArray) -> IteratorBuilder {
-        IteratorBuilder::new(x)
-    }
-
     /// Keras' `white_list_formats`.
     pub fn white_list_formats() -> &'static [&'static str] {
         &WHITE_LIST_FORMATS

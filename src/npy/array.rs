@@ -50,6 +50,25 @@ macro_rules! element {
 element!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, u64 => U64, i64 => I64,
          half::f16 => F16, f32 => F32, f64 => F64);
 
+/// Where an array's bytes are: its file (and, inside an `.npz`, its member
+/// name), the file's map, and the stretch of the file that holds the array.
+pub(crate) struct Parts {
+    /// The file's path, for messages.
+    pub path: PathBuf,
+    /// The member's name, for arrays inside an `.npz`.
+    pub member: Option<String>,
+    /// The open file.
+    pub file: File,
+    /// The whole file mapped (`None` for the `pread` source).
+    pub map: Option<Arc<sys::Map>>,
+    /// Where the array (its header) starts in the file.
+    pub base: u64,
+    /// The array's length in bytes, header included.
+    pub len: u64,
+    /// The file's length when it was opened.
+    pub file_len: u64,
+}
+
 pub(crate) struct Inner {
     path: PathBuf,
     member: Option<String>,
@@ -192,30 +211,30 @@ impl NpyArray {
             )),
             SourceKind::Read => None,
         };
-        Self::from_parts(
-            path.to_path_buf(),
-            None,
+        let parts = Parts {
+            path: path.to_path_buf(),
+            member: None,
             file,
             map,
-            0,
+            base: 0,
+            len: file_len,
             file_len,
-            file_len,
-            options,
-        )
+        };
+        Self::from_parts(parts, options)
     }
 
-    /// Builds an array over `len` bytes at `base` of `file` (the whole file, or an npz member).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn from_parts(
-        path: PathBuf,
-        member: Option<String>,
-        file: File,
-        map: Option<Arc<sys::Map>>,
-        base: u64,
-        len: u64,
-        file_len: u64,
-        options: OpenOptions,
-    ) -> Result<NpyArray> {
+    /// Builds an array over the bytes `parts` locate (the whole file, or an
+    /// npz member).
+    pub(crate) fn from_parts(parts: Parts, options: OpenOptions) -> Result<NpyArray> {
+        let Parts {
+            path,
+            member,
+            file,
+            map,
+            base,
+            len,
+            file_len,
+        } = parts;
         if let Some(m) = &map {
             // Before the first touch: with the kernel's default read-around,
             // the fault that reads the header would pull up to `read_ahead_kb`
@@ -424,28 +443,20 @@ impl NpyArray {
         self.data_bytes().map(|d| &d[i * rb..(i + 1) * rb])
     }
 
-    /// Starts loading row `i` into the CPU caches when it is mapped (nothing
-    /// for `pread` arrays or rows out of range): the gather of a shuffled
-    /// batch calls it for the next row while it converts the current one.
-    /// Only the first 4 KiB: past them the hardware prefetcher has seen the
+    /// The bytes of row `i` worth loading into the CPU caches ahead of its
+    /// read: its first 4 KiB in the map (empty for `pread` arrays or rows
+    /// out of range). Past them the hardware prefetcher has seen the
     /// stream, and a whole 150 KB row would only evict the current one.
-    pub(crate) fn prefetch_row_cpu(&self, i: usize) {
-        if i < self.len() {
-            if let Some(row) = self.row_bytes_mapped(i) {
-                crate::sys::prefetch_lines(&row[..row.len().min(4096)]);
-            }
-        }
+    pub(crate) fn row_head_mapped(&self, i: usize) -> &[u8] {
+        let row = (i < self.len()).then(|| self.row_bytes_mapped(i)).flatten();
+        row.map_or(&[], |row| &row[..row.len().min(4096)])
     }
 
-    /// [`NpyArray::prefetch_row_cpu`], but the lines are queued for the
-    /// current thread's next resampling to issue a few per output row
-    /// (`sys::prefetch_later`).
-    pub(crate) fn prefetch_row_cpu_later(&self, i: usize) {
-        if i < self.len() {
-            if let Some(row) = self.row_bytes_mapped(i) {
-                crate::sys::prefetch_later(&row[..row.len().min(4096)]);
-            }
-        }
+    /// Starts loading row `i` into the CPU caches ([`NpyArray::row_head_mapped`]):
+    /// the gather of a shuffled batch calls it for its first row (a DRAM
+    /// miss) before it starts.
+    pub(crate) fn prefetch_row_cpu(&self, i: usize) {
+        crate::sys::prefetch_lines(self.row_head_mapped(i));
     }
 
     /// Errors when the file changed since it was opened: its size or

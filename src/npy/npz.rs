@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::array::{NpyArray, OpenOptions, SourceKind};
+use super::array::{NpyArray, OpenOptions, Parts, SourceKind};
 use crate::{sys, Error, ErrorKind, Result};
 
 /// One member of an archive, as listed in its central directory.
@@ -143,15 +143,15 @@ impl NpzArchive {
             .file
             .try_clone()
             .map_err(|e| Error::io(&self.path, e))?;
-        NpyArray::from_parts(
-            self.path.clone(),
-            Some(member.name.trim_end_matches(".npy").to_string()),
+        let parts = Parts {
+            path: self.path.clone(),
+            member: Some(member.name.trim_end_matches(".npy").to_string()),
             file,
-            self.map.clone(),
-            member.data_start,
-            member.size,
-            self.file_len,
-            self.options,
-        )
+            map: self.map.clone(),
+            base: member.data_start,
+            len: member.size,
+            file_len: self.file_len,
+        };
+        NpyArray::from_parts(parts, self.options)
     }
 }

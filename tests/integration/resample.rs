@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use npyflow::augment::{affine_transform, keras_affine, Affine2, ResampleScratch};
-use npyflow::{DataFormat, FillMode, ImageShape};
+use npyflow::augment::{affine_transform, keras_affine, Affine2, Interpolation, ResampleScratch};
+use npyflow::{DataFormat, FillMode, ImageShape, TransformParams};
 
 /// Reads a little-endian, C-order `<f4` / `<f8` `.npy` (what the generator
 /// writes), widened to f64, with its shape. Deliberately tiny: the crate's own
@@ -141,9 +141,7 @@ fn scipy_affine_transform_is_reproduced_for_every_mode_and_order() {
             &mut got,
             ImageShape::hwc(h, w, 1),
             &m,
-            order,
-            mode,
-            cval,
+            Interpolation { order, mode, cval },
             &mut scratch,
         );
         let err = max_abs_diff(got.iter().copied(), want);
@@ -194,7 +192,19 @@ fn keras_apply_transform_geometry_is_reproduced() {
             "case {k}: {shape:?} {mode} order {order} params {:?}",
             &row[5..11]
         );
-        let Some(m) = keras_affine(theta, tx, ty, shear, zx, zy, shape.height, shape.width) else {
+        let Some(m) = keras_affine(
+            &TransformParams {
+                theta,
+                tx,
+                ty,
+                shear,
+                zx,
+                zy,
+                ..TransformParams::default()
+            },
+            shape.height,
+            shape.width,
+        ) else {
             // Keras returns the image itself when every factor is the identity.
             assert_eq!(
                 row[15], 1.0,
@@ -220,7 +230,14 @@ fn keras_apply_transform_geometry_is_reproduced() {
         let merr = max_abs_diff(ours, &keras_m);
         assert!(merr < 1e-12, "{what}: matrix {ours:?} vs Keras {keras_m:?}");
         let mut got = vec![f32::NAN; n];
-        affine_transform(&input, &mut got, shape, &m, order, mode, cval, &mut scratch);
+        affine_transform(
+            &input,
+            &mut got,
+            shape,
+            &m,
+            Interpolation { order, mode, cval },
+            &mut scratch,
+        );
         let err = max_abs_diff(got.iter().map(|&v| f64::from(v)), want);
         errors.record(mi, order, err);
         if err > tolerance(order) {
@@ -245,15 +262,25 @@ fn keras_theta_45_regression_mask() {
         let shape = format.image_shape([3, 3, 3]);
         let input = vec![1f32; 27];
         let mut out = vec![f32::NAN; 27];
-        let m = keras_affine(45.0, 0.0, 0.0, 0.0, 1.0, 1.0, 3, 3).expect("not identity");
+        let m = keras_affine(
+            &TransformParams {
+                theta: 45.0,
+                ..TransformParams::default()
+            },
+            3,
+            3,
+        )
+        .expect("not identity");
         affine_transform(
             &input,
             &mut out,
             shape,
             &m,
-            1,
-            FillMode::Constant,
-            0.0,
+            Interpolation {
+                order: 1,
+                mode: FillMode::Constant,
+                cval: 0.0,
+            },
             &mut ResampleScratch::default(),
         );
         let want = [[0., 0., 1.], [0., 1., 1.], [0., 0., 1.]];

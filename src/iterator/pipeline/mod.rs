@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use crate::augment::Prefetch;
 use crate::cache::readahead::Readahead;
 use crate::cache::{prefetch_rows, ColdRows, PageBudget, NEARLY_CACHED};
-use crate::generator::{ImageDataGenerator, Scratch};
+use crate::generator::{ImageDataGenerator, Scratch, Unread};
 use crate::iterator::batch::{typed_mut, Batch, Images};
 use crate::iterator::order::{block_windows, Order, Window};
 use crate::iterator::save::SaveConfig;
@@ -511,24 +512,23 @@ impl Context {
         let sl = self.shape.len();
         let images = typed_mut::<T>(&mut batch.images).expect("batch dtype matches the context");
         let images = &mut images[..idx.len() * sl];
-        let one = |img: &mut [T], j: usize| -> Result<()> {
+        // `next`: the next sample's first lines, for the generator's path to
+        // prefetch while this sample is processed (see `Unread::next`).
+        let one = |img: &mut [T], j: usize, next: &Prefetch<'_>| -> Result<()> {
             let row = self.base + j;
             let mut rng = SampleRng::new(self.seed, Stream::Augment, epoch, row as u64);
             // The generator reads the row itself, straight into its scratch
             // when the sample is resampled (one image copy fewer).
+            let mut read = |buf: &mut [T], place, scale| {
+                self.x.read_sample_placed_into(row, buf, place, scale)
+            };
+            let unread = Unread {
+                read: &mut read,
+                next,
+            };
             T::with_scratch(|scratch| {
-                self.generator.process_sample_from(
-                    img,
-                    self.shape,
-                    &mut rng,
-                    scratch,
-                    &mut |buf: &mut [T], place, scale| {
-                        // The next row's lines, unless the copy's
-                        // resampling took them to issue as it goes.
-                        crate::sys::prefetch_pending();
-                        self.x.read_sample_placed_into(row, buf, place, scale)
-                    },
-                )
+                self.generator
+                    .process_sample_from(img, self.shape, &mut rng, scratch, unread)
             })
         };
         if idx.is_empty() || sl == 0 {
@@ -537,32 +537,28 @@ impl Context {
         // The batch's samples in file order, each into its own slot: what
         // each comes out as depends on its row alone (its own generator),
         // and a cold file then faults in ascending order, behind the
-        // kernel's read of the same rows (`hint`). Warm, it measured the
-        // same as the shuffled order, within this machine's noise.
+        // kernel's read of the same rows (`hint`).
         let mut samples: Vec<(usize, &mut [T])> = idx
             .iter()
             .copied()
             .zip(images.chunks_exact_mut(sl))
             .collect();
         samples.sort_unstable_by_key(|&(j, _)| j);
-        // Each row's cache lines requested while the one before is
-        // processed (a shuffled row is a DRAM miss). Queued rather than
-        // issued: a small image's resampling through its edge copy issues
-        // them two or so per output row, and any other path at the start
-        // of its read. All 48 at once stalled the core on the prefetches
-        // themselves (8.9% of its time); spread out, 32×32 augmentation
-        // went 13% faster on two threads and 11% on one (medians of
-        // interleaved pairs).
+        // A shuffled row is a DRAM miss: each row's first lines are
+        // prefetched while the row before it is processed. They go down
+        // with that sample (`Unread::next`) rather than all at once here,
+        // so that a path with a loop of its own can spread them out.
         let run = |samples: &mut [(usize, &mut [T])]| -> Result<()> {
             self.x.prefetch_row_cpu(self.base + samples[0].0);
             for k in 0..samples.len() {
-                if let Some(&(next, _)) = samples.get(k + 1) {
-                    self.x.prefetch_row_cpu_later(self.base + next);
-                }
+                let next = match samples.get(k + 1) {
+                    Some(&(j, _)) => Prefetch::new(self.x.row_head_mapped(self.base + j)),
+                    None => Prefetch::default(),
+                };
                 let (j, img) = &mut samples[k];
-                let done = one(img, *j);
-                // Whatever the sample's path left queued.
-                crate::sys::prefetch_pending();
+                let done = one(img, *j, &next);
+                // Whatever the sample's path left.
+                next.issue_all();
                 done?;
             }
             Ok(())

@@ -18,12 +18,12 @@ type Ready = (u64, usize, Result<()>, Batch);
 /// Most batches in a row the caller waits for once it has caught up with the
 /// workers (and at most half the buffers, so the workers keep some to fill).
 ///
-/// A caller that consumes faster than the workers produce otherwise sleeps
-/// and is woken once per batch: on this project's 2-vCPU VM that was 2.5
-/// context switches a batch, the woken caller preempting a worker each
-/// time. Woken for a run of ready batches, it takes them back to back. The
-/// first batch after a start is handed over alone (time to first batch),
-/// and a caller slower than the workers never waits at all.
+/// A caller that consumes faster than the workers produce would otherwise
+/// sleep and be woken once per batch, and on a machine with few cores each
+/// wake-up preempts a worker: a context switch or more per batch. Woken for
+/// a run of ready batches, it takes them back to back. The first batch
+/// after a start is handed over alone (time to first batch), and a caller
+/// slower than the workers never waits at all.
 const WAKE_RUN: usize = 4;
 
 /// What the workers and the caller exchange, under one lock.
@@ -72,12 +72,10 @@ impl Exchange {
 /// A worker takes a free buffer, then claims the next batch of the walk (a
 /// shared count, so batches are claimed in order) and fills it; the caller
 /// takes them back in order, holding any that arrive early. Claiming on
-/// demand lets a faster core build more batches: taking turns (worker `k`
-/// building batches `k, k + W, ...`, as before) held every worker to the
-/// pace of the slowest, which on a hybrid CPU or a busy machine can be far
-/// slower. Measured on this project's 2-vCPU VM with a busy loop competing
-/// for one vCPU (medians of 5): 187k → 198k samples/s; on the quiet machine
-/// the same, with fewer slow runs.
+/// demand lets a faster core build more batches, where taking turns
+/// (worker `k` building batches `k, k + W, ...`) would hold every worker to
+/// the pace of the slowest, which on a hybrid CPU or a busy machine can be
+/// far slower.
 ///
 /// Buffers circulate: `depth + 1` in all (one lent to the caller), so
 /// memory stays bounded by the prefetch depth whatever the dataset size.

@@ -1,9 +1,37 @@
 //! The single-precision order-1 kernel against scipy's arithmetic, its
 //! fused flips, its fallbacks, and its vector path against its scalar one.
 
-use crate::augment::{flip_horizontal, flip_vertical, keras_affine};
+use crate::augment::resample::linear::job::Job;
+use crate::augment::resample::{Fused, Interpolation, ResampleJob};
+use crate::augment::{flip_horizontal, flip_vertical, keras_affine, TransformParams};
 use crate::augment::{Affine2, ResampleScratch};
 use crate::{FillMode, ImageShape};
+
+/// The job of `ResampleScratch::transform`: scipy's arguments, then the
+/// steps folded into the writes.
+fn job(
+    shape: ImageShape,
+    m: Affine2,
+    order: u8,
+    mode: FillMode,
+    cval: f64,
+    flips: [bool; 2],
+    scale: Option<f64>,
+) -> ResampleJob {
+    let interp = Interpolation { order, mode, cval };
+    ResampleJob {
+        shape,
+        m,
+        interp,
+        flips,
+        scale,
+    }
+}
+
+/// What a kernel reports done: the flips, the scale.
+fn fused(flips: bool, scale: bool) -> Fused {
+    Fused { flips, scale }
+}
 
 /// A small deterministic generator (64-bit LCG, high bits).
 struct Lcg(u64);
@@ -52,12 +80,15 @@ fn matrices(h: usize, w: usize, rng: &mut Lcg) -> Vec<Affine2> {
     for _ in 0..12 {
         let (hf, wf) = (h as f64, w as f64);
         let m = keras_affine(
-            rng.range(-45.0, 45.0),
-            rng.range(-0.3, 0.3) * hf,
-            rng.range(-0.3, 0.3) * wf,
-            rng.range(-20.0, 20.0),
-            rng.range(0.7, 1.3),
-            rng.range(0.7, 1.3),
+            &TransformParams {
+                theta: rng.range(-45.0, 45.0),
+                tx: rng.range(-0.3, 0.3) * hf,
+                ty: rng.range(-0.3, 0.3) * wf,
+                shear: rng.range(-20.0, 20.0),
+                zx: rng.range(0.7, 1.3),
+                zy: rng.range(0.7, 1.3),
+                ..TransformParams::default()
+            },
             h,
             w,
         );
@@ -111,7 +142,11 @@ fn single_precision_order_1_stays_within_the_spec_of_scipy() {
             for mode in FillMode::ALL {
                 for flips in [[false, false], [false, true], [true, false], [true, true]] {
                     let mut want = vec![0.0f64; data.len()];
-                    scratch.transform(&data, &mut want, shape, &m, 1, mode, 17.0, [false; 2], None);
+                    scratch.transform(
+                        &job(shape, m, 1, mode, 17.0, [false; 2], None),
+                        &data,
+                        &mut want,
+                    );
                     if flips[1] {
                         flip_horizontal(&mut want, shape).unwrap();
                     }
@@ -122,12 +157,15 @@ fn single_precision_order_1_stays_within_the_spec_of_scipy() {
                     // 0..255 units).
                     let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
                     let mut got = vec![f32::NAN; data.len()];
-                    let done = scratch
-                        .transform(&single, &mut got, shape, &m, 1, mode, 17.0, flips, scale);
+                    let done = scratch.transform(
+                        &job(shape, m, 1, mode, 17.0, flips, scale),
+                        &single,
+                        &mut got,
+                    );
                     // Scaled only by the single-precision kernel, which
                     // takes 1, 3 or 4 channels from 2×2 up.
                     let fast = shape.height > 1 && shape.channels != 2;
-                    assert_eq!(done, (true, fast || scale.is_none()), "{shape:?}");
+                    assert_eq!(done, fused(true, fast || scale.is_none()), "{shape:?}");
                     let unit = match scale {
                         Some(s) if fast => f64::from(s as f32),
                         _ => 1.0,
@@ -152,7 +190,7 @@ fn single_precision_order_1_stays_within_the_spec_of_scipy() {
 /// image widths around its 4-pixel groups.
 #[test]
 fn the_vector_path_equals_the_scalar_one_to_the_bit() {
-    if super::Avx2::detect().is_none() {
+    if super::runs::Avx2::detect().is_none() {
         println!("skipped: this CPU has no AVX2, so only the scalar path runs");
         return;
     }
@@ -185,12 +223,16 @@ fn the_vector_path_equals_the_scalar_one_to_the_bit() {
                 for flips in [[false, false], [true, true], [false, true]] {
                     let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
                     let run = |scalar: bool, scratch: &mut ResampleScratch| {
-                        super::SCALAR_ONLY.set(scalar);
-                        super::UNPADDED.set(unpadded);
+                        super::runs::SCALAR_ONLY.set(scalar);
+                        super::padded::UNPADDED.set(unpadded);
                         let mut out = vec![f32::NAN; data.len()];
-                        scratch.transform(&data, &mut out, shape, &m, 1, mode, 9.0, flips, scale);
-                        super::SCALAR_ONLY.set(false);
-                        super::UNPADDED.set(false);
+                        scratch.transform(
+                            &job(shape, m, 1, mode, 9.0, flips, scale),
+                            &data,
+                            &mut out,
+                        );
+                        super::runs::SCALAR_ONLY.set(false);
+                        super::padded::UNPADDED.set(false);
                         out
                     };
                     let (scalar, vector) = (run(true, &mut scratch), run(false, &mut scratch));
@@ -244,11 +286,34 @@ fn the_padded_copy_equals_the_direct_path() {
         }
         let mut ms = matrices(shape.height, shape.width, &mut rng);
         // Zoomed in (no margin at all) and shifted by most of the image.
-        ms.push(keras_affine(5.0, 0.0, 0.0, 0.0, 0.5, 0.5, shape.height, shape.width).unwrap());
+        ms.push(
+            keras_affine(
+                &TransformParams {
+                    theta: 5.0,
+                    zx: 0.5,
+                    zy: 0.5,
+                    ..TransformParams::default()
+                },
+                shape.height,
+                shape.width,
+            )
+            .unwrap(),
+        );
         let far = (shape.height as f64 * 0.9, shape.width as f64 * -0.9);
-        ms.push(keras_affine(0.0, far.0, far.1, 0.0, 1.0, 1.0, shape.height, shape.width).unwrap());
+        ms.push(
+            keras_affine(
+                &TransformParams {
+                    tx: far.0,
+                    ty: far.1,
+                    ..TransformParams::default()
+                },
+                shape.height,
+                shape.width,
+            )
+            .unwrap(),
+        );
         for m in ms {
-            let job = super::Job {
+            let low = Job {
                 input: &data,
                 shape,
                 m: &m,
@@ -256,7 +321,7 @@ fn the_padded_copy_equals_the_direct_path() {
                 cval: 0.0,
                 flips: [false; 2],
             };
-            match super::padded::Pad::fit(&job) {
+            match super::padded::Pad::fit(&low) {
                 Some(_) => padded += 1,
                 None => direct += 1,
             }
@@ -264,14 +329,17 @@ fn the_padded_copy_equals_the_direct_path() {
                 let scale = (flips[0] == flips[1]).then_some(1.0 / 255.0);
                 for scalar in [false, true] {
                     let run = |unpadded: bool, scratch: &mut ResampleScratch| {
-                        super::SCALAR_ONLY.set(scalar);
-                        super::UNPADDED.set(unpadded);
+                        super::runs::SCALAR_ONLY.set(scalar);
+                        super::padded::UNPADDED.set(unpadded);
                         let mut out = vec![f32::NAN; data.len()];
                         let nearest = FillMode::Nearest;
-                        scratch
-                            .transform(&data, &mut out, shape, &m, 1, nearest, 0.0, flips, scale);
-                        super::SCALAR_ONLY.set(false);
-                        super::UNPADDED.set(false);
+                        scratch.transform(
+                            &job(shape, m, 1, nearest, 0.0, flips, scale),
+                            &data,
+                            &mut out,
+                        );
+                        super::runs::SCALAR_ONLY.set(false);
+                        super::padded::UNPADDED.set(false);
                         out
                     };
                     let (copy, direct) = (run(false, &mut scratch), run(true, &mut scratch));
@@ -282,7 +350,7 @@ fn the_padded_copy_equals_the_direct_path() {
         }
     }
     // Most draws take the copy, and the far shifts of the larger shapes
-    // do not (the copy would be too large): both paths were compared.
+    // do not (the copy would be too large): both paths are compared.
     println!("{padded} images through the copy, {direct} direct");
     assert!(padded > 8 * direct && direct > 0, "{padded} / {direct}");
 }
@@ -303,15 +371,19 @@ fn fused_flips_equal_flipping_afterwards() {
             ] {
                 let mut want = vec![0.0; data.len()];
                 scratch.transform(
-                    &data, &mut want, shape, &m, order, mode, 2.0, [false; 2], None,
+                    &job(shape, m, order, mode, 2.0, [false; 2], None),
+                    &data,
+                    &mut want,
                 );
                 flip_horizontal(&mut want, shape).unwrap();
                 flip_vertical(&mut want, shape).unwrap();
                 let mut got = vec![0.0; data.len()];
                 let done = scratch.transform(
-                    &data, &mut got, shape, &m, order, mode, 2.0, [true; 2], None,
+                    &job(shape, m, order, mode, 2.0, [true; 2], None),
+                    &data,
+                    &mut got,
                 );
-                assert_eq!(done, (true, true));
+                assert_eq!(done, fused(true, true));
                 assert_eq!(got, want, "{shape:?} {m:?} {mode} order {order}");
             }
         }
@@ -322,20 +394,18 @@ fn fused_flips_equal_flipping_afterwards() {
     let mut out = vec![0.0f32; 16];
     let m = Affine2::IDENTITY;
     let nearest = FillMode::Nearest;
-    let done = scratch.transform(&data, &mut out, shape, &m, 3, nearest, 0.0, [true; 2], None);
-    assert_eq!(done, (false, true));
     let done = scratch.transform(
+        &job(shape, m, 3, nearest, 0.0, [true; 2], None),
         &data,
         &mut out,
-        shape,
-        &m,
-        3,
-        nearest,
-        0.0,
-        [false; 2],
-        Some(2.0),
     );
-    assert_eq!(done, (true, false));
+    assert_eq!(done, fused(false, true));
+    let done = scratch.transform(
+        &job(shape, m, 3, nearest, 0.0, [false; 2], Some(2.0)),
+        &data,
+        &mut out,
+    );
+    assert_eq!(done, fused(true, false));
 }
 
 /// Absurd matrices leave the kernel to the exact path (cval, no panic).
@@ -351,7 +421,11 @@ fn non_finite_matrices_fall_back() {
         };
         for mode in FillMode::ALL {
             let mut out = vec![0.0f32; data.len()];
-            scratch.transform(&data, &mut out, shape, &m, 1, mode, 2.0, [true; 2], None);
+            scratch.transform(
+                &job(shape, m, 1, mode, 2.0, [true; 2], None),
+                &data,
+                &mut out,
+            );
             if !bad.is_finite() {
                 assert!(out.iter().all(|&v| v == 2.0), "{bad} {mode}");
             }

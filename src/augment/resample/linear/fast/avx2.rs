@@ -1,51 +1,48 @@
 //! The interior of a row four pixels at a time on AVX2, for the x86-64
-//! CPUs that have it (detected at run time; the parent's scalar loop runs
-//! everywhere else and for whatever this leaves), and the clamped runs of
-//! `nearest` rows long enough to pay for their set-up.
+//! CPUs that have it (detected at run time; the portable loop in `scalar`
+//! runs everywhere else and for whatever this leaves), and the clamped runs
+//! of `nearest` rows long enough to pay for their set-up.
 //!
-//! The scalar loop spends about 45 instructions per pixel, most of them
-//! the fixed-point arithmetic that turns a pixel's coordinates into a tap
-//! offset and two fractions, one pixel at a time. Here the work is split
-//! between the integer and the vector units. The tap offsets stay scalar
-//! (a shift, a multiply and an add per pixel); the fractions of four pixels
-//! are cut from their 64-bit coordinates side by side and converted in one
-//! operation; and the blend takes two pixels per 256-bit operation, one
-//! pixel's channels per 128-bit half (as the scalar loop holds them in one
-//! 128-bit vector). Measured on one core of this project's EPYC (Zen 4)
-//! VM, `affine_transform` order 1 (`cargo bench --bench kernels`): 2.97 µs
-//! per 32×32×3 image against 3.79 µs on the scalar loop, 138 µs against
-//! 215 µs at 224×224×3. Tried and slower: the tap offsets in vector lanes too
-//! (extracting them costs more than computing them), and offsets and
-//! fractions for a batch of pixels first, blends second (scalar code, stack
-//! traffic). Fused multiply-adds would gain another 3% and change the last
-//! bit.
+//! Most of the portable loop's work per pixel is fixed-point arithmetic:
+//! turning the pixel's coordinates into a tap offset and two fractions, one
+//! pixel at a time. Here that work is split between the integer and the
+//! vector units. The tap offsets stay scalar (a shift, a multiply and an
+//! add per pixel, on integer units the vector code leaves idle; taking
+//! them out of vector lanes would cost more than computing them); the
+//! fractions of four pixels are cut from their 64-bit coordinates side by
+//! side and converted in one operation; and the blend takes two pixels per
+//! 256-bit operation, one pixel's channels per 128-bit half (as the
+//! portable loop holds them in one 128-bit vector). Each pixel is finished
+//! as soon as its taps are known, so nothing goes through memory between
+//! the steps.
 //!
 //! The clamped runs are the other way round ([`clamped`]): there the
-//! scalar loop clamps each coordinate on both axes before it can take the
-//! taps, about 50 instructions per pixel, and doing that for four pixels at
-//! once in 64-bit lanes pays for taking the offsets out of them. Runs of
-//! at least 8 pixels take it (shorter ones, most of them in small images,
-//! cost more in set-up than they save); at 224×224×3, where one output pixel
-//! in eight is clamped under Keras' usual ranges, the kernel went from 103.4
-//! to 100.5 µs.
+//! portable loop clamps each coordinate on both axes before it can take the
+//! taps, and doing that for four pixels at once in 64-bit lanes pays for
+//! taking the offsets out of them. Only runs long enough to repay the
+//! set-up come here (see `runs::CLAMPED_VECTOR_MIN`): most clamped runs of
+//! small images are a few pixels long, and at 224×224 about one output
+//! pixel in eight is clamped under Keras' usual ranges.
 //!
-//! The results are the scalar loop's, bit for bit: the same fixed-point
+//! The results are the portable loop's, bit for bit: the same fixed-point
 //! values, the same roundings, and the same single-rounded f32 operations
-//! in the same order (no fused multiply-add). Which path ran never shows in
-//! the output, and the tests hold the two to each other.
+//! in the same order (no fused multiply-add, which would change the last
+//! bit). Which path ran never shows in the output, and the tests hold the
+//! two to each other.
 //!
 //! Dispatch and intrinsics are [`pulp`]'s (the SIMD layer under `faer`):
 //! safe wrappers, usable only with the token that proves the CPU has the
 //! feature. Every function below is `#[inline(always)]` and no closure
 //! calls an intrinsic, so that the whole loop is compiled inside
 //! [`V3::vectorize`] with AVX2 enabled (a closure is compiled on its own,
-//! without AVX2, and each intrinsic in it becomes a call: 15× slower).
+//! without AVX2, and each intrinsic in it would become a function call).
 
 use std::arch::x86_64::{__m128, __m256, __m256i};
 
 use pulp::x86::V3;
 
-use super::{stepped, DROP, FRAC};
+use super::fixed::{DROP, FRAC};
+use super::scalar::{stepped, Run, Sampled};
 
 /// Proof that this CPU runs AVX2 (and the rest of x86-64-v3, which pulp
 /// checks with it); only [`Avx2::detect`] makes one.
@@ -65,32 +62,25 @@ impl Avx2 {
         self.0.vectorize(f)
     }
 
-    /// [`stepped`] on AVX2: the same pixels, values and stores. `count`
-    /// pixels from the start of `out`, with fixed-point coordinates `p`
-    /// stepped by `d`, four at a time while `out` has room for their 4-lane
-    /// stores and their taps' 4-lane loads fit in `input`; the rest (the
-    /// last pixels of a run or of the image) by [`stepped`]. Without
-    /// `CLAMP`, the interior of a row (every first tap in `[0, n - 2]`);
-    /// with it, a clamped part (the `nearest` extension), with the clamp,
-    /// the tap offsets and the fractions in 64-bit lanes.
-    #[allow(clippy::too_many_arguments)] // stepped's arguments
+    /// [`stepped`] on AVX2: the same pixels, values and stores. `run`'s
+    /// pixels from the start of `out`, four at a time while `out` has room
+    /// for their 4-lane stores and their taps' 4-lane loads fit in the
+    /// input; the rest (the last pixels of a run or of the image) by
+    /// [`stepped`]. Without `CLAMP`, the interior of a row (every first tap
+    /// in `[0, n - 2]`); with it, a clamped part (the `nearest` extension),
+    /// with the clamp, the tap offsets and the fractions in 64-bit lanes.
     pub(super) fn stepped<const C: usize, const CLAMP: bool>(
         self,
-        input: &[f32],
-        sr32: u32,
+        src: &Sampled<'_>,
         out: &mut [f32],
-        count: usize,
-        p: [i64; 2],
-        d: [i64; 2],
-        top: [i64; 2],
-        scale: f32,
+        run: Run,
     ) {
         let simd = self.0;
         simd.vectorize(
             #[inline(always)]
             || match CLAMP {
-                true => clamped::<C>(simd, input, sr32, out, count, p, d, top, scale),
-                false => interior::<C>(simd, input, sr32, out, count, p, d, top, scale),
+                true => clamped::<C>(simd, src, out, run),
+                false => interior::<C>(simd, src, out, run),
             },
         )
     }
@@ -101,18 +91,14 @@ const GROUP: usize = 4;
 
 /// The loop behind [`Avx2::stepped`] with the clamp.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // stepped's arguments
-fn clamped<const C: usize>(
-    simd: V3,
-    input: &[f32],
-    sr32: u32,
-    out: &mut [f32],
-    count: usize,
-    p: [i64; 2],
-    d: [i64; 2],
-    top: [i64; 2],
-    scale: f32,
-) {
+fn clamped<const C: usize>(simd: V3, src: &Sampled<'_>, out: &mut [f32], run: Run) {
+    let Sampled {
+        input,
+        sr32,
+        top,
+        scale,
+    } = *src;
+    let Run { count, p, d } = run;
     let (avx, avx2) = (simd.avx, simd.avx2);
     let sr = sr32 as usize;
     // Lanes hold pixels [0, 2, 1, 3] of the group, as in `interior`.
@@ -150,7 +136,12 @@ fn clamped<const C: usize>(
     if done < count {
         let at = |k: usize| p[k].wrapping_add(d[k].wrapping_mul(done as i64));
         let p = [at(0), at(1)];
-        stepped::<C, true>(input, sr32, rest, count - done, p, d, top, scale);
+        let tail = Run {
+            count: count - done,
+            p,
+            d,
+        };
+        stepped::<C, true>(src, rest, tail);
     }
 }
 
@@ -175,18 +166,11 @@ fn clamp_axis(simd: V3, v: __m256i, top: __m256i, last: __m256i) -> (__m256i, __
 
 /// The loop behind [`Avx2::stepped`] without the clamp.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // stepped's arguments
-fn interior<const C: usize>(
-    simd: V3,
-    input: &[f32],
-    sr32: u32,
-    out: &mut [f32],
-    count: usize,
-    p: [i64; 2],
-    d: [i64; 2],
-    top: [i64; 2],
-    scale: f32,
-) {
+fn interior<const C: usize>(simd: V3, src: &Sampled<'_>, out: &mut [f32], run: Run) {
+    let Sampled {
+        input, sr32, scale, ..
+    } = *src;
+    let Run { count, p, d } = run;
     let (avx, avx2) = (simd.avx, simd.avx2);
     let sr = sr32 as usize;
     // Lanes [k0, k1, k2, k3] hold pixels [0, 2, 1, 3] of the group, so that
@@ -232,7 +216,12 @@ fn interior<const C: usize>(
         done += GROUP;
     }
     if done < count {
-        stepped::<C, false>(input, sr32, rest, count - done, [y, x], d, top, scale);
+        let tail = Run {
+            count: count - done,
+            p: [y, x],
+            d,
+        };
+        stepped::<C, false>(src, rest, tail);
     }
 }
 
@@ -281,7 +270,7 @@ fn group<const C: usize>(
         ),
     ];
     for (a, b, fy, fx) in pairs {
-        let v = blend(simd, a, b, sr, C, fy, fx, s);
+        let v = blend(simd, [a, b], sr, C, [fy, fx], s);
         let cur = std::mem::take(rest);
         store(&mut cur[..4], avx._mm256_castps256_ps128(v));
         store(&mut cur[C..C + 4], avx._mm256_extractf128_ps::<1>(v));
@@ -297,18 +286,15 @@ fn lanes(v: i64, d: i64) -> __m256i {
 }
 
 /// Two pixels' bilinear blends, one per 128-bit half: the taps at the start
-/// of `ta` and `tb` (rows `sr` apart, columns `c` apart), with the scalar
-/// [`lerp4`](super::lerp4)'s operations in its order.
+/// of `ta` and `tb` (rows `sr` apart, columns `c` apart) with the fractions
+/// `[fy, fx]`, times `s`, in the scalar `lerp4`'s operations and order.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // the two pixels' whole state
 fn blend(
     simd: V3,
-    ta: &[f32],
-    tb: &[f32],
+    [ta, tb]: [&[f32]; 2],
     sr: usize,
     c: usize,
-    fy: __m256,
-    fx: __m256,
+    [fy, fx]: [__m256; 2],
     s: __m256,
 ) -> __m256 {
     let avx = simd.avx;

@@ -1,166 +1,16 @@
-//! Where scipy reads outside the image: its coordinate folding
-//! (`map_coordinate` in `ni_interpolation.c`) and the placement of the
-//! interpolation taps along one axis.
+//! The taps of one axis for one output pixel: where they are (folded into
+//! the image by the mode's rules) and their B-spline weights
+//! (`get_spline_interpolation_weights` in scipy's `ni_splines.c`).
 //!
 //! Everything here mirrors scipy 1.17.1 operation for operation (including its
 //! float arithmetic), because order-0 results hinge on which side of a
 //! rounding boundary a folded coordinate lands.
 
-use super::spline;
-use super::FillMode;
+use super::boundary::{floor, map_coordinate, map_tap};
+use super::mode::FillMode;
 
 /// Largest supported spline order; taps per axis are `order + 1`.
 pub(crate) const MAX_ORDER: usize = 5;
-
-/// 2^52: every f64 at least this large in magnitude is a whole number.
-const WHOLE: f64 = 4_503_599_627_370_496.0;
-
-/// `x.trunc()`, inline: the baseline x86-64 target has no rounding
-/// instruction, so the std version is a libm call per tap. Exact for every
-/// input (a round trip through i64 is exact below 2^52; above, `x` is whole).
-#[inline(always)]
-pub(crate) fn trunc(x: f64) -> f64 {
-    if x.abs() < WHOLE {
-        x as i64 as f64
-    } else {
-        x
-    }
-}
-
-/// `x.floor()`, inline (see [`trunc`]); may return +0 for -0, which no
-/// caller can observe.
-#[inline(always)]
-pub(crate) fn floor(x: f64) -> f64 {
-    let t = trunc(x);
-    if t > x {
-        t - 1.0
-    } else {
-        t
-    }
-}
-
-/// scipy's `map_coordinate`: folds a coordinate lying outside `[0, n-1]` back
-/// into the image according to `mode`. Constant mode answers `-1.0` for any
-/// coordinate outside (scipy's signal for "the whole output pixel is cval",
-/// with no blending at the border). Nearest clamps. Grid-constant is returned
-/// unchanged: scipy never folds its coordinates (its taps read cval instead).
-///
-/// The periodic reductions are done in f64 rather than through scipy's integer
-/// casts; the two agree whenever the product fits in 53 bits, and f64 cannot
-/// overflow on absurd coordinates.
-#[inline]
-pub(crate) fn map_coordinate(x: f64, n: usize, mode: FillMode) -> f64 {
-    let len = n as f64;
-    if x < 0.0 {
-        match mode {
-            FillMode::Mirror => {
-                if n <= 1 {
-                    return 0.0;
-                }
-                let s2 = 2.0 * len - 2.0;
-                let x = s2 * trunc(-x / s2) + x;
-                if x <= 1.0 - len {
-                    x + s2
-                } else {
-                    -x
-                }
-            }
-            FillMode::Reflect | FillMode::GridMirror => {
-                if n <= 1 {
-                    return 0.0;
-                }
-                let s2 = 2.0 * len;
-                let x = if x < -s2 { s2 * trunc(-x / s2) + x } else { x };
-                if x < -len {
-                    x + s2
-                } else {
-                    // scipy nudges values within 1e-15 of zero so that `-x - 1`
-                    // cannot round to exactly -1 (which would read as "outside").
-                    (if x > -1e-15 { 1e-15 } else { -x }) - 1.0
-                }
-            }
-            FillMode::Wrap => {
-                if n <= 1 {
-                    return 0.0;
-                }
-                let s = len - 1.0;
-                x + s * (trunc(-x / s) + 1.0)
-            }
-            FillMode::GridWrap => {
-                if n <= 1 {
-                    return 0.0;
-                }
-                x + len * (trunc((-1.0 - x) / len) + 1.0)
-            }
-            FillMode::Nearest => 0.0,
-            FillMode::Constant => -1.0,
-            FillMode::GridConstant => x,
-        }
-    } else if x > len - 1.0 {
-        match mode {
-            FillMode::Mirror => {
-                if n <= 1 {
-                    return 0.0;
-                }
-                let s2 = 2.0 * len - 2.0;
-                let x = x - s2 * trunc(x / s2);
-                if x >= len {
-                    s2 - x
-                } else {
-                    x
-                }
-            }
-            FillMode::Reflect | FillMode::GridMirror => {
-                if n <= 1 {
-                    return 0.0;
-                }
-                let s2 = 2.0 * len;
-                let x = x - s2 * trunc(x / s2);
-                if x >= len {
-                    s2 - x - 1.0
-                } else {
-                    x
-                }
-            }
-            FillMode::Wrap => {
-                if n <= 1 {
-                    return 0.0;
-                }
-                let s = len - 1.0;
-                x - s * trunc(x / s)
-            }
-            FillMode::GridWrap => {
-                if n <= 1 {
-                    return 0.0;
-                }
-                x - len * trunc(x / len)
-            }
-            FillMode::Nearest => len - 1.0,
-            FillMode::Constant => -1.0,
-            FillMode::GridConstant => x,
-        }
-    } else {
-        x
-    }
-}
-
-/// Folds one integer tap index into `[0, n-1]`. scipy folds taps with the
-/// mode's own extension, except that constant and (legacy) wrap fold them by
-/// whole-sample mirroring: those modes have no matching exact prefilter, so
-/// scipy fits and reads their splines as mirror-extended.
-///
-/// `n` must be at least 1. The final clamp never changes a result scipy
-/// produces; it only guarantees an in-bounds index for non-finite or absurd
-/// inputs, where scipy itself has undefined behaviour.
-#[inline]
-pub(crate) fn map_tap(i: i64, n: usize, mode: FillMode) -> usize {
-    let m = match mode {
-        FillMode::Constant | FillMode::Wrap => FillMode::Mirror,
-        other => other,
-    };
-    let v = map_coordinate(i as f64, n, m) as i64;
-    v.clamp(0, n as i64 - 1) as usize
-}
 
 /// The taps of one axis for one output pixel: `order + 1` indices, their
 /// B-spline weights, and (grid-constant only) which taps fall outside and read
@@ -231,9 +81,70 @@ pub(crate) fn axis_taps(
         }
     }
     if order > 0 {
-        spline::weights(cc, order, &mut taps.w);
+        weights(cc, order, &mut taps.w);
     }
     true
+}
+
+/// Fills `w[..=order]` with the B-spline weights of the `order + 1` taps
+/// nearest to `x` (scipy's `get_spline_interpolation_weights`). The last
+/// weight is `1 - Σ others`, as in scipy, so they sum to one exactly in
+/// the same way.
+///
+/// `order` must be in `1..=5`; other values leave `w` untouched.
+#[inline(always)]
+pub(crate) fn weights(x: f64, order: usize, w: &mut [f64; MAX_ORDER + 1]) {
+    // Distance to the middle knot: in [0, 1) for odd orders, (-0.5, 0.5] for even.
+    let x = x - if order & 1 == 1 {
+        floor(x)
+    } else {
+        floor(x + 0.5)
+    };
+    let z = 1.0 - x;
+    match order {
+        1 => w[0] = 1.0 - x,
+        2 => {
+            w[1] = 0.75 - x * x;
+            let y = 0.5 - x;
+            w[0] = 0.5 * y * y;
+        }
+        3 => {
+            let y = x;
+            w[1] = (y * y * (y - 2.0) * 3.0 + 4.0) / 6.0;
+            w[2] = (z * z * (z - 2.0) * 3.0 + 4.0) / 6.0;
+            w[0] = z * z * z / 6.0;
+        }
+        4 => {
+            let t = x * x;
+            w[2] = t * (t * 0.25 - 0.625) + 115.0 / 192.0;
+            let y = 1.0 + x;
+            w[1] = y * (y * (y * (5.0 - y) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0;
+            w[3] = z * (z * (z * (5.0 - z) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0;
+            let y = 0.5 - x;
+            let t = y * y;
+            w[0] = t * t / 24.0;
+        }
+        5 => {
+            let y = x;
+            let t = y * y;
+            w[2] = t * (t * (0.25 - y / 12.0) - 0.5) + 0.55;
+            let t = z * z;
+            w[3] = t * (t * (0.25 - z / 12.0) - 0.5) + 0.55;
+            let y = y + 1.0;
+            w[1] = y * (y * (y * (y * (y / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425;
+            let z = z + 1.0;
+            w[4] = z * (z * (z * (z * (z / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425;
+            let y = 1.0 - x;
+            let t = y * y;
+            w[0] = y * t * t / 120.0;
+        }
+        _ => return,
+    }
+    let mut last = 1.0;
+    for wi in &w[..order] {
+        last -= wi;
+    }
+    w[order] = last;
 }
 
 #[cfg(test)]
@@ -349,6 +260,26 @@ mod tests {
             let mut t = AxisTaps::default();
             assert!(axis_taps(0.5, 5, 0, 3, mode, &mut t));
             assert_eq!(t.idx[..4], [want, 0, 1, 2], "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn weights_sum_to_one_and_are_symmetric() {
+        for order in 1..=MAX_ORDER {
+            for &x in &[0.0, 0.1, 0.25, 0.5, 0.75, 3.3, -2.6] {
+                let mut w = [0.0; MAX_ORDER + 1];
+                weights(x, order, &mut w);
+                let s: f64 = w[..=order].iter().sum();
+                assert!((s - 1.0).abs() < 1e-14, "order {order} x {x}: {w:?}");
+                assert!(w[..=order].iter().all(|&v| v >= -1e-15));
+            }
+            // At a knot (odd orders) the weights are the symmetric B-spline values.
+            let mut w = [0.0; MAX_ORDER + 1];
+            weights(2.0, order, &mut w);
+            if order == 3 {
+                assert!((w[0] - 1.0 / 6.0).abs() < 1e-15 && (w[1] - 2.0 / 3.0).abs() < 1e-15);
+                assert!(w[3].abs() < 1e-15);
+            }
         }
     }
 }

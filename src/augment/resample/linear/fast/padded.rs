@@ -4,20 +4,22 @@
 //! Keras' augmentations map the corners of a 32×32 image a few pixels
 //! outside it (rotation 20°, shear 10°, shifts 0.1, zoom 0.1: about 5 at the
 //! median, 13 at worst), and the output pixels that land there are a quarter
-//! of the image. On the direct path ([`super::nearest_row`]) they take the
-//! scalar clamped loop, and every row first solves where its interior is
-//! ([`super::span`]): together about 30% of the kernel. Here the input is
-//! first copied with its edges repeated outward, by as many pixels on each
-//! side as the corners reach, plus one. Then every pixel's four taps are in
-//! the copy, and each row is one run of the interior loop (four pixels per
-//! step on AVX2) with no clamp, no spans and no scalar ends.
+//! of the image. On the direct path (`runs::nearest_row`) they take the
+//! clamped loop, mostly in runs too short for its vector form, and every
+//! row first solves where its interior is (`fixed::span`): a large share of
+//! the kernel on small images. Here the input is first copied with its
+//! edges repeated outward, by as many pixels on each side as the corners
+//! reach, plus one. Then every pixel's four taps are in the copy, and each
+//! row is one run of the interior loop (four pixels per step on AVX2) with
+//! no clamp, no spans and no scalar ends.
 //!
-//! The copy costs less than it saves while it stays in the core's caches.
-//! Measured per image, best of 200 over 64 Keras draws on one core of this
-//! project's Zen 4 VM, two runs each: 32×32×3 2.66–2.73 µs → 2.36–2.38 µs,
-//! 64×64×3 8.94–9.04 → 8.53–8.59 µs. With a copy at every size (a trial),
-//! 96×96×3 gained 1%, 128×128×3 lost 2% and 224×224×3 10% (105 → 115 µs).
-//! Hence [`MAX_ELEMENTS`].
+//! The copy costs less than it saves while it stays in the core's caches,
+//! and more once it does not: hence [`MAX_ELEMENTS`].
+//!
+//! A caller that reads the image from storage anyway reads it straight
+//! into the copy ([`Pad::placement`]); its resampling then has a loop over
+//! output rows in which to spread the prefetches of the next sample
+//! ([`Padded::next`]).
 //!
 //! Values: the nearest extension repeats the edge pixels, which is what
 //! the copy holds, so the pixels are the direct path's, to the bit, but
@@ -28,15 +30,33 @@
 //! value. Which path an image takes depends only on its shape and matrix,
 //! never on the CPU, so a seed still gives the same bytes everywhere.
 
-use super::{pixels, Avx2, Fixed, Job, FRAC};
+use super::fixed::{Fixed, FRAC};
+use super::runs::{pixels, Avx2};
+use super::scalar::{Run, Sampled};
+use crate::augment::resample::linear::job::Job;
+use crate::augment::resample::prefetch::Prefetch;
 use crate::layout::Placement;
-use crate::sys::PrefetchTrickle;
 use crate::ImageShape;
 
 /// The largest copy taken, in elements: 128 KiB of f32. A 32×32×3 image
-/// with its typical margins is 19 KiB, a 64×64×3 one 75 KiB; a 96×96×3
-/// one, 170 KiB, gained 1%, and larger ones lost.
+/// with its typical margins is 19 KiB and a 64×64×3 one 75 KiB; from about
+/// 96×96×3 (170 KiB) on, the copy no longer pays for itself.
 const MAX_ELEMENTS: usize = 32 * 1024;
+
+#[cfg(test)]
+thread_local! {
+    /// Set by the tests that hold the padded copy to the direct path.
+    pub(super) static UNPADDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a test has turned the padded copy off.
+pub(super) fn unpadded() -> bool {
+    #[cfg(test)]
+    if UNPADDED.get() {
+        return true;
+    }
+    false
+}
 
 /// Pixels of replicated edge on each side of the copy.
 #[derive(Clone, Copy, Debug)]
@@ -156,22 +176,41 @@ fn copy(dst: &mut [f32], src: &[f32]) {
     dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
 }
 
-/// The image through the copy: [`fill`], then each output row as one interior run ([`pixels`]) with the
-/// coordinates moved by the top and left margins. `buf` is the caller's
-/// reusable buffer; `trickle`, lines to prefetch for the next sample, a
-/// few per output row.
-#[allow(clippy::too_many_arguments)] // run's state, plus the copy
+/// One image through the copy: what [`run`] needs besides the buffers.
+pub(super) struct Padded<'a> {
+    /// The image's job; its input is [`run`]'s `input`.
+    pub job: &'a Job<'a, f32>,
+    /// The image's map in fixed point.
+    pub map: &'a Fixed,
+    /// The copy's margins.
+    pub pad: Pad,
+    /// The factor every value is multiplied by.
+    pub scale: f32,
+    /// The vector path, when the CPU has one.
+    pub vector: Option<Avx2>,
+    /// Memory the caller wants in the CPU caches soon (the next sample's
+    /// row): a few lines issued per output row, spread over the image.
+    pub next: &'a Prefetch<'a>,
+}
+
+/// The image through the copy: [`fill`], then each output row as one
+/// interior run ([`pixels`]) with the coordinates moved by the top and left
+/// margins. `input`: the image, or `None` when the caller has read it into
+/// the copy already. `buf` is the caller's reusable buffer.
 pub(super) fn run<const C: usize>(
-    job: &Job<'_, f32>,
+    image: &Padded<'_>,
     input: Option<&[f32]>,
     output: &mut [f32],
-    scale: f32,
-    map: &Fixed,
-    pad: Pad,
     buf: &mut Vec<f32>,
-    vector: Option<Avx2>,
-    trickle: PrefetchTrickle,
 ) {
+    let Padded {
+        job,
+        map,
+        pad,
+        scale,
+        vector,
+        next,
+    } = *image;
     let shape = job.shape;
     let (h, w) = (shape.height, shape.width);
     let buf = pad.buffer(shape, buf);
@@ -184,19 +223,26 @@ pub(super) fn run<const C: usize>(
         None => fill::<C>(input, shape, pad, buf),
     }
     let (ph, pw) = (h + pad.top + pad.bottom, w + pad.left + pad.right);
-    let sr32 = (pw * C) as u32;
-    let top = [((ph - 1) as i64) << FRAC, ((pw - 1) as i64) << FRAC];
+    let src = Sampled {
+        input: buf,
+        sr32: (pw * C) as u32,
+        top: [((ph - 1) as i64) << FRAC, ((pw - 1) as i64) << FRAC],
+        scale,
+    };
     let shift = [(pad.top as i64) << FRAC, (pad.left as i64) << FRAC];
     let len = output.len();
-    // The next sample's row, a few lines per output row (see `sys::prefetch_later`).
-    let mut trickle = trickle;
-    let per_row = trickle.left().div_ceil(h.max(1));
+    // All of `next` by the last row, evenly: see `Prefetch`.
+    let per_row = next.lines_left().div_ceil(h.max(1));
     for i in 0..h {
-        trickle.issue(per_row);
+        next.issue(per_row);
         let p = map.row(i);
-        let p = [p[0] + shift[0], p[1] + shift[1]];
+        let row = Run {
+            count: w,
+            p: [p[0] + shift[0], p[1] + shift[1]],
+            d: map.step,
+        };
         let start = i * w * C;
         let out = &mut output[start..(start + w * C + 4 - C).min(len)];
-        pixels::<C, false>(vector, buf, sr32, out, w, p, map.step, top, scale);
+        pixels::<C, false>(vector, &src, out, row);
     }
 }

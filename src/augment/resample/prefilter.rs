@@ -1,5 +1,4 @@
-//! B-spline prefilter and evaluation weights for orders 2..=5 (plus the
-//! order-1 weights the bilinear kernel shares).
+//! scipy's B-spline prefilter for orders 2..=5.
 //!
 //! scipy interpolates with order > 1 in two steps: `spline_filter` turns the
 //! samples into B-spline coefficients (a recursive IIR filter along each axis,
@@ -9,8 +8,7 @@
 //! `ni_splines.c` with the same operation order, so results agree with scipy
 //! to the last bit on the conformance fixtures.
 
-use super::boundary::{floor, MAX_ORDER};
-use super::FillMode;
+use super::mode::FillMode;
 use crate::{ImageShape, Real};
 
 /// Samples scipy pads on every side before prefiltering for `nearest` (edge
@@ -18,67 +16,6 @@ use crate::{ImageShape, Real};
 /// boundary for the filter, so scipy approximates them with a wide margin
 /// (`_prepad_for_spline_filter`).
 pub(crate) const PREPAD: usize = 12;
-
-/// Fills `w[..=order]` with the B-spline weights of the `order + 1` taps
-/// nearest to `x` (scipy's `get_spline_interpolation_weights`). The last
-/// weight is `1 - Σ others`, as in scipy, so they sum to one exactly in
-/// the same way.
-///
-/// `order` must be in `1..=5`; other values leave `w` untouched.
-#[inline(always)]
-pub(crate) fn weights(x: f64, order: usize, w: &mut [f64; MAX_ORDER + 1]) {
-    // Distance to the middle knot: in [0, 1) for odd orders, (-0.5, 0.5] for even.
-    let x = x - if order & 1 == 1 {
-        floor(x)
-    } else {
-        floor(x + 0.5)
-    };
-    let z = 1.0 - x;
-    match order {
-        1 => w[0] = 1.0 - x,
-        2 => {
-            w[1] = 0.75 - x * x;
-            let y = 0.5 - x;
-            w[0] = 0.5 * y * y;
-        }
-        3 => {
-            let y = x;
-            w[1] = (y * y * (y - 2.0) * 3.0 + 4.0) / 6.0;
-            w[2] = (z * z * (z - 2.0) * 3.0 + 4.0) / 6.0;
-            w[0] = z * z * z / 6.0;
-        }
-        4 => {
-            let t = x * x;
-            w[2] = t * (t * 0.25 - 0.625) + 115.0 / 192.0;
-            let y = 1.0 + x;
-            w[1] = y * (y * (y * (5.0 - y) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0;
-            w[3] = z * (z * (z * (5.0 - z) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0;
-            let y = 0.5 - x;
-            let t = y * y;
-            w[0] = t * t / 24.0;
-        }
-        5 => {
-            let y = x;
-            let t = y * y;
-            w[2] = t * (t * (0.25 - y / 12.0) - 0.5) + 0.55;
-            let t = z * z;
-            w[3] = t * (t * (0.25 - z / 12.0) - 0.5) + 0.55;
-            let y = y + 1.0;
-            w[1] = y * (y * (y * (y * (y / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425;
-            let z = z + 1.0;
-            w[4] = z * (z * (z * (z * (z / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425;
-            let y = 1.0 - x;
-            let t = y * y;
-            w[0] = y * t * t / 120.0;
-        }
-        _ => return,
-    }
-    let mut last = 1.0;
-    for wi in &w[..order] {
-        last -= wi;
-    }
-    w[order] = last;
-}
 
 /// The poles of the B-spline prefilter (scipy's `get_filter_poles`), written
 /// with scipy's own literals so that they parse to the same doubles.
@@ -387,27 +324,9 @@ pub(crate) fn prefilter<'s, T: Real>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::boundary::map_tap;
+    use super::super::taps::MAX_ORDER;
     use super::*;
-
-    #[test]
-    fn weights_sum_to_one_and_are_symmetric() {
-        for order in 1..=MAX_ORDER {
-            for &x in &[0.0, 0.1, 0.25, 0.5, 0.75, 3.3, -2.6] {
-                let mut w = [0.0; MAX_ORDER + 1];
-                weights(x, order, &mut w);
-                let s: f64 = w[..=order].iter().sum();
-                assert!((s - 1.0).abs() < 1e-14, "order {order} x {x}: {w:?}");
-                assert!(w[..=order].iter().all(|&v| v >= -1e-15));
-            }
-            // At a knot (odd orders) the weights are the symmetric B-spline values.
-            let mut w = [0.0; MAX_ORDER + 1];
-            weights(2.0, order, &mut w);
-            if order == 3 {
-                assert!((w[0] - 1.0 / 6.0).abs() < 1e-15 && (w[1] - 2.0 / 3.0).abs() < 1e-15);
-                assert!(w[3].abs() < 1e-15);
-            }
-        }
-    }
 
     #[test]
     fn filter_inverts_the_b_spline_sampling() {
@@ -424,7 +343,7 @@ mod tests {
             let mut c = data;
             filter_lines(&mut c, data.len(), 1, 3, b, &mut [0.0]);
             for i in 0..n {
-                let at = |j: i64| c[super::super::boundary::map_tap(j, data.len(), ext)];
+                let at = |j: i64| c[map_tap(j, data.len(), ext)];
                 let v = (at(i - 1) + 4.0 * at(i) + at(i + 1)) / 6.0;
                 // scipy's reflect start values are slightly inexact on short
                 // lines (reproduced on purpose); mirror and wrap are exact.

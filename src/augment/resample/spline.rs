@@ -1,4 +1,4 @@
-//! Orders 2..=5: prefilter every channel once (see [`super::spline`]), then
+//! Orders 2..=5: prefilter every channel once (see [`super::prefilter`]), then
 //! evaluate the `(order + 1)²` coefficients around each output pixel.
 //!
 //! The evaluation is monomorphised per order so that the tap loops unroll,
@@ -6,40 +6,40 @@
 //! accumulated together (up to four at a time). Each channel still sums its
 //! terms `(c · w_row) · w_col` in scipy's footprint order.
 
-use super::boundary::{axis_taps, AxisTaps};
-use super::spline::{self, Coeffs, PrefilterScratch};
-use super::{Affine2, FillMode};
+use super::job::{Interpolation, ResampleJob};
+use super::mode::FillMode;
+use super::prefilter::{prefilter, Coeffs, PrefilterScratch};
+use super::taps::{axis_taps, AxisTaps};
+use crate::augment::matrix::Affine2;
 use crate::{ImageShape, Real};
 
 /// Channels accumulated together per tap.
 const GROUP: usize = 4;
 
-/// Resamples with spline `order` (2..=5; larger values are treated as 5).
-#[allow(clippy::too_many_arguments)] // affine_transform's arguments, passed through
+/// `job` with its spline order (2..=5; larger values are treated as 5),
+/// without its flips and scale (left to the caller).
 pub(crate) fn spline_order<T: Real>(
+    job: &ResampleJob,
     input: &[T],
     output: &mut [T],
-    shape: ImageShape,
-    m: &Affine2,
-    order: usize,
-    mode: FillMode,
-    cval: f64,
     scratch: &mut PrefilterScratch,
 ) {
-    let (geo, coeffs) = spline::prefilter(input, shape, order, mode, cval, scratch);
-    let job = Eval {
+    let (shape, Interpolation { order, mode, cval }) = (job.shape, job.interp);
+    let order = usize::from(order);
+    let (geo, coeffs) = prefilter(input, shape, order, mode, cval, scratch);
+    let eval = Eval {
         coeffs,
         geo,
         shape,
-        m,
+        m: &job.m,
         mode,
         cval,
     };
     match order {
-        2 => job.run::<T, 2, 3>(output),
-        3 => job.run::<T, 3, 4>(output),
-        4 => job.run::<T, 4, 5>(output),
-        _ => job.run::<T, 5, 6>(output),
+        2 => eval.run::<T, 2, 3>(output),
+        3 => eval.run::<T, 3, 4>(output),
+        4 => eval.run::<T, 4, 5>(output),
+        _ => eval.run::<T, 5, 6>(output),
     }
 }
 
@@ -93,14 +93,16 @@ impl Eval<'_> {
                     wc,
                     cut,
                     cval: self.cval,
+                    rows: &tr,
+                    cols: &tc,
                 };
                 for ch0 in (0..nc).step_by(GROUP) {
                     let at = dst + ch0 * sch;
                     match nc - ch0 {
-                        1 => taps.sum::<T, 1>(self.coeffs, ch0, output, at, sch, &tr, &tc),
-                        2 => taps.sum::<T, 2>(self.coeffs, ch0, output, at, sch, &tr, &tc),
-                        3 => taps.sum::<T, 3>(self.coeffs, ch0, output, at, sch, &tr, &tc),
-                        _ => taps.sum::<T, GROUP>(self.coeffs, ch0, output, at, sch, &tr, &tc),
+                        1 => taps.sum::<T, 1>(self.coeffs, ch0, output, at, sch),
+                        2 => taps.sum::<T, 2>(self.coeffs, ch0, output, at, sch),
+                        3 => taps.sum::<T, 3>(self.coeffs, ch0, output, at, sch),
+                        _ => taps.sum::<T, GROUP>(self.coeffs, ch0, output, at, sch),
                     }
                 }
             }
@@ -109,7 +111,7 @@ impl Eval<'_> {
 }
 
 /// The footprint of one output pixel: coefficient offsets and weights per axis.
-struct Taps<const K: usize> {
+struct Taps<'t, const K: usize> {
     roff: [usize; K],
     coff: [usize; K],
     wr: [f64; K],
@@ -117,13 +119,15 @@ struct Taps<const K: usize> {
     /// Grid-constant with some tap beyond the padded edge (those read cval).
     cut: bool,
     cval: f64,
+    /// The taps of each axis, for which of them are beyond the edge.
+    rows: &'t AxisTaps,
+    cols: &'t AxisTaps,
 }
 
-impl<const K: usize> Taps<K> {
+impl<const K: usize> Taps<'_, K> {
     /// Sums the footprint for `G` adjacent channels starting at `ch0` (the
     /// accumulators stay in registers) and stores them at `dst`, `sch` apart.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn sum<T: Real, const G: usize>(
         &self,
         coeffs: &[f64],
@@ -131,9 +135,8 @@ impl<const K: usize> Taps<K> {
         output: &mut [T],
         dst: usize,
         sch: usize,
-        tr: &AxisTaps,
-        tc: &AxisTaps,
     ) {
+        let (tr, tc) = (self.rows, self.cols);
         let mut acc = [0.0; G];
         for a in 0..K {
             for b in 0..K {
