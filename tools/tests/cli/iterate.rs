@@ -339,7 +339,7 @@ fn iterate_out_writes_the_matching_rows_of_every_array() {
         seen[i] += 1;
         assert_eq!(aug_y[r], y[i], "row {r}");
         assert_eq!(aug_w[r], i as f64 / 10.0, "row {r}");
-        assert_eq!(aug_e[r], (i % 2 == 0) as u8 as f64, "row {r}");
+        assert_eq!(aug_e[r], i.is_multiple_of(2) as u8 as f64, "row {r}");
         let src = x.row_bytes_mapped(i).unwrap();
         let got = &images[r * row_len..(r + 1) * row_len];
         for (k, (&s, &g)) in src.iter().zip(got).enumerate() {
