@@ -51,7 +51,9 @@ def resolve(mods: dict[str, str], cur: str, path: str) -> str | None:
 
 
 def related(a: str, b: str) -> bool:
-    return a == b or a == "" or b == "" or a.startswith(b + "::") or b.startswith(a + "::")
+    return (
+        a == b or a == "" or b == "" or a.startswith(b + "::") or b.startswith(a + "::")
+    )
 
 
 def main() -> int:
@@ -61,7 +63,7 @@ def main() -> int:
         with open(path) as f:
             src = f.read()
         src = re.sub(r"//[^\n]*", "", src)
-        src = re.sub(r"#\[cfg\(test\)\]\s*mod tests\s*\{.*", "", src, flags=re.S)
+        src = re.sub(r"#\[cfg\(test\)\]\s*mod tests\s*\{.*", "", src, flags=re.DOTALL)
         for use in re.findall(r"\b((?:crate|super|self)(?:::\w+)+)", src):
             t = resolve(mods, m, use)
             if t is not None and not related(m, t):
@@ -101,7 +103,9 @@ def main() -> int:
         for a in comp:
             for b in sorted(graph[a] & members):
                 print(f"  {a} -> {b}")
-    print(f"{len(mods)} modules, {sum(map(len, graph.values()))} edges, {len(cycles)} cycles")
+    print(
+        f"{len(mods)} modules, {sum(map(len, graph.values()))} edges, {len(cycles)} cycles"
+    )
     return 1 if cycles else 0
 
 
