@@ -12,6 +12,7 @@ mod iterator;
 mod limits;
 mod memcap;
 mod npy;
+mod oracle;
 mod owned;
 mod pipeline;
 mod props;
