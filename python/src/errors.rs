@@ -52,6 +52,8 @@ pub fn to_py(e: Error) -> PyErr {
 /// errno (`FileNotFoundError` for ENOENT...), and `str()` reads as Python's
 /// own file errors do (`[Errno 2] No such file or directory: 'x.npy'`).
 fn io_error(path: &Path, source: &std::io::Error, message: String) -> PyErr {
+    /// EISDIR, the same number on Linux, macOS and Windows' C runtime.
+    const EISDIR: i32 = 21;
     match source.raw_os_error() {
         Some(errno) => {
             let text = std::io::Error::from_raw_os_error(errno).to_string();
@@ -61,6 +63,11 @@ fn io_error(path: &Path, source: &std::io::Error, message: String) -> PyErr {
                 None => text,
             };
             PyOSError::new_err((errno, strerror, path.display().to_string()))
+        }
+        // A folder given for a file: IsADirectoryError, with npyflow's
+        // text (which names the arrays inside) as its strerror.
+        None if source.kind() == std::io::ErrorKind::IsADirectory => {
+            PyOSError::new_err((EISDIR, source.to_string(), path.display().to_string()))
         }
         None => PyOSError::new_err(message),
     }

@@ -205,9 +205,9 @@ def test_npyflow_specific_errors_are_conventional(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         npyflow.ImageDataGenerator().flow(tmp_path / "missing.npy")
     assert e.value.filename == str(tmp_path / "missing.npy")
-    with pytest.raises(OSError) as e:  # a directory cannot be mapped (ENODEV)
+    with pytest.raises(IsADirectoryError) as e:
         npyflow.ImageDataGenerator().flow(str(tmp_path))
-    assert e.value.errno is not None and e.value.filename == str(tmp_path)
+    assert e.value.filename == str(tmp_path) and "is a folder" in str(e.value)
     bad = tmp_path / "bad.npy"
     bad.write_bytes(b"not a numpy file at all")
     with pytest.raises(ValueError, match="not a .npy file"):

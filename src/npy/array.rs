@@ -145,7 +145,10 @@ pub(crate) fn open_data_file(path: &Path) -> Result<(File, u64)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
-        return Err(Error::io(path, std::io::Error::other(folder_message(path))));
+        // Of kind `IsADirectory`, so bindings can raise their own
+        // "is a directory" error (Python: IsADirectoryError) with this text.
+        let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, folder_message(path));
+        return Err(Error::io(path, e));
     }
     Ok((file, meta.len()))
 }

@@ -9,16 +9,13 @@
 //! Also replays every committed fuzz regression input (`fuzz/regressions/`).
 //! The named hostile fixtures (bad magic, truncated...) are in `npy.rs`.
 
-use std::mem::discriminant;
 use std::path::{Path, PathBuf};
 
+use npyflow::npy::SourceKind;
 use npyflow::npy::{
     header_bytes, parse_header, ByteOrder, Dtype, ElemType, NpyArray, NpzArchive, NpzWriter,
 };
-use npyflow::npy::{OpenOptions, SourceKind};
-use npyflow::{
-    Error, ErrorKind, GeneratorOptions, ImageDataGenerator, NumpyArrayIterator, Order, ShiftRange,
-};
+use npyflow::{ErrorKind, ImageDataGenerator, NumpyArrayIterator};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
