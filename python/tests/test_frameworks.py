@@ -1,4 +1,4 @@
-"""Keras 3 (JAX backend) and JAX multi-process, each in processes of their
+"""Keras 3 (JAX and PyTorch backends) and JAX multi-process, each in processes of their
 own: Keras changes the class of iterators made after it is imported, and
 ``jax.distributed`` is once per process. Skipped where the framework is
 not installed (``.ci/python`` installs it)."""
@@ -39,11 +39,13 @@ def test_import_npyflow_imports_no_framework():
     assert run.stdout.strip() == "[]", run.stderr
 
 
-@pytest.mark.skipif(not _installed("keras", "jax"), reason="needs keras and jax")
-def test_keras3_fit_evaluate_predict_and_epochs():
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras3_fit_evaluate_predict_and_epochs(backend):
+    if not _installed("keras", backend):
+        pytest.skip(f"needs keras and {backend}")
     run = subprocess.run(
         [sys.executable, os.path.join(SCRIPTS, "keras_fit.py")],
-        env=_env(KERAS_BACKEND="jax"),
+        env=_env(KERAS_BACKEND=backend),
         capture_output=True,
         text=True,
         timeout=600,

@@ -180,19 +180,6 @@ pub(crate) fn block_windows(
         .collect()
 }
 
-/// Number of batches for `n` samples: `ceil(n / batch_size)`, or
-/// `floor(n / batch_size)` with `drop_last`.
-pub(crate) fn num_batches(n: usize, batch_size: usize, drop_last: bool) -> usize {
-    if batch_size == 0 {
-        return 0;
-    }
-    if drop_last {
-        n / batch_size
-    } else {
-        n.div_ceil(batch_size)
-    }
-}
-
 /// Keras' split: `split = int(n * validation_split)`; validation is
 /// `[0, split)`, training `[split, n)`. Returns `(offset, len)` of the subset.
 pub(crate) fn subset_range(n: usize, validation_split: f64, subset: Subset) -> (usize, usize) {
@@ -302,13 +289,5 @@ mod tests {
         assert_eq!(subset_range(10, 0.0, Subset::All), (0, 10));
         // float truncation: 3 * 0.7 = 2.0999999999999996 -> 2
         assert_eq!(subset_range(3, 0.7, Subset::Validation), (0, 2));
-    }
-
-    #[test]
-    fn batch_counts() {
-        assert_eq!(num_batches(8, 3, false), 3);
-        assert_eq!(num_batches(8, 3, true), 2);
-        assert_eq!(num_batches(0, 3, false), 0);
-        assert_eq!(num_batches(9, 3, true), 3);
     }
 }

@@ -27,7 +27,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::iterator::order::num_batches;
 use crate::{Error, Result};
 
 /// One part of a dataset split across `count` workers (PyTorch's
@@ -290,10 +289,31 @@ impl Schedule {
     }
 }
 
+/// Number of batches for `n` samples: `ceil(n / batch_size)`, or
+/// `floor(n / batch_size)` with `drop_last`.
+pub(crate) fn num_batches(n: usize, batch_size: usize, drop_last: bool) -> usize {
+    if batch_size == 0 {
+        return 0;
+    }
+    if drop_last {
+        n / batch_size
+    } else {
+        n.div_ceil(batch_size)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Order;
+
+    #[test]
+    fn batch_counts() {
+        assert_eq!(num_batches(8, 3, false), 3);
+        assert_eq!(num_batches(8, 3, true), 2);
+        assert_eq!(num_batches(0, 3, false), 0);
+        assert_eq!(num_batches(9, 3, true), 3);
+    }
 
     fn is_permutation(v: &[usize], n: usize) -> bool {
         let mut s = v.to_vec();

@@ -74,7 +74,8 @@ fn residency_rises_when_read_and_drops_after_eviction() {
         "{} pages",
         warm.pages
     );
-    assert!(warm.fraction() > 0.0);
+    // Just read in full: every page of the 8 MiB file is resident.
+    assert!(warm.fraction() > 0.99, "{}", warm.fraction());
     if let Some(why) = eviction_meaningless(&path) {
         eprintln!("skipping the eviction half: {why}");
         return;
@@ -278,7 +279,13 @@ fn telemetry_sees_a_cold_epoch() {
     }
     let t = rec.finish(&[&x]);
     assert_eq!((t.samples, t.batches), (512, 8));
-    assert!(t.wall > Duration::ZERO && t.throughput > 0.0);
+    assert!(t.wall > Duration::ZERO);
+    let rate = 512.0 / t.wall.as_secs_f64();
+    assert!(
+        (t.throughput - rate).abs() <= 1e-9 * rate,
+        "{} vs {rate}",
+        t.throughput
+    );
     assert!(t.time_to_first_batch <= t.wall);
     let name = x.name();
     assert_eq!(t.residency_before[0].0, name);

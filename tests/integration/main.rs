@@ -14,6 +14,7 @@ mod iterator;
 mod limits;
 mod memcap;
 mod npy;
+mod oracle;
 mod owned;
 mod pipeline;
 mod props;

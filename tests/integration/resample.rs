@@ -9,53 +9,12 @@ use std::path::Path;
 use npyflow::augment::{affine_transform, keras_affine, Affine2, Interpolation, ResampleScratch};
 use npyflow::{DataFormat, FillMode, ImageShape, TransformParams};
 
-/// Reads a little-endian, C-order `<f4` / `<f8` `.npy` (what the generator
-/// writes), widened to f64, with its shape. Deliberately tiny: the crate's own
-/// reader is tested elsewhere and must not be what this test relies on.
+/// A reference fixture of the resampling generator, widened to f64, with its shape.
 fn load(name: &str) -> (Vec<f64>, Vec<usize>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/resample")
         .join(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{name}: not a .npy file");
-    let (hlen, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
-            u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
-            12,
-        ),
-    };
-    let header = std::str::from_utf8(&bytes[start..start + hlen]).unwrap();
-    assert!(
-        header.contains("'fortran_order': False"),
-        "{name}: {header}"
-    );
-    let dims = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap();
-    let shape: Vec<usize> = dims
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let data = &bytes[start + hlen..];
-    let values: Vec<f64> = if header.contains("'<f8'") {
-        data.chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    } else if header.contains("'<f4'") {
-        data.chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect()
-    } else {
-        panic!("{name}: unsupported dtype in {header}")
-    };
-    assert_eq!(
-        values.len(),
-        shape.iter().product::<usize>(),
-        "{name}: size"
-    );
+    let (shape, values) = crate::util::read_reference_npy(&path);
     (values, shape)
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::util::read_reference_npy;
 use npyflow::{
     DataFormat, GeneratorOptions, ImageDataGenerator, ImageShape, Real, Scratch, TransformParams,
 };
@@ -10,50 +11,6 @@ use serde_json::Value;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transform")
-}
-
-/// A little-endian `<f4` / `<f8` C-order `.npy`, widened to f64 (exact).
-/// Kept here, independent of the crate's reader, so a reader bug cannot hide
-/// a transform bug.
-pub(crate) fn read_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{}", path.display());
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-    };
-    let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
-    assert!(header.contains("'fortran_order': False"), "{header}");
-    let shape_text = header
-        .split("'shape': (")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap();
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    let data = &bytes[start + header_len..];
-    let values: Vec<f64> = if header.contains("'<f4'") {
-        data.chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect()
-    } else if header.contains("'<f8'") {
-        data.chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    } else {
-        panic!("{}: unsupported dtype in {header}", path.display());
-    };
-    assert_eq!(values.len(), shape.iter().product::<usize>());
-    (shape, values)
 }
 
 /// One case of `manifest.json`.
@@ -101,8 +58,8 @@ pub(crate) fn cases(kind: &str) -> Vec<Case> {
         let mut options = c["options"].clone();
         options["data_format"] = c["data_format"].clone();
         let generator = ImageDataGenerator::from_json(&options.to_string()).unwrap();
-        let (dims, input) = read_npy(&dir.join(format!("{name}_in.npy")));
-        let (out_dims, expected) = read_npy(&dir.join(format!("{name}_out.npy")));
+        let (dims, input) = read_reference_npy(&dir.join(format!("{name}_in.npy")));
+        let (out_dims, expected) = read_reference_npy(&dir.join(format!("{name}_out.npy")));
         assert_eq!(dims, out_dims, "{name}");
         let format = generator.options().data_format;
         let shape = format.image_shape([dims[0], dims[1], dims[2]]);

@@ -50,3 +50,47 @@ pub fn images_u8(dir: &Path, n: usize, h: usize, w: usize, c: usize) -> NpyArray
 pub fn labels(dir: &Path, name: &str, values: &[i64]) -> NpyArray {
     write(dir, name, ElemType::I64, &[values.len()], values)
 }
+
+/// A little-endian `<f4` / `<f8` C-order `.npy`, widened to f64 (exact).
+/// The tests' one reader of reference fixtures: independent of the
+/// crate's reader, so a reader bug cannot hide a kernel bug.
+pub fn read_reference_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{}", path.display());
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+    };
+    let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let data = &bytes[start + header_len..];
+    let values: Vec<f64> = if header.contains("'<f4'") {
+        data.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect()
+    } else if header.contains("'<f8'") {
+        data.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    } else {
+        panic!("{}: unsupported dtype in {header}", path.display());
+    };
+    assert_eq!(values.len(), shape.iter().product::<usize>());
+    (shape, values)
+}
