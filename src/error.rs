@@ -134,6 +134,27 @@ pub enum ErrorKind {
         /// What is wrong.
         reason: String,
     },
+    /// The input is not a regular file: a FIFO, a socket or a device,
+    /// which cannot be mapped or read at an offset (a FIFO would also block
+    /// until a writer appears).
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead, e.g. `a FIFO (named pipe)`.
+        file_type: &'static str,
+    },
+    /// A `.npz` member's bytes do not match the CRC-32 its archive records:
+    /// the archive is damaged.
+    ChecksumMismatch {
+        /// The archive.
+        path: PathBuf,
+        /// The member's name inside the archive.
+        member: String,
+        /// The CRC-32 the archive records for the member.
+        expected: u32,
+        /// The CRC-32 of the member's bytes as read.
+        found: u32,
+    },
     /// A `.npz` member is compressed and cannot be mapped.
     CompressedMember {
         /// The archive.
@@ -263,6 +284,14 @@ impl fmt::Display for ErrorKind {
                 path.display(),
                 path.display()
             ),
+            SizeOverflow { path, shape } if shape.len() > 16 => write!(
+                f,
+                "{}: shape {:?} (and {} more dimensions, {} in all) overflows the addressable size",
+                path.display(),
+                &shape[..16],
+                shape.len() - 16,
+                shape.len()
+            ),
             SizeOverflow { path, shape } => {
                 write!(f, "{}: shape {shape:?} overflows the addressable size", path.display())
             }
@@ -277,6 +306,16 @@ impl fmt::Display for ErrorKind {
                 path.display()
             ),
             Npz { path, reason } => write!(f, "{}: {reason}", path.display()),
+            NotAFile { path, file_type } => write!(
+                f,
+                "{}: is {file_type}, not a regular file; npyflow reads .npy and .npz files",
+                path.display()
+            ),
+            ChecksumMismatch { path, member, expected, found } => write!(
+                f,
+                "{}: member `{member}` is damaged: CRC-32 expected {expected:08x}, found {found:08x}; re-create or re-download the archive",
+                path.display()
+            ),
             CompressedMember { path, member } => write!(
                 f,
                 "{}: member `{member}` is compressed and cannot be memory-mapped; extract it with `npyflow convert npz {} --out DIR`",

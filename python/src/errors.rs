@@ -28,7 +28,9 @@ pub fn to_py(e: Error) -> PyErr {
     match e.into_kind() {
         ErrorKind::Io { path, source } => io_error(&path, &source, message),
         ErrorKind::FileChanged { .. } => FileChangedError::new_err(message),
-        ErrorKind::Image { .. } => PyOSError::new_err(message),
+        // Not a regular file (a FIFO, a device): an OSError, as Python's own
+        // `open` of a folder is one (IsADirectoryError).
+        ErrorKind::Image { .. } | ErrorKind::NotAFile { .. } => PyOSError::new_err(message),
         ErrorKind::MemoryLimit { .. } => PyMemoryError::new_err(message),
         ErrorKind::BadMagic { .. }
         | ErrorKind::BadHeader { .. }
@@ -39,6 +41,7 @@ pub fn to_py(e: Error) -> PyErr {
         | ErrorKind::Misaligned { .. }
         | ErrorKind::Npz { .. }
         | ErrorKind::CompressedMember { .. }
+        | ErrorKind::ChecksumMismatch { .. }
         | ErrorKind::InvalidArgument { .. }
         | ErrorKind::ShapeMismatch { .. }
         | ErrorKind::ClassSplit { .. }

@@ -151,8 +151,8 @@ pub fn resident_fraction(array: &NpyArray) -> Result<f64> {
 /// The file cannot be opened or mapped.
 pub fn file_residency(path: impl AsRef<Path>) -> Result<Residency> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
+    let (file, len) = crate::npy::open_data_file(path)?;
+    let len = len as usize;
     if len == 0 {
         return Ok(Residency::from_map(Vec::new()));
     }
@@ -175,7 +175,7 @@ pub fn file_residency(path: impl AsRef<Path>) -> Result<Residency> {
 /// The file cannot be opened, synced or advised.
 pub fn evict_file(path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let (file, _) = crate::npy::open_data_file(path)?;
     evict_open(&file).map_err(|e| Error::io(path, e))
 }
 
@@ -205,7 +205,7 @@ pub fn evict_array(array: &NpyArray) -> Result<()> {
 /// The file cannot be opened or read.
 pub fn warm_file(path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let (mut file, _) = crate::npy::open_data_file(path)?;
     let _ = sys::fadvise(&file, 0, 0, FileAdvice::Sequential);
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -141,8 +141,14 @@ impl std::fmt::Debug for NpyArray {
 /// Opens `path` for reading and returns it with its length; a folder is an
 /// error that says so (and names the `.npy` files in it), where the OS
 /// would only say "No such device" when it is mapped.
+///
+/// Anything but a regular file is [`ErrorKind::NotAFile`]: a FIFO would
+/// block the open (or the first read) until a writer appears, a device has
+/// no length and may never end. The open itself never blocks (see
+/// [`sys::open_nonblocking`]) and the type checked is that of the file
+/// opened, so a path swapped in between cannot slip a FIFO through.
 pub(crate) fn open_data_file(path: &Path) -> Result<(File, u64)> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = sys::open_nonblocking(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         // Of kind `IsADirectory`, so bindings can raise their own
@@ -150,7 +156,37 @@ pub(crate) fn open_data_file(path: &Path) -> Result<(File, u64)> {
         let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, folder_message(path));
         return Err(Error::io(path, e));
     }
+    if !meta.is_file() {
+        return Err(ErrorKind::NotAFile {
+            path: path.to_path_buf(),
+            file_type: file_type_name(&meta.file_type()),
+        }
+        .into());
+    }
+    sys::clear_nonblocking(&file).map_err(|e| Error::io(path, e))?;
     Ok((file, meta.len()))
+}
+
+/// What a file that is neither a regular file nor a folder is, for messages.
+fn file_type_name(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = t;
+    "a special file"
 }
 
 /// "is a folder, not a file", with the arrays it holds as suggestions.
@@ -522,6 +558,38 @@ impl NpyArray {
             }
             r => r.map_err(|e| Error::io(&self.inner.path, e)),
         }
+    }
+
+    /// Reads the whole data region through, a chunk at a time with
+    /// `pread` (never through the map, so a file that shrank gives an
+    /// error rather than a fault), and returns its length in bytes.
+    /// `progress` receives `(bytes read, data bytes)` after each chunk.
+    ///
+    /// A `.npy` file has no checksum: this proves that every data byte the
+    /// header promises can be read now (no short file, no unreadable
+    /// sector) and that the file did not change meanwhile. For the CRC-32
+    /// of `.npz` members see [`crate::NpzArchive::verify`].
+    ///
+    /// # Errors
+    /// I/O errors; [`ErrorKind::FileChanged`] when the file shrank or was
+    /// rewritten since it was opened.
+    pub fn verify(&self, mut progress: impl FnMut(u64, u64)) -> Result<u64> {
+        let total = self.data_len() as u64;
+        if self.inner.memory.is_some() {
+            progress(total, total);
+            return Ok(total);
+        }
+        self.check_unchanged()?;
+        let mut buf = super::verify::chunk_buffer(total);
+        let mut done = 0u64;
+        while done < total {
+            let n = (total - done).min(buf.len() as u64) as usize;
+            self.pread_exact(&mut buf[..n], self.data_offset() + done)?;
+            done += n as u64;
+            progress(done, total);
+        }
+        self.check_unchanged()?;
+        Ok(total)
     }
 
     /// Copies row `i`'s raw bytes (stored byte order) into `out`.

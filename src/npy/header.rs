@@ -32,6 +32,19 @@ const MAX_HEADER_LEN: usize = 1 << 20;
 /// that fetches only a prefix of the file must fetch at least this much.
 pub(crate) const MAX_HEADER_BYTES: usize = 12 + MAX_HEADER_LEN;
 
+/// Quoted header text longer than this is cut in messages: a hostile
+/// header may hold a megabyte-long "dtype", and an error line must stay
+/// readable in a training log.
+const MAX_QUOTED: usize = 80;
+
+/// `text`, cut to [`MAX_QUOTED`] characters with its full length said.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}... ({} bytes in all)", &text[..cut], text.len()),
+    }
+}
+
 /// What the header of a `.npy` file says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -126,12 +139,12 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, HeaderProblem> {
     let dict = parse_dict(text).map_err(HeaderProblem::BadHeader)?;
     let descr = match dict.descr {
         Some(Value::Str(s)) => s,
-        Some(Value::Other(raw)) => return Err(HeaderProblem::Unsupported(raw)),
-        Some(v) => return bad(format!("'descr' is not a string: {v:?}")),
+        Some(Value::Other(raw)) => return Err(HeaderProblem::Unsupported(clip(&raw))),
+        Some(v) => return bad(clip(&format!("'descr' is not a string: {v:?}"))),
         None => return bad("missing key 'descr'".into()),
     };
     let dtype = Dtype::parse_descr(&descr)
-        .ok_or_else(|| HeaderProblem::Unsupported(format!("'{descr}'")))?;
+        .ok_or_else(|| HeaderProblem::Unsupported(clip(&format!("'{descr}'"))))?;
     let fortran_order = match dict.fortran_order {
         Some(Value::Bool(b)) => b,
         Some(v) => return bad(format!("'fortran_order' is not True/False: {v:?}")),
@@ -264,10 +277,10 @@ fn parse_dict(text: &str) -> Result<Dict, String> {
             "descr" => &mut dict.descr,
             "fortran_order" => &mut dict.fortran_order,
             "shape" => &mut dict.shape,
-            other => return Err(format!("unexpected key '{other}'")),
+            other => return Err(clip(&format!("unexpected key '{other}'"))),
         };
         if slot.replace(value).is_some() {
-            return Err(format!("duplicate key '{key}'"));
+            return Err(clip(&format!("duplicate key '{key}'")));
         }
         p.ws();
         if !p.eat(b',') {

@@ -8,15 +8,19 @@ mod header;
 mod npz;
 mod partial;
 mod raw;
+mod verify;
 mod write;
 
+pub(crate) use array::open_data_file;
 pub use array::{Element, MemoryOwner, NpyArray, OpenOptions, SourceKind};
 pub(crate) use cast::cast_into;
 pub use dtype::{ByteOrder, Dtype, ElemType};
 pub use header::{header_bytes, Header, MAGIC};
-pub use npz::{NpzArchive, NpzMember};
+pub(crate) use npz::check_member_count;
+pub use npz::{NpzArchive, NpzMember, MAX_MEMBERS};
 pub use partial::abandon_writes;
 pub(crate) use partial::{persist_all, Partial};
+pub(crate) use verify::{into_error, CheckedMember};
 pub(crate) use write::{create_atomic, persist, temp_beside};
 pub use write::{write_atomic, write_npy, NpyWriter, NpzWriter};
 

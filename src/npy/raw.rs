@@ -3,7 +3,6 @@
 //! e.g. handed over from Python). Both are C order, validated as a header
 //! would be, and read in place.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,8 +35,7 @@ impl NpyArray {
     ) -> Result<NpyArray> {
         let path = path.as_ref();
         let header = raw_header(path, dtype, shape)?;
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let (file, file_len) = super::array::open_data_file(path)?;
         let expected = offset.saturating_add(header.data_len as u64);
         if file_len < expected {
             return Err(ErrorKind::Truncated {

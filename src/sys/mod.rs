@@ -18,8 +18,10 @@ use std::io;
 use memmap2::{Mmap, MmapOptions};
 
 mod lock;
+mod open;
 
 pub(crate) use lock::{process_start, try_lock_exclusive};
+pub(crate) use open::{clear_nonblocking, open_nonblocking};
 
 mod sigbus;
 #[allow(unused_imports)]

@@ -8,6 +8,8 @@ mod flow;
 mod generator;
 mod golden;
 mod hostile;
+mod hostile_inputs;
+mod integrity;
 mod iterator;
 mod limits;
 mod memcap;

@@ -281,7 +281,13 @@ fn array(a: &ArrayArgs, ui: &Ui) -> anyhow::Result<()> {
     inputs.extend(a.with.chunks(2).map(|p| (p[0].clone(), p[1].clone())));
     for (input, _) in &inputs {
         let mut head = [0u8; 2];
-        let opened = std::fs::File::open(input).and_then(|mut f| f.read_exact(&mut head));
+        // Only a regular file is sniffed: opening a FIFO would block; the
+        // library names what anything else is.
+        let regular = std::fs::metadata(input).is_ok_and(|m| m.is_file());
+        let opened = match regular {
+            true => std::fs::File::open(input).and_then(|mut f| f.read_exact(&mut head)),
+            false => Ok(()),
+        };
         if opened.is_ok() && head == *b"PK" {
             anyhow::bail!(
                 "{}: this is an .npz archive; extract its arrays with `npyflow convert npz {} --out DIR`",

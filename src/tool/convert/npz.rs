@@ -1,11 +1,11 @@
 //! `.npz` → one `.npy` per member, decompressing compressed members on the fly.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::Progress;
-use crate::npy::{parse_header, persist_all, Header, Partial};
+use crate::npy::{into_error, parse_header, persist_all, CheckedMember, Header, Partial};
 use crate::{Error, ErrorKind, Result};
 
 /// One member written by [`extract_npz`].
@@ -57,7 +57,9 @@ pub fn extract_npz(
     if file.is_dir() {
         return Err(npz_err(file, "is a folder, not an .npz archive"));
     }
-    let reader = BufReader::new(File::open(file).map_err(|e| Error::io(file, e))?);
+    let (opened, len) = crate::npy::open_data_file(file)?;
+    crate::npy::check_member_count(file, &opened, len)?;
+    let reader = BufReader::new(opened);
     let mut zip = zip::ZipArchive::new(reader)
         .map_err(|e| npz_err(file, format!("not a readable .npz archive: {e}")))?;
     let mut total = 0u64;
@@ -72,18 +74,20 @@ pub fn extract_npz(
     let mut pending: Vec<(Partial, ExtractedMember)> = Vec::with_capacity(zip.len());
     let mut buf = vec![0u8; COPY_BUF];
     for i in 0..zip.len() {
-        let mut member = zip
-            .by_index(i)
+        // Raw bytes, inflated and checked here: the error for a damaged
+        // member is npyflow's, naming it with the CRCs expected and found.
+        let raw = zip
+            .by_index_raw(i)
             .map_err(|e| npz_err(file, format!("member {i}: {e}")))?;
-        if member.is_dir() {
+        if raw.is_dir() {
             continue;
         }
-        let member_name = member
+        let member_name = raw
             .name()
             .map_err(|e| npz_err(file, format!("member {i}: {e}")))?
             .into_owned();
         let label = PathBuf::from(format!("{}:{member_name}", file.display()));
-        let mut rel = member.enclosed_name().ok_or_else(|| {
+        let mut rel = raw.enclosed_name().ok_or_else(|| {
             npz_err(
                 file,
                 format!("member name {member_name:?} would be written outside the output folder"),
@@ -98,7 +102,9 @@ pub fn extract_npz(
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        let compressed = member.compression() != zip::CompressionMethod::Stored;
+        let compressed = raw.compression() != zip::CompressionMethod::Stored;
+        let (method, size, crc) = (raw.compression(), raw.size(), raw.crc32());
+        let mut member = CheckedMember::new(raw, file, &member_name, method, size, crc)?;
 
         let head = read_npy_header(&mut member, &label)?;
         let header = parse_header(&head, &label)?;
@@ -110,7 +116,7 @@ pub fn extract_npz(
         let mut left = header.data_len as u64;
         while left > 0 {
             let want = left.min(buf.len() as u64) as usize;
-            let n = read_member(&mut member, &mut buf[..want], file, &member_name)?;
+            let n = member.read_checked(&mut buf[..want])?;
             if n == 0 {
                 let found = header.data_offset as u64 + header.data_len as u64 - left;
                 return Err(ErrorKind::Truncated {
@@ -127,10 +133,10 @@ pub fn extract_npz(
                 p(done.min(total), total);
             }
         }
-        // Read to the member's end: the zip reader verifies the CRC only at
-        // end of stream. Trailing bytes beyond the array are ignored, as numpy does.
+        // Read to the member's end, where its size and CRC are checked.
+        // Trailing bytes beyond the array are ignored, as numpy does.
         loop {
-            let n = read_member(&mut member, &mut buf, file, &member_name)?;
+            let n = member.read_checked(&mut buf)?;
             if n == 0 {
                 break;
             }
@@ -167,17 +173,6 @@ pub fn extract_npz(
     Ok(extracted)
 }
 
-fn read_member(member: &mut impl Read, buf: &mut [u8], file: &Path, name: &str) -> Result<usize> {
-    loop {
-        match member.read(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            // The zip reader reports CRC mismatches and inflate errors as I/O errors.
-            Err(e) => return Err(npz_err(file, format!("member `{name}`: {e}"))),
-        }
-    }
-}
-
 /// Reads the preamble and header of a `.npy` stream (nothing more).
 fn read_npy_header(r: &mut impl Read, label: &Path) -> Result<Vec<u8>> {
     let mut head = Vec::with_capacity(128);
@@ -207,7 +202,7 @@ fn read_up_to(r: &mut impl Read, head: &mut Vec<u8>, len: usize, label: &Path) -
     let want = len.saturating_sub(head.len()) as u64;
     r.take(want)
         .read_to_end(head)
-        .map_err(|e| Error::io(label, e))?;
+        .map_err(|e| into_error(e, |e| Error::io(label, e)))?;
     Ok(())
 }
 
@@ -220,7 +215,9 @@ fn read_up_to(r: &mut impl Read, head: &mut Vec<u8>, len: usize, label: &Path) -
 /// member; the header errors of [`crate::NpyArray::open`].
 pub fn npz_member_header(file: impl AsRef<Path>, member: &str) -> Result<Header> {
     let file = file.as_ref();
-    let reader = BufReader::new(File::open(file).map_err(|e| Error::io(file, e))?);
+    let (opened, len) = crate::npy::open_data_file(file)?;
+    crate::npy::check_member_count(file, &opened, len)?;
+    let reader = BufReader::new(opened);
     let mut zip = zip::ZipArchive::new(reader)
         .map_err(|e| npz_err(file, format!("not a readable .npz archive: {e}")))?;
     let name = if zip.index_for_name(member).is_some() {

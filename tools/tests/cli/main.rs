@@ -5,6 +5,7 @@
 // One module per subcommand family; helpers shared through `crate::`.
 mod bench_demo;
 mod convert;
+mod hostile;
 mod info_cache;
 mod iterate;
 mod modes;

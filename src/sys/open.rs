@@ -1,0 +1,89 @@
+//! Opening an input file without ever blocking in `open`.
+//!
+//! A plain `open(O_RDONLY)` of a FIFO waits for a writer, possibly forever,
+//! and a check of the path's type before opening races with whoever swaps
+//! the path. Opening with `O_NONBLOCK` returns at once for every file type;
+//! the caller then checks the type of what it actually opened (`fstat`) and
+//! refuses anything but a regular file or a folder. For a regular file the
+//! flag is cleared again, so the descriptor behaves as a plain open's would.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+/// Opens `path` read-only without blocking on FIFOs or devices. The
+/// returned file may be of any type: check its metadata before reading.
+pub(crate) fn open_nonblocking(path: &Path) -> io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+    }
+    #[cfg(not(unix))]
+    {
+        File::open(path)
+    }
+}
+
+/// Clears `O_NONBLOCK` on a file opened by [`open_nonblocking`] (a no-op
+/// off Unix). Regular files ignore the flag on Linux, but other systems
+/// and later `fcntl` users need not.
+pub(crate) fn clear_nonblocking(file: &File) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: `fd` is a descriptor `file` owns and keeps open for the
+        // duration of both calls; F_GETFL / F_SETFL only read and set its
+        // status flags and touch no memory.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if flags & libc::O_NONBLOCK != 0 {
+            // SAFETY: as above.
+            let r = unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(())
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_opens_at_once_and_the_flag_clears() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("x.npy");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // Would block forever without O_NONBLOCK: no writer ever comes.
+        let f = open_nonblocking(&fifo).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+            &f.metadata().unwrap().file_type()
+        ));
+        let plain = dir.path().join("y");
+        std::fs::write(&plain, b"abc").unwrap();
+        let f = open_nonblocking(&plain).unwrap();
+        clear_nonblocking(&f).unwrap();
+        use std::os::fd::AsRawFd;
+        // SAFETY: `f` owns the descriptor; F_GETFL reads its flags only.
+        let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0);
+    }
+}
