@@ -90,11 +90,7 @@ fn keras_brightness<T: Real>(image: &mut [T], shape: ImageShape, factor: f64) {
         // numpy's astype('uint8'): truncation (in range by construction;
         // `as` saturates and maps NaN to 0 instead of invoking UB).
         let byte = (x as u8) as f32;
-        let out = if alpha {
-            byte
-        } else {
-            blend(factor, byte)
-        };
+        let out = if alpha { byte } else { blend(factor, byte) };
         T::from_f64_lossy(out as f64)
     });
 }
@@ -290,7 +286,10 @@ mod tests {
         );
         assert_eq!(run(&[7.6; 3], 1, 1.5), [10.0; 3]);
         assert_eq!(run(&[-5.0; 3], 1, 1.5), [-5.0; 3]);
-        assert_eq!(run(&[0.0, 10.0, 20.0, 200.7], 4, 0.5), [0.0, 5.0, 10.0, 200.0]);
+        assert_eq!(
+            run(&[0.0, 10.0, 20.0, 200.7], 4, 0.5),
+            [0.0, 5.0, 10.0, 200.0]
+        );
         let got = run(&[-1.0, 0.0, 0.5, 1.0], 1, 1.2);
         let want = [-1.0f32, 0.192157, 0.796078, 1.0];
         for (g, w) in got.iter().zip(want) {

@@ -360,7 +360,10 @@ mod tests {
         )
         .unwrap();
         let [r, c] = m.apply(1.0, 3.0);
-        assert!((r - 3.0).abs() < 1e-12 && (c - 1.0).abs() < 1e-12, "{r} {c}");
+        assert!(
+            (r - 3.0).abs() < 1e-12 && (c - 1.0).abs() < 1e-12,
+            "{r} {c}"
+        );
     }
 
     #[test]

@@ -353,7 +353,10 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
         let sigma = g.into_covariance(&mean, image, plan.rows as f64)?;
         let rule = match options.compat {
             Compat::KerasPreprocessing => ZcaRule::Keras,
-            Compat::Keras3 => ZcaRule::Keras3 { rows: plan.rows },
+            Compat::Keras3 => ZcaRule::Keras3 {
+                rows: plan.rows,
+                single: options.dtype == OutputDtype::F32,
+            },
         };
         stats = stats.with_zca(zca_matrix(sigma, d, options.zca_epsilon, rule)?)?;
     }

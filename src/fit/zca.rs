@@ -187,11 +187,13 @@ pub(super) enum ZcaRule {
     /// Keras 3: the thin SVD of the `rows × d` centred data, whose singular
     /// values are `σ = sqrt(rows·λ)`: `U·diag(sqrt(rows)/(σ + ε))·Uᵀ` over
     /// the `min(rows, d)` largest only (the rest, the null space when
-    /// `rows < d`, is dropped), with `σ` and `σ + ε` rounded to float32 as
-    /// Keras' float32 SVD has them.
+    /// `rows < d`, is dropped), with `σ` and `σ + ε` rounded to float32
+    /// when the data are float32, as Keras' SVD has them then.
     Keras3 {
         /// Rows of the data (samples × rounds).
         rows: u64,
+        /// The generator dtype is float32.
+        single: bool,
     },
 }
 
@@ -205,17 +207,22 @@ impl ZcaRule {
                 .iter()
                 .map(|ev| (ev.abs() + epsilon).powf(-0.25))
                 .collect(),
-            ZcaRule::Keras3 { rows } => {
+            ZcaRule::Keras3 { rows, single } => {
                 let keep = usize::try_from(rows).unwrap_or(usize::MAX);
                 let mut order: Vec<usize> = (0..eigenvalues.len()).collect();
                 order.sort_by(|&a, &b| eigenvalues[b].total_cmp(&eigenvalues[a]));
                 let mut scales = vec![0.0; eigenvalues.len()];
                 let n = rows as f64;
                 for &i in order.iter().take(keep) {
-                    let sigma = (n * eigenvalues[i].abs()).sqrt() as f32;
-                    // `s + zca_epsilon`: a float32 array plus a Python float.
-                    let denom = sigma + epsilon as f32;
-                    scales[i] = (n.sqrt() / denom as f64).sqrt();
+                    let sigma = (n * eigenvalues[i].abs()).sqrt();
+                    // `s + zca_epsilon`: an array of the data's dtype plus a
+                    // Python float, so in float32 for float32 data.
+                    let denom = if single {
+                        (sigma as f32 + epsilon as f32) as f64
+                    } else {
+                        sigma + epsilon
+                    };
+                    scales[i] = (n.sqrt() / denom).sqrt();
                 }
                 scales
             }
@@ -304,14 +311,23 @@ mod tests {
     #[test]
     fn keras3_keeps_the_largest_rows_eigenvalues() {
         let ev = [1e-9, 4.0, 0.25];
-        let k3 = ZcaRule::Keras3 { rows: 2 }.column_scales(&ev, 0.0).unwrap();
+        let k3 = ZcaRule::Keras3 {
+            rows: 2,
+            single: true,
+        }
+        .column_scales(&ev, 0.0)
+        .unwrap();
         // σ = sqrt(2·λ); weight sqrt(2)/σ = 1/sqrt(λ); the smallest is dropped.
         assert_eq!(k3[0], 0.0);
         assert!((k3[1] - 0.5f64.sqrt()).abs() < 1e-7, "{k3:?}");
         assert!((k3[2] - 2f64.sqrt()).abs() < 1e-6, "{k3:?}");
         let k = ZcaRule::Keras.column_scales(&ev, 0.0).unwrap();
         assert!(k[0] > 100.0);
-        assert!(ZcaRule::Keras3 { rows: 3 }.column_scales(&[0.0], 0.0).is_none());
+        let k3 = ZcaRule::Keras3 {
+            rows: 3,
+            single: false,
+        };
+        assert!(k3.column_scales(&[0.0], 0.0).is_none());
     }
 
     #[test]

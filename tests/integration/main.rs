@@ -9,6 +9,7 @@ mod generator;
 mod golden;
 mod hostile;
 mod iterator;
+mod keras3;
 mod limits;
 mod memcap;
 mod npy;
