@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 import warnings
 from typing import Any, Callable
 
@@ -37,6 +38,17 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "brightness": None,
 }
 COMPAT_DEFAULT = "keras-preprocessing"
+COMPAT_KERAS3 = "keras3"
+
+
+def _keras3_config(name: str, default: str) -> str:
+    """Keras 3's ``image_data_format()`` / ``floatx()`` when Keras is loaded
+    (its ``None`` defaults read them), else Keras' own defaults."""
+    keras = sys.modules.get("keras")
+    try:
+        return str(getattr(keras.config, name)())  # type: ignore[union-attr]
+    except AttributeError:
+        return default
 
 
 def random_seed() -> int:
@@ -73,8 +85,12 @@ class ImageDataGenerator:
     """Keras' ``ImageDataGenerator`` (keras-preprocessing 1.1.2): the same
     keyword arguments, names, defaults, checks and messages, plus
     ``brightness_mode`` (``'keras'`` or ``'multiplicative'``) and ``compat``
-    (``'keras-preprocessing'``; ``'keras3'`` selects the legacy generator of
-    Keras 3 once the core provides it).
+    (``'keras-preprocessing'``, or ``'keras3'`` for the legacy generator of
+    Keras 3 / ``tf.keras`` 2.16+: its affine geometry, brightness shift and
+    ZCA; ``data_format=None`` and ``dtype=None`` then read Keras'
+    ``image_data_format()`` and ``floatx()`` when Keras is imported, else
+    ``'channels_last'`` and ``'float32'``; the ZCA matrix is also
+    ``zca_whitening_matrix``).
 
     ``preprocessing_function`` is called from npyflow's worker threads with
     the GIL taken, on one float image at a time; it serialises the workers
@@ -102,7 +118,7 @@ class ImageDataGenerator:
         vertical_flip: bool = False,
         rescale: float | None = None,
         preprocessing_function: Callable[[np.ndarray], np.ndarray] | None = None,
-        data_format: str = "channels_last",
+        data_format: str | None = "channels_last",
         validation_split: float = 0.0,
         interpolation_order: int = 1,
         dtype: Any = "float32",
@@ -155,6 +171,20 @@ class ImageDataGenerator:
         self.interpolation_order = interpolation_order
         self.brightness_mode = brightness_mode
         self.compat = compat
+        if compat == COMPAT_KERAS3:
+            floatx = _keras3_config("floatx", "float32")
+            if brightness_range is not None and floatx != "float32":
+                # Keras 3's brightness shift converts images to floatx.
+                raise ValueError(
+                    "compat='keras3' reproduces the brightness shift with Keras' "
+                    f"floatx() 'float32' only; floatx() is {floatx!r}"
+                )
+            if data_format is None:
+                data_format = _keras3_config("image_data_format", "channels_last")
+                self._kwargs["data_format"] = data_format
+            if dtype is None:
+                dtype = floatx
+                self._kwargs["dtype"] = dtype
         # Keras' checks, in Keras' order and words.
         if data_format not in {"channels_last", "channels_first"}:
             raise ValueError(
@@ -325,6 +355,19 @@ class ImageDataGenerator:
     def principal_components(self, value: Any) -> None:
         self._set_stats(principal_components=value)
 
+    @property
+    def zca_whitening_matrix(self) -> np.ndarray | None:
+        """Keras 3's name of the ZCA matrix (``D × D``, float64) after ``fit``."""
+        z = self._stats()[2]
+        if z is None:
+            return None
+        d = int(round(len(z) ** 0.5))
+        return np.asarray(z, np.float64).reshape(d, d)
+
+    @zca_whitening_matrix.setter
+    def zca_whitening_matrix(self, value: Any) -> None:
+        self._set_stats(principal_components=value)
+
     def _set_stats(self, **changed: Any) -> None:
         cur = {
             "mean": self.mean,
@@ -366,6 +409,14 @@ class ImageDataGenerator:
         (see ``NumpyArrayIterator``)."""
         from ._iterator import NumpyArrayIterator
 
+        if self.compat == COMPAT_KERAS3 and isinstance(subset, bool):
+            # Keras 3 put `ignore_class_split` before `subset`; npyflow keeps
+            # 1.1.2's order, so a positional call would swap the two.
+            raise TypeError(
+                "flow(): with compat='keras3' pass `subset` and `ignore_class_split` "
+                f"by keyword (got subset={subset!r}: Keras 3's 10th positional "
+                "argument is `ignore_class_split`, npyflow's is `subset`)"
+            )
         return NumpyArrayIterator(
             x,
             y,
@@ -470,8 +521,29 @@ class ImageDataGenerator:
             x = np.array(x, dtype=self.dtype, order="C", copy=True)
         if x.ndim not in (3, 4):
             raise ValueError(f"standardize expects a 3-D image or a 4-D batch, got shape {x.shape}")
+        zca = self.zca_whitening_matrix if self.compat == COMPAT_KERAS3 else None
+        if zca is not None and self.zca_whitening:
+            return self._keras3_whiten(x, zca)
         self._native.standardize(x)
         return np.asarray(x)
+
+    def _keras3_whiten(self, x: np.ndarray, zca: np.ndarray) -> np.ndarray:
+        """Keras 3's ``standardize`` with ZCA: the steps before it in ``x``'s
+        dtype, then ``flat_x @ zca_whitening_matrix`` in float64, and the
+        float64 result returned (a batch of ``flow`` is cast back to the
+        generator's dtype, as in Keras)."""
+        kwargs = dict(self._kwargs, zca_whitening=False, featurewise_center=True)
+        kwargs["featurewise_std_normalization"] = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            before = ImageDataGenerator(
+                **kwargs, preprocessing_function=self._preprocessing_function
+            )
+        before.mean = self.mean
+        before._native.standardize(x)
+        flat = np.asarray(x).reshape(-1, int(np.prod(x.shape[-3:])))
+        white: np.ndarray = np.matmul(flat, zca)
+        return white.reshape(x.shape)
 
     # -- pickling ----------------------------------------------------------
 

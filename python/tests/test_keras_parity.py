@@ -222,9 +222,9 @@ def test_npyflow_specific_errors_are_conventional(tmp_path):
         npyflow.ImageDataGenerator().flow(np.zeros((2, 2, 2, 3)), batch_size=0)
     with pytest.raises(ValueError, match="statistics"):
         next(npyflow.ImageDataGenerator(featurewise_center=True).flow(np.zeros((2, 2, 2, 3))))
-    # keras3 numerics are not in the core yet: a clear error naming the option.
+    # An unknown compat: a clear error naming the option (keras3: test_keras3.py).
     with pytest.raises(ValueError, match="compat"):
-        npyflow.ImageDataGenerator(compat="keras3")
+        npyflow.ImageDataGenerator(compat="keras2")
 
 
 @pytest.mark.parametrize("order", [0, 1])

@@ -90,22 +90,69 @@ fn keras_brightness<T: Real>(image: &mut [T], shape: ImageShape, factor: f64) {
         // numpy's astype('uint8'): truncation (in range by construction;
         // `as` saturates and maps NaN to 0 instead of invoking UB).
         let byte = (x as u8) as f32;
-        let out = if alpha {
-            byte
-        } else {
-            // Pillow's ImagingBlend with a black image: 0 + alpha·v in float,
-            // clipped to the byte range, truncated.
-            let p = factor * byte;
-            if p <= 0.0 {
-                0.0
-            } else if p >= 255.0 {
-                255.0
-            } else {
-                p.trunc()
-            }
-        };
+        let out = if alpha { byte } else { blend(factor, byte) };
         T::from_f64_lossy(out as f64)
     });
+}
+
+/// The brightness shift of Keras 3's legacy generator (`apply_brightness_shift(x,
+/// factor, scale=False)`, as its `apply_transform` calls it), with
+/// [`BrightnessMode::Keras`]; the same channel-axis and channel-count rules
+/// as [`apply_brightness_shift`].
+///
+/// Keras 3 stretches only when the image leaves 0..255 (`min < 0 or max >
+/// 255`, on the values in `T`; a NaN makes both tests false):
+/// - inside 0..255 the float32 values are **truncated** to bytes (no
+///   stretch), blended with black as in 1.1.2, and the result holds whole
+///   numbers in 0..255 (data in 0..1 collapses to 0 and 1, as in Keras 3);
+/// - outside, 1.1.2's stretch and blend, then the bytes go back to the
+///   image's range: `z / 255 · (max - min) + min`, the division in float32
+///   and the rest in `T` (numpy's promotion), three separately rounded ops.
+///
+/// The alpha channel of a 4-channel image is truncated (or stretched) and
+/// restored but not scaled by the factor.
+pub(crate) fn keras3_brightness<T: Real>(image: &mut [T], shape: ImageShape, factor: f64) {
+    let mut nan = false;
+    let bounds = min_max(image.iter().map(|&v| {
+        nan |= v.is_nan();
+        v
+    }));
+    let Some((min, max)) = bounds else {
+        return;
+    };
+    let stretch = !nan && (min < T::zero() || max > T::from_f64_lossy(255.0));
+    if !stretch {
+        let factor = factor as f32;
+        for_each_split(image, shape, |v, alpha| {
+            // numpy's astype('uint8') of the float32 values: truncation (`as`
+            // saturates, and maps NaN to 0).
+            let byte = ((v.to_f64_lossless() as f32) as u8) as f32;
+            let out = if alpha { byte } else { blend(factor, byte) };
+            T::from_f64_lossy(out as f64)
+        });
+        return;
+    }
+    keras_brightness(image, shape, factor);
+    let span = max - min;
+    for v in image.iter_mut() {
+        // `z / 255` is float32 ÷ a Python int, so float32; widening it to
+        // `T` is exact, and the product and sum are in `T`.
+        let t = T::from_f64_lossy((v.to_f64_lossless() as f32 / 255.0) as f64);
+        *v = t * span + min;
+    }
+}
+
+/// Pillow's `ImagingBlend` with a black image at `factor` (a C float) on one
+/// byte value: `0 + factor·v` in float, clipped to the byte range, truncated.
+fn blend(factor: f32, byte: f32) -> f32 {
+    let p = factor * byte;
+    if p <= 0.0 {
+        0.0
+    } else if p >= 255.0 {
+        255.0
+    } else {
+        p.trunc()
+    }
 }
 
 /// Maps every value through `f(value, is_alpha)`, where the alpha channel is
@@ -222,5 +269,37 @@ mod tests {
             err.unwrap_err().kind(),
             ErrorKind::ShapeMismatch { .. }
         ));
+    }
+
+    #[test]
+    fn keras3_brightness_follows_the_measured_cases() {
+        let run = |x: &[f32], c: usize, f: f64| {
+            let mut v = x.to_vec();
+            keras3_brightness(&mut v, ImageShape::hwc(1, x.len() / c, c), f);
+            v
+        };
+        // Values measured from Keras 3.15.1 (`apply_brightness_shift(x, f, False)`).
+        assert_eq!(run(&[0.0, 0.3, 0.7, 1.0], 1, 1.5), [0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(
+            run(&[10.9, 100.5, 200.99, 50.0], 1, 1.0),
+            [10.0, 100.0, 200.0, 50.0]
+        );
+        assert_eq!(run(&[7.6; 3], 1, 1.5), [10.0; 3]);
+        assert_eq!(run(&[-5.0; 3], 1, 1.5), [-5.0; 3]);
+        assert_eq!(
+            run(&[0.0, 10.0, 20.0, 200.7], 4, 0.5),
+            [0.0, 5.0, 10.0, 200.0]
+        );
+        let got = run(&[-1.0, 0.0, 0.5, 1.0], 1, 1.2);
+        let want = [-1.0f32, 0.192157, 0.796078, 1.0];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?}");
+        }
+        // The restore in f64 for f64 data: z/255 in f32, the rest in f64.
+        let mut x = [0.0f64, 100.0, 255.5];
+        keras3_brightness(&mut x, ImageShape::hwc(1, 3, 1), 1.0);
+        let t = (99.0f32 / 255.0) as f64;
+        assert_eq!(x[1], t * 255.5 + 0.0);
+        assert_eq!((x[0], x[2]), (0.0, 255.5));
     }
 }

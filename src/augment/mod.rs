@@ -7,11 +7,12 @@ mod matrix;
 mod params;
 mod resample;
 
-pub use matrix::{keras_affine, Affine2};
+pub use matrix::{keras3_affine, keras_affine, Affine2};
 pub use resample::{affine_transform, FillMode, Interpolation, ResampleScratch};
 pub(crate) use resample::{Fused, Prefetch, ResampleJob};
 
 pub(crate) use color::check_len;
+pub(crate) use color::keras3_brightness;
 pub use color::{apply_brightness_shift, apply_channel_shift, BrightnessMode};
 pub use flip::{flip_horizontal, flip_vertical};
 pub use params::TransformParams;

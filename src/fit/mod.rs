@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::generator::standardize::{rescale_factor, Steps};
 use crate::generator::statistics::Statistics;
-use crate::generator::GeneratorOptions;
+use crate::generator::{Compat, GeneratorOptions};
 use crate::layout::ImageShape;
 use crate::rng::{SampleRng, Stream};
 use crate::{Error, ErrorKind, OutputDtype, Result};
@@ -41,7 +41,7 @@ mod zca;
 
 use moments::{block_moments, block_moments_u8, u8_moments_apply, Moments};
 pub use source::SampleSource;
-use zca::{zca_bytes, zca_matrix, Gram};
+use zca::{zca_bytes, zca_matrix, Gram, ZcaRule};
 
 /// A per-sample augmentation applied during `fit(augment = true)`: it
 /// transforms one image (in `f64`, memory order of the given shape) in
@@ -110,7 +110,10 @@ pub struct FitPlan {
 ///   eigendecomposition `U·diag(s)·Uᵀ` of the covariance of the
 ///   mean-centred, flattened samples (Keras takes the SVD of the same
 ///   symmetric matrix; singular values are `|s|` and the sign and order of
-///   the vectors cancel in the product).
+///   the vectors cancel in the product). With [`Compat::Keras3`], Keras 3's
+///   formula: `U·diag(sqrt(n)/(σ + zca_epsilon))·Uᵀ` over the `min(n, D)`
+///   largest singular values `σ = sqrt(n·s)` of the centred data (its thin
+///   SVD: no null space when `n < D`).
 ///
 /// Keras' flag overrides are applied to `options` first (ZCA implies the
 /// mean and no std). Like Keras, `preprocessing_function` and the samplewise
@@ -348,7 +351,14 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
     }
     if let Some(g) = gram {
         let sigma = g.into_covariance(&mean, image, plan.rows as f64)?;
-        stats = stats.with_zca(zca_matrix(sigma, d, options.zca_epsilon)?)?;
+        let rule = match options.compat {
+            Compat::KerasPreprocessing => ZcaRule::Keras,
+            Compat::Keras3 => ZcaRule::Keras3 {
+                rows: plan.rows,
+                single: options.dtype == OutputDtype::F32,
+            },
+        };
+        stats = stats.with_zca(zca_matrix(sigma, d, options.zca_epsilon, rule)?)?;
     }
     Ok((stats, plan))
 }

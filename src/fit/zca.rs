@@ -178,9 +178,67 @@ impl Gram {
     }
 }
 
-/// `U·diag(1/sqrt(|s| + ε))·Uᵀ` from the lower triangle of the column-major
+/// Whose formula turns the covariance's eigenvalues into the ZCA matrix.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum ZcaRule {
+    /// keras-preprocessing 1.1.2: `U·diag(1/sqrt(|λ| + ε))·Uᵀ` from the SVD
+    /// of the covariance.
+    Keras,
+    /// Keras 3: the thin SVD of the `rows × d` centred data, whose singular
+    /// values are `σ = sqrt(rows·λ)`: `U·diag(sqrt(rows)/(σ + ε))·Uᵀ` over
+    /// the `min(rows, d)` largest only (the rest, the null space when
+    /// `rows < d`, is dropped), with `σ` and `σ + ε` rounded to float32
+    /// when the data are float32, as Keras' SVD has them then.
+    Keras3 {
+        /// Rows of the data (samples × rounds).
+        rows: u64,
+        /// The generator dtype is float32.
+        single: bool,
+    },
+}
+
+impl ZcaRule {
+    /// The factor of each eigenvector column, `sqrt` of its weight in the
+    /// matrix (so that `V·Vᵀ` is the matrix); `None` when a weight is not
+    /// finite.
+    fn column_scales(self, eigenvalues: &[f64], epsilon: f64) -> Option<Vec<f64>> {
+        let scales: Vec<f64> = match self {
+            ZcaRule::Keras => eigenvalues
+                .iter()
+                .map(|ev| (ev.abs() + epsilon).powf(-0.25))
+                .collect(),
+            ZcaRule::Keras3 { rows, single } => {
+                let keep = usize::try_from(rows).unwrap_or(usize::MAX);
+                let mut order: Vec<usize> = (0..eigenvalues.len()).collect();
+                order.sort_by(|&a, &b| eigenvalues[b].total_cmp(&eigenvalues[a]));
+                let mut scales = vec![0.0; eigenvalues.len()];
+                let n = rows as f64;
+                for &i in order.iter().take(keep) {
+                    let sigma = (n * eigenvalues[i].abs()).sqrt();
+                    // `s + zca_epsilon`: an array of the data's dtype plus a
+                    // Python float, so in float32 for float32 data.
+                    let denom = if single {
+                        (sigma as f32 + epsilon as f32) as f64
+                    } else {
+                        sigma + epsilon
+                    };
+                    scales[i] = (n.sqrt() / denom).sqrt();
+                }
+                scales
+            }
+        };
+        scales.iter().all(|s| s.is_finite()).then_some(scales)
+    }
+}
+
+/// The ZCA matrix by `rule` from the lower triangle of the column-major
 /// covariance `sigma`.
-pub(super) fn zca_matrix(sigma: Vec<f64>, d: usize, epsilon: f64) -> Result<ZcaMatrix> {
+pub(super) fn zca_matrix(
+    sigma: Vec<f64>,
+    d: usize,
+    epsilon: f64,
+    rule: ZcaRule,
+) -> Result<ZcaMatrix> {
     let mut s = vec![0.0; d];
     let mut u = try_zeroed(d * d, "ZCA eigenvectors")?;
     {
@@ -216,15 +274,14 @@ pub(super) fn zca_matrix(sigma: Vec<f64>, d: usize, epsilon: f64) -> Result<ZcaM
     // V = U·diag(w^½) so that V·Vᵀ = U·diag(w)·Uᵀ with one product. The
     // singular values of a symmetric matrix are |eigenvalues|: taking the
     // magnitude matches Keras' SVD even for round-off-negative eigenvalues.
-    for (col, &ev) in u.chunks_exact_mut(d).zip(&s) {
-        let scale = (ev.abs() + epsilon).powf(-0.25);
-        if !scale.is_finite() {
-            return Err(Error::invalid(
-                "zca_epsilon",
-                epsilon,
-                "the covariance is singular; use a positive zca_epsilon",
-            ));
-        }
+    let scales = rule.column_scales(&s, epsilon).ok_or_else(|| {
+        Error::invalid(
+            "zca_epsilon",
+            epsilon,
+            "the covariance is singular; use a positive zca_epsilon",
+        )
+    })?;
+    for (col, scale) in u.chunks_exact_mut(d).zip(scales) {
         col.iter_mut().for_each(|v| *v *= scale);
     }
     let v = MatRef::from_column_major_slice(&u, d, d);
@@ -250,6 +307,28 @@ pub(super) fn zca_matrix(sigma: Vec<f64>, d: usize, epsilon: f64) -> Result<ZcaM
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keras3_keeps_the_largest_rows_eigenvalues() {
+        let ev = [1e-9, 4.0, 0.25];
+        let k3 = ZcaRule::Keras3 {
+            rows: 2,
+            single: true,
+        }
+        .column_scales(&ev, 0.0)
+        .unwrap();
+        // σ = sqrt(2·λ); weight sqrt(2)/σ = 1/sqrt(λ); the smallest is dropped.
+        assert_eq!(k3[0], 0.0);
+        assert!((k3[1] - 0.5f64.sqrt()).abs() < 1e-7, "{k3:?}");
+        assert!((k3[2] - 2f64.sqrt()).abs() < 1e-6, "{k3:?}");
+        let k = ZcaRule::Keras.column_scales(&ev, 0.0).unwrap();
+        assert!(k[0] > 100.0);
+        let k3 = ZcaRule::Keras3 {
+            rows: 3,
+            single: false,
+        };
+        assert!(k3.column_scales(&[0.0], 0.0).is_none());
+    }
 
     #[test]
     fn tiles_cover_the_lower_triangle() {

@@ -116,8 +116,15 @@ pub enum Compat {
     #[default]
     KerasPreprocessing,
     /// The legacy `ImageDataGenerator` of Keras 3 and `tf.keras` 2.16 and
-    /// later (`"keras3"`). Not implemented yet:
-    /// [`ImageDataGenerator::new`](crate::ImageDataGenerator::new) refuses it.
+    /// later (`keras/src/legacy/preprocessing/image.py`, `"keras3"`), with
+    /// Keras' default configuration (`image_data_format()` channels-last,
+    /// `floatx()` float32). It differs from 1.1.2 in the affine geometry
+    /// (pivot `size/2 - 0.5` and swapped axes, see
+    /// [`keras3_affine`](crate::augment::keras3_affine)), the brightness shift
+    /// (stretched only outside 0..255, then restored to the image's range)
+    /// and the ZCA matrix (from the thin SVD of the data, `ε` added to the
+    /// singular values); draws, order of steps and the other statistics
+    /// are the same.
     Keras3,
 }
 
@@ -286,13 +293,6 @@ pub(crate) struct Validated {
 /// Checks every option and applies Keras' flag overrides (each with a warning).
 pub(crate) fn validate(mut o: GeneratorOptions) -> Result<Validated> {
     check_finite(&o)?;
-    if o.compat == Compat::Keras3 {
-        return Err(Error::invalid(
-            "compat",
-            o.compat,
-            "not implemented yet; use \"keras-preprocessing\"",
-        ));
-    }
     if o.interpolation_order > 5 {
         return Err(Error::invalid(
             "interpolation_order",
@@ -412,13 +412,6 @@ mod tests {
     fn each_bad_option_is_named() {
         let d = GeneratorOptions::default;
         let cases: Vec<(GeneratorOptions, &str)> = vec![
-            (
-                GeneratorOptions {
-                    compat: Compat::Keras3,
-                    ..d()
-                },
-                "compat",
-            ),
             (
                 GeneratorOptions {
                     interpolation_order: 6,

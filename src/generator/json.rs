@@ -12,7 +12,7 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{GeneratorOptions, ZoomRange};
+use super::{Compat, GeneratorOptions, ZoomRange};
 use crate::augment::FillMode;
 use crate::{Error, ErrorKind, Result};
 
@@ -56,7 +56,9 @@ impl GeneratorOptions {
     /// `2.0` a float range, a list of choices; see [`ShiftRange`](crate::ShiftRange)),
     /// `zoom_range` is a number or a list of two, `brightness_range` a list of
     /// two or `null`, `fill_mode` scipy's name (`"nearest"`, `"grid-wrap"`...),
-    /// `compat` `"keras-preprocessing"` or `"keras3"`.
+    /// `compat` `"keras-preprocessing"` or `"keras3"`. With `"keras3"`,
+    /// `data_format` and `dtype` may be `null`, Keras 3's default (its
+    /// default configuration: channels-last, float32).
     ///
     /// Values are parsed here; [`ImageDataGenerator::new`](crate::ImageDataGenerator::new)
     /// checks their ranges.
@@ -140,6 +142,17 @@ fn from_value(value: Value, within: &dyn Fn(String) -> String) -> Result<Generat
             ),
         )),
     }
+    // Keras 3 reads `None` as its configured default (`image_data_format()`,
+    // `floatx()`: channels-last and float32 unless configured); 1.1.2 has no
+    // such default. Whether `null` is allowed depends on `compat`, which may
+    // come later in the object, so these two are set after the loop.
+    let defaulted: Vec<&'static str> = ["data_format", "dtype"]
+        .into_iter()
+        .filter(|k| map.get(*k).is_some_and(Value::is_null))
+        .collect();
+    defaulted.iter().for_each(|k| {
+        map.remove(*k);
+    });
     let mut o = GeneratorOptions::default();
     for (key, v) in &map {
         let Some(&name) = KEYS.iter().find(|k| **k == key.as_str()) else {
@@ -154,6 +167,18 @@ fn from_value(value: Value, within: &dyn Fn(String) -> String) -> Result<Generat
             ));
         };
         set(&mut o, name, v).map_err(|reason| Error::invalid(name, short(v), within(reason)))?;
+    }
+    if let (Some(&name), Compat::KerasPreprocessing) = (defaulted.first(), o.compat) {
+        let reason = match name {
+            "data_format" => "`data_format` should be `\"channels_last\"` (channel after row and \
+                              column) or `\"channels_first\"` (channel before row and column). \
+                              Received: None"
+                .to_string(),
+            _ => "null (Keras 3's `floatx()`) needs \"compat\": \"keras3\"; \
+                  expected \"float32\" or \"float64\""
+                .to_string(),
+        };
+        return Err(Error::invalid(name, "null", within(reason)));
     }
     Ok(o)
 }
@@ -360,6 +385,19 @@ mod tests {
             why,
             "expected one of \"constant\", \"nearest\", \"reflect\", \"wrap\", \"mirror\", \
              \"grid-wrap\", \"grid-mirror\", \"grid-constant\""
+        );
+        let (name, _, why) = reason(r#"{"data_format": null}"#);
+        assert_eq!(name, "data_format");
+        assert!(why.ends_with("Received: None"), "{why}");
+        let (name, _, _) = reason(r#"{"dtype": null, "compat": "keras-preprocessing"}"#);
+        assert_eq!(name, "dtype");
+        let o = GeneratorOptions::from_json(
+            r#"{"data_format": null, "dtype": null, "compat": "keras3"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.data_format, o.dtype),
+            (crate::DataFormat::ChannelsLast, crate::OutputDtype::F32)
         );
         let (name, _, why) = reason(r#"{"compat": "keras2"}"#);
         assert_eq!(name, "compat");

@@ -1,6 +1,7 @@
 //! `ImageDataGenerator`: validated options, random transform parameters and
 //! the per-sample pipeline (affine ▶ channel shift ▶ flips ▶ brightness ▶
-//! standardize), in Keras 1.1.2's order and numerics.
+//! standardize), in Keras 1.1.2's order and numerics, or Keras 3's legacy
+//! generator's ([`Compat::Keras3`]).
 
 mod config;
 mod json;
@@ -15,8 +16,8 @@ pub use preprocess::{ImageMut, PreprocessingFunction};
 
 use crate::augment::{
     apply_brightness_shift, apply_channel_shift, check_len, flip_horizontal, flip_vertical,
-    keras_affine, FillMode, Fused, Interpolation, Prefetch, ResampleJob, ResampleScratch,
-    TransformParams, TransformRanges,
+    keras3_affine, keras3_brightness, keras_affine, Affine2, BrightnessMode, FillMode, Fused,
+    Interpolation, Prefetch, ResampleJob, ResampleScratch, TransformParams, TransformRanges,
 };
 use crate::generator::standardize::{rescale_factor, standardize_with_scratch, Steps};
 use crate::generator::statistics::Statistics;
@@ -112,8 +113,7 @@ impl ImageDataGenerator {
     /// # Errors
     /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument),
     /// naming the option, for: `interpolation_order` above 5;
-    /// `validation_split` outside (0, 1) other than 0; any non-finite number;
-    /// [`Compat::Keras3`] (not implemented yet).
+    /// `validation_split` outside (0, 1) other than 0; any non-finite number.
     pub fn new(options: GeneratorOptions) -> Result<ImageDataGenerator> {
         let checked = config::validate(options)?;
         Ok(ImageDataGenerator {
@@ -201,7 +201,10 @@ impl ImageDataGenerator {
 
     /// Applies explicit parameters to one image in place, in Keras' order:
     /// affine resampling (skipped when the geometry is the identity), channel
-    /// shift, horizontal flip, vertical flip, brightness.
+    /// shift, horizontal flip, vertical flip, brightness. With
+    /// [`Compat::Keras3`] the geometry is [`keras3_affine`](crate::augment::keras3_affine)'s
+    /// (Keras 3's pivot and axis convention) and the brightness Keras 3's
+    /// (stretched only outside 0..255, then back to the image's range).
     ///
     /// Brightness works on the image's real channel axis for channels-first
     /// images too (Keras 1.1.2 reads every image as channels-last there and
@@ -241,7 +244,7 @@ impl ImageDataGenerator {
             flips: false,
             scale: false,
         };
-        if let Some(m) = keras_affine(p, shape.height, shape.width) {
+        if let Some(m) = self.affine(p, shape) {
             // Keras flips after the channel shift, but a flip only moves values
             // and the shift only changes them (by a whole-image rule), so the
             // two commute and the flips can ride on the resampler's writes.
@@ -274,9 +277,21 @@ impl ImageDataGenerator {
             flip_vertical(image, shape)?;
         }
         if let Some(b) = p.brightness {
-            apply_brightness_shift(image, shape, b, self.options.brightness_mode)?;
+            match (self.options.compat, self.options.brightness_mode) {
+                (Compat::Keras3, BrightnessMode::Keras) => keras3_brightness(image, shape, b),
+                (_, mode) => apply_brightness_shift(image, shape, b, mode)?,
+            }
         }
         Ok(rescale.is_some() && done.scale)
+    }
+
+    /// The resampling matrix of `params` for an image of `shape`, in the
+    /// numerics of the `compat` in force; `None` for the identity.
+    fn affine(&self, params: &TransformParams, shape: ImageShape) -> Option<Affine2> {
+        match self.options.compat {
+            Compat::KerasPreprocessing => keras_affine(params, shape.height, shape.width),
+            Compat::Keras3 => keras3_affine(params, shape.height, shape.width),
+        }
     }
 
     /// `rescale`, when it is the whole of `standardize` and nothing runs

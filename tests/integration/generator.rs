@@ -103,24 +103,14 @@ fn typed_ranges_match_their_json_forms() {
     assert_eq!(scalar.zoom_range(), [0.75, 1.25]);
 }
 
-/// `compat`: the field reads from JSON; Keras 3's numerics are refused
-/// until they exist, with a message that says so.
+/// `compat`: the field reads from JSON, and both values build a generator
+/// (tests/integration/keras3.rs checks Keras 3's numerics).
 #[test]
-fn keras3_compat_is_not_implemented_yet() {
+fn compat_reads_from_json() {
     let o = GeneratorOptions::from_json(r#"{"compat": "keras3"}"#).unwrap();
     assert_eq!(o.compat, Compat::Keras3);
-    let err = ImageDataGenerator::new(o).map(|_| ()).unwrap_err();
-    match err.kind() {
-        ErrorKind::InvalidArgument {
-            name,
-            value,
-            reason,
-        } => {
-            assert_eq!((*name, value.as_str()), ("compat", "keras3"));
-            assert!(reason.contains("not implemented yet"), "{reason}");
-        }
-        k => panic!("{k:?}"),
-    }
+    let g = ImageDataGenerator::new(o).unwrap();
+    assert_eq!(g.options().compat, Compat::Keras3);
     let g = ImageDataGenerator::from_json(r#"{"compat": "keras-preprocessing"}"#).unwrap();
     assert_eq!(g.options().compat, Compat::KerasPreprocessing);
     assert_eq!(

@@ -11,6 +11,7 @@ mod hostile;
 mod hostile_inputs;
 mod integrity;
 mod iterator;
+mod keras3;
 mod limits;
 mod memcap;
 mod npy;
