@@ -10,7 +10,7 @@ use npyflow::{
 };
 use serde_json::Value;
 
-use crate::transform::read_npy;
+use crate::util::read_reference_npy as read_npy;
 
 fn dir(sub: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
