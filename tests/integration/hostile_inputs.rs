@@ -103,7 +103,10 @@ fn a_header_length_at_the_format_3_limit_is_refused_without_reading_it() {
     // The pure parser stops at the length field too.
     let head = fs::read(&path).map(|b| b[..64].to_vec()).unwrap();
     let err = parse_header(&head, &path).unwrap_err();
-    assert!(err.to_string().contains("header length 4294967295 exceeds"), "{err}");
+    assert!(
+        err.to_string().contains("header length 4294967295 exceeds"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -111,17 +114,30 @@ fn shapes_whose_byte_count_overflows_are_size_overflow() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, Vec<u64>); 4] = [
         // Element count overflows u64.
-        ("(4294967296, 4294967296, 16)", vec![4294967296, 4294967296, 16]),
+        (
+            "(4294967296, 4294967296, 16)",
+            vec![4294967296, 4294967296, 16],
+        ),
         // Element count fits, bytes (x 8) do not.
         ("(2305843009213693952,)", vec![2305843009213693952]),
         // Bytes fit in u64 but not in isize (the largest view).
         ("(1152921504606846976,)", vec![1152921504606846976]),
         // A zero dimension does not hide an overflowing row.
-        ("(0, 4294967296, 4294967296)", vec![0, 4294967296, 4294967296]),
+        (
+            "(0, 4294967296, 4294967296)",
+            vec![0, 4294967296, 4294967296],
+        ),
     ];
     for (i, (text, shape)) in cases.iter().enumerate() {
         let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {text}, }}");
-        let path = npy_with(dir.path(), &format!("o{i}.npy"), 1, dict.len() as u32, &dict, 0);
+        let path = npy_with(
+            dir.path(),
+            &format!("o{i}.npy"),
+            1,
+            dict.len() as u32,
+            &dict,
+            0,
+        );
         for source in BOTH {
             let err = open(&path, source).unwrap_err();
             assert!(
@@ -136,9 +152,15 @@ fn shapes_whose_byte_count_overflows_are_size_overflow() {
     let dict = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({dims}), }}");
     let path = npy_with(dir.path(), "rank.npy", 3, dict.len() as u32, &dict, 0);
     let err = open(&path, SourceKind::Read).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::SizeOverflow { shape, .. } if shape.len() == 200_000), "{err}");
+    assert!(
+        matches!(err.kind(), ErrorKind::SizeOverflow { shape, .. } if shape.len() == 200_000),
+        "{err}"
+    );
     let text = err.to_string();
-    assert!(text.contains("and 199984 more dimensions, 200000 in all"), "{text}");
+    assert!(
+        text.contains("and 199984 more dimensions, 200000 in all"),
+        "{text}"
+    );
     assert!(text.len() < 300, "{} bytes", text.len());
 }
 
@@ -206,7 +228,10 @@ fn a_million_member_archive_is_refused_by_count_before_listing() {
     let err = extract_npz(&path, dir.path().join("out"), None).unwrap_err();
     assert!(err.to_string().contains("holds 1000000 members"), "{err}");
     // Refused from the directory's end record, before any entry is parsed.
-    assert!(took < Duration::from_secs(1), "{took:?} (writing took {made:?})");
+    assert!(
+        took < Duration::from_secs(1),
+        "{took:?} (writing took {made:?})"
+    );
     // At the limit the archive lists, in time linear in its size.
     let path = dir.path().join("limit.npz");
     many_members(&path, 65_536);
@@ -214,7 +239,11 @@ fn a_million_member_archive_is_refused_by_count_before_listing() {
     let archive = NpzArchive::open(&path).unwrap();
     assert_eq!(archive.members().len(), 65_536);
     assert_eq!(archive.members()[65_535].name, "65535.npy");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(archive.verify(|_, _| {}).unwrap(), 0);
 }
 
@@ -232,7 +261,10 @@ fn a_symlink_loop_is_an_io_error_naming_the_path() {
                 && source.raw_os_error() == Some(libc::ELOOP)),
             "{what}: {err}"
         );
-        assert!(err.to_string().starts_with(&format!("{}: ", a.display())), "{what}: {err}");
+        assert!(
+            err.to_string().starts_with(&format!("{}: ", a.display())),
+            "{what}: {err}"
+        );
     }
 }
 
@@ -240,7 +272,10 @@ fn a_symlink_loop_is_an_io_error_naming_the_path() {
 fn a_fifo_is_refused_at_once_on_every_open_path() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("x.npy");
-    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(status.success());
     // No writer ever opens the FIFO: a blocking open would wait forever.
     let outcomes = within(20, "opening a FIFO", {

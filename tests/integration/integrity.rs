@@ -45,10 +45,15 @@ fn intact_archives_verify_with_progress_to_the_end() {
         let recorded: Vec<u32> = archive.members().iter().map(|m| m.crc32).collect();
         assert_eq!(recorded[0], 0x2fa2_b316, "{name}: x.npy's recorded CRC");
         let mut calls = Vec::new();
-        let checked = archive.verify(|done, total| calls.push((done, total))).unwrap();
+        let checked = archive
+            .verify(|done, total| calls.push((done, total)))
+            .unwrap();
         assert_eq!(checked, sizes, "{name}");
         assert_eq!(calls.last(), Some(&(sizes, sizes)), "{name}");
-        assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0), "{name}: {calls:?}");
+        assert!(
+            calls.windows(2).all(|w| w[0].0 <= w[1].0),
+            "{name}: {calls:?}"
+        );
         assert_eq!(archive.verify_member("x", |_, _| {}).unwrap(), 224);
     }
 }
@@ -81,12 +86,22 @@ fn a_wrong_crc_names_the_archive_the_member_and_both_crcs() {
             "{text}"
         );
         let err = archive.verify_member("x.npy", |_, _| {}).unwrap_err();
-        assert!(matches!(err.kind(), ErrorKind::ChecksumMismatch { .. }), "{err}");
+        assert!(
+            matches!(err.kind(), ErrorKind::ChecksumMismatch { .. }),
+            "{err}"
+        );
         // The extractor checks the same CRC as it copies, and writes nothing.
         let out = dir.path().join(format!("out_{name}"));
         let err = extract_npz(&bad, &out, None).unwrap_err();
         assert!(
-            matches!(err.kind(), ErrorKind::ChecksumMismatch { expected: 0x1234_5678, found: 0x2fa2_b316, .. }),
+            matches!(
+                err.kind(),
+                ErrorKind::ChecksumMismatch {
+                    expected: 0x1234_5678,
+                    found: 0x2fa2_b316,
+                    ..
+                }
+            ),
             "{name}: {err}"
         );
         assert_eq!(fs::read_dir(&out).map(|d| d.count()).unwrap_or(0), 0);
@@ -122,13 +137,19 @@ fn a_flipped_data_byte_in_a_stored_member_is_found() {
 fn a_corrupt_compressed_stream_is_a_named_npz_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = fs::read(fixture("compressed.npz")).unwrap();
-    let x = NpzArchive::open(fixture("compressed.npz")).unwrap().members()[0].clone();
+    let x = NpzArchive::open(fixture("compressed.npz"))
+        .unwrap()
+        .members()[0]
+        .clone();
     for b in &mut bytes[x.data_start as usize..(x.data_start + x.compressed_size) as usize] {
         *b = 0xff;
     }
     let bad = dir.path().join("inflate.npz");
     fs::write(&bad, &bytes).unwrap();
-    let err = NpzArchive::open(&bad).unwrap().verify(|_, _| {}).unwrap_err();
+    let err = NpzArchive::open(&bad)
+        .unwrap()
+        .verify(|_, _| {})
+        .unwrap_err();
     assert!(
         matches!(err.kind(), ErrorKind::Npz { reason, .. } if reason.starts_with("member `x.npy`: cannot inflate")),
         "{err}"

@@ -94,7 +94,10 @@ impl Drop for VerifyBar {
 }
 
 fn verify_bar(ui: &Ui, total: u64, path: &Path) -> VerifyBar {
-    let name = path.file_name().unwrap_or(path.as_os_str()).to_string_lossy();
+    let name = path
+        .file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
     VerifyBar(ui.bar(total, &format!("verifying {name}"), Unit::Bytes))
 }
 

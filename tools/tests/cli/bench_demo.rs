@@ -402,7 +402,9 @@ fn ctrl_c_during_bench_leaves_no_cgroup_behind() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    dataset(dir.path(), 9600);
+    // Large enough that each row runs for its whole time cap (3 s), so the
+    // stop below lands while the cgroup row works, however loaded the machine.
+    dataset(dir.path(), 400_000);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_npyflow"))
         .args([
             "bench",
@@ -417,7 +419,7 @@ fn ctrl_c_during_bench_leaves_no_cgroup_behind() {
             "256M",
             "--no-references",
             "--seconds",
-            "30",
+            "3",
         ])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
@@ -449,7 +451,14 @@ fn ctrl_c_during_bench_leaves_no_cgroup_behind() {
                 for p in procs.split_whitespace() {
                     kill("-STOP", p);
                 }
-                break (cg, procs);
+                // A process caught as it exited cannot be frozen: look again.
+                let stopped = |p: &str| {
+                    fs::read_to_string(format!("/proc/{p}/stat"))
+                        .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|r| r.starts_with('T')))
+                };
+                if procs.split_whitespace().all(stopped) {
+                    break (cg, procs);
+                }
             }
         }
         if let Some(status) = child.try_wait().unwrap() {

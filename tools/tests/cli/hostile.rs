@@ -45,7 +45,10 @@ fn npyflow_within(dir: &Path, args: &[String], secs: u64) -> Output {
         if started.elapsed() > Duration::from_secs(secs) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`npyflow {}` still running after {secs} s: it blocks", args.join(" "));
+            panic!(
+                "`npyflow {}` still running after {secs} s: it blocks",
+                args.join(" ")
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -80,7 +83,10 @@ fn info_verify_checks_crcs_and_names_the_damaged_member() {
             assert_eq!(m["verified"]["check"], "crc32", "{archive}: {m}");
             assert_eq!(m["verified"]["crc32"].as_str().unwrap().len(), 8);
         }
-        let text = ok(npyflow(dir.path(), &["info", path.to_str().unwrap(), "--verify"]));
+        let text = ok(npyflow(
+            dir.path(),
+            &["info", path.to_str().unwrap(), "--verify"],
+        ));
         assert_eq!(text.matches("matches the archive").count(), 4, "{text}");
         // Without --verify, nothing is claimed.
         let text = ok(npyflow(dir.path(), &["info", path.to_str().unwrap()]));
@@ -109,11 +115,17 @@ fn info_verify_checks_crcs_and_names_the_damaged_member() {
 fn info_verify_reads_a_npy_through() {
     let dir = tempfile::tempdir().unwrap();
     dataset(dir.path(), 10);
-    let v = ok_json(npyflow(dir.path(), &["info", "x.npy", "--verify", "--json"]));
+    let v = ok_json(npyflow(
+        dir.path(),
+        &["info", "x.npy", "--verify", "--json"],
+    ));
     assert_eq!(v[0]["verified"]["check"], "read");
     assert_eq!(v[0]["verified"]["bytes"], 10 * 8 * 8 * 3);
     let text = ok(npyflow(dir.path(), &["info", "x.npy", "--verify"]));
-    assert!(text.contains("verified    all 1.88 KiB of data read (a .npy has no checksum)"), "{text}");
+    assert!(
+        text.contains("verified    all 1.88 KiB of data read (a .npy has no checksum)"),
+        "{text}"
+    );
 }
 
 fn assert_all_refuse(dir: &Path, input: &str, needles: &[&str]) {
@@ -136,7 +148,10 @@ fn assert_refuse(dir: &Path, commands: Vec<Vec<String>>, needles: &[&str]) {
 #[test]
 fn a_fifo_given_as_input_is_refused_at_once_by_every_command() {
     let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("mkfifo").arg(dir.path().join("x.npy")).status().unwrap();
+    let status = Command::new("mkfifo")
+        .arg(dir.path().join("x.npy"))
+        .status()
+        .unwrap();
     assert!(status.success());
     assert_all_refuse(
         dir.path(),
@@ -207,7 +222,9 @@ fn a_file_without_read_permission_is_refused_by_every_command() {
     fs::set_permissions(dir.path().join("x.npy"), fs::Permissions::from_mode(0o000)).unwrap();
     for args in commands("x.npy") {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_npyflow"));
-        cmd.args(&args).current_dir(dir.path()).env_remove("RUST_LOG");
+        cmd.args(&args)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG");
         if is_root() {
             // Root reads anything: run the tool as `nobody`.
             cmd.uid(65534).gid(65534);
