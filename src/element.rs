@@ -1,4 +1,5 @@
-//! Output element types: the float types batches are produced in.
+//! Output element types: the float types batches are produced in, and the
+//! float types images are computed in.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,15 @@ pub enum OutputDtype {
     /// 64-bit float (`float64`).
     #[serde(rename = "float64", alias = "f64")]
     F64,
+    /// IEEE 754 half precision (`float16`, [`half::f16`]): computed in
+    /// `f32` and rounded once, to nearest even, as the batch is stored.
+    #[serde(rename = "float16", alias = "f16")]
+    F16,
+    /// bfloat16 ([`half::bf16`], `ml_dtypes.bfloat16` in Python; not a
+    /// Keras dtype): computed in `f32` and rounded once, to nearest even,
+    /// as the batch is stored.
+    #[serde(rename = "bfloat16", alias = "bf16")]
+    BF16,
 }
 
 impl OutputDtype {
@@ -20,6 +30,27 @@ impl OutputDtype {
         match self {
             OutputDtype::F32 => 4,
             OutputDtype::F64 => 8,
+            OutputDtype::F16 | OutputDtype::BF16 => 2,
+        }
+    }
+
+    /// The dtype values are computed in before they are stored: the half
+    /// types are computed in `f32` (one rounding, at the store), so every
+    /// other step (statistics, rescale factors) is the `float32` one.
+    pub(crate) fn compute(self) -> OutputDtype {
+        match self {
+            OutputDtype::F64 => OutputDtype::F64,
+            OutputDtype::F32 | OutputDtype::F16 | OutputDtype::BF16 => OutputDtype::F32,
+        }
+    }
+
+    /// numpy's name of the dtype (`ml_dtypes`' for bfloat16).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputDtype::F32 => "float32",
+            OutputDtype::F64 => "float64",
+            OutputDtype::F16 => "float16",
+            OutputDtype::BF16 => "bfloat16",
         }
     }
 }
@@ -30,21 +61,57 @@ impl std::str::FromStr for OutputDtype {
         match s {
             "float32" | "f32" => Ok(OutputDtype::F32),
             "float64" | "f64" => Ok(OutputDtype::F64),
+            "float16" | "f16" => Ok(OutputDtype::F16),
+            "bfloat16" | "bf16" => Ok(OutputDtype::BF16),
             other => Err(crate::Error::invalid(
                 "dtype",
                 format!("{other:?}"),
-                "expected \"float32\" or \"float64\"",
+                "expected \"float32\", \"float64\", \"float16\" or \"bfloat16\"",
             )),
         }
     }
 }
 
-/// A float type images are processed and produced in: `f32` or `f64`.
+/// A type batches hold their images in: `f32`, `f64`, [`half::f16`] or
+/// [`half::bf16`] (what [`Batch::images`](crate::Batch::images) takes).
+/// Sealed: the pipeline knows how to produce each of them.
+pub trait OutputElement: bytemuck::Pod + Send + Sync + std::fmt::Debug + sealed::Sealed {
+    /// The matching [`OutputDtype`].
+    const DTYPE: OutputDtype;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
+}
+
+impl OutputElement for f32 {
+    const DTYPE: OutputDtype = OutputDtype::F32;
+}
+
+impl OutputElement for f64 {
+    const DTYPE: OutputDtype = OutputDtype::F64;
+}
+
+impl OutputElement for half::f16 {
+    const DTYPE: OutputDtype = OutputDtype::F16;
+}
+
+impl OutputElement for half::bf16 {
+    const DTYPE: OutputDtype = OutputDtype::BF16;
+}
+
+/// A float type images are processed in: `f32` or `f64` (the half types
+/// are produced from `f32`).
 ///
 /// Kernels are generic over it so that a `float64` iterator computes in
 /// double precision end to end, as Keras does with `dtype='float64'`.
 pub trait Real:
-    num_traits::Float
+    OutputElement
+    + num_traits::Float
     + num_traits::FromPrimitive
     + std::ops::AddAssign
     + std::ops::SubAssign
@@ -58,8 +125,6 @@ pub trait Real:
     + bytemuck::Pod
     + 'static
 {
-    /// The matching [`OutputDtype`].
-    const DTYPE: OutputDtype;
     /// Rounds an `f64` to this type (round to nearest, as numpy's `astype`).
     fn from_f64_lossy(v: f64) -> Self;
     /// Widens to `f64`.
@@ -70,7 +135,6 @@ pub trait Real:
 }
 
 impl Real for f32 {
-    const DTYPE: OutputDtype = OutputDtype::F32;
     #[inline]
     fn from_f64_lossy(v: f64) -> f32 {
         v as f32
@@ -86,7 +150,6 @@ impl Real for f32 {
 }
 
 impl Real for f64 {
-    const DTYPE: OutputDtype = OutputDtype::F64;
     #[inline]
     fn from_f64_lossy(v: f64) -> f64 {
         v

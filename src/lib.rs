@@ -123,7 +123,7 @@ mod tool;
 
 pub use augment::{BrightnessMode, FillMode, TransformParams};
 pub use cache::EpochTelemetry;
-pub use element::{OutputDtype, Real};
+pub use element::{OutputDtype, OutputElement, Real};
 pub use error::{Error, ErrorKind, Result};
 pub use fit::FitConfig;
 pub use generator::statistics::{Statistics, ZcaMatrix};

@@ -53,6 +53,25 @@ def _unpickle() -> NumpyArrayIterator:
     return NumpyArrayIterator.__new__(NumpyArrayIterator)
 
 
+def _output_dtype(dtype: Any) -> str:
+    """numpy's name of an image dtype: ``float32``, ``float64``, ``float16``,
+    or ``bfloat16`` (``ml_dtypes.bfloat16`` arrays; numpy has no bfloat16 of
+    its own, so that one needs the ``ml_dtypes`` package)."""
+    if isinstance(dtype, str) and dtype in ("bfloat16", "bf16"):
+        name = "bfloat16"
+    else:
+        name = np.dtype(dtype).name
+    if name == "bfloat16":
+        try:
+            import ml_dtypes  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "dtype='bfloat16' gives ml_dtypes.bfloat16 arrays, which need the "
+                "ml_dtypes package: `pip install ml_dtypes` (jax brings it)"
+            ) from None
+    return name
+
+
 class NumpyArrayIterator:
     """Keras' ``NumpyArrayIterator`` (keras-preprocessing 1.1.2), out of core.
 
@@ -73,6 +92,9 @@ class NumpyArrayIterator:
       window)`` sets its sizes);
     - ``threads`` (0 = all cores), ``prefetch`` (batches prepared ahead),
       ``cache_budget`` (bytes of page cache to keep at most);
+    - ``dtype`` (Keras' own) also takes ``'float16'`` and ``'bfloat16'``
+      (``ml_dtypes.bfloat16`` arrays): computed in float32 and rounded once,
+      to nearest even, into the batch;
     - ``drop_last``: drop each epoch's last, shorter batch;
     - ``shard``: ``(index, count)`` or ``"auto"`` (torch.distributed, JAX,
       then ``RANK``/``WORLD_SIZE``). Every shard yields as many samples and
@@ -190,7 +212,7 @@ class NumpyArrayIterator:
             order, block_rows, window = order
         self.image_data_generator = image_data_generator
         self.data_format = data_format
-        self.dtype = np.dtype(dtype).name
+        self.dtype = _output_dtype(dtype)
         self.save_to_dir = save_to_dir
         self.save_prefix = save_prefix
         self.save_format = save_format

@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use npyflow::{Batch, NumpyArrayIterator, OutputDtype, Rows};
+use npyflow::{Batch, NumpyArrayIterator, OutputDtype, OutputElement, Rows};
 use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
@@ -110,13 +110,15 @@ impl BatchMemory {
     pub fn new(mut batch: Batch, pool: &Arc<Pool>) -> BatchMemory {
         // The addresses come from `&mut` borrows: numpy's arrays write
         // through them for as long as they live.
+        fn images<T: OutputElement>(batch: &mut Batch) -> Option<(usize, usize)> {
+            let mut v = batch.images_mut::<T>().ok()?;
+            Some((v.as_mut_ptr() as usize, v.len() * size_of::<T>()))
+        }
         let images = match batch.dtype() {
-            OutputDtype::F64 => batch
-                .images_mut::<f64>()
-                .map(|mut v| (v.as_mut_ptr() as usize, v.len() * 8)),
-            _ => batch
-                .images_mut::<f32>()
-                .map(|mut v| (v.as_mut_ptr() as usize, v.len() * 4)),
+            OutputDtype::F32 => images::<f32>(&mut batch),
+            OutputDtype::F64 => images::<f64>(&mut batch),
+            OutputDtype::F16 => images::<half::f16>(&mut batch),
+            OutputDtype::BF16 => images::<half::bf16>(&mut batch),
         }
         .unwrap_or((0, 0));
         let mut parts = Vec::with_capacity(3 + batch.aux().len());
@@ -172,8 +174,8 @@ pub fn array_over<'py>(
     // SAFETY: PyArray_NewFromDescr steals the reference to `descr` (hence
     // `into_dtype_ptr`) and builds a writeable C-contiguous array of `dims`
     // over `data`, which holds at least `bytes` bytes (checked above),
-    // aligned for its element type (the batch keeps images as f32/f64
-    // vectors and rows in u64 words). `data` was taken from a `&mut` borrow
+    // aligned for its element type (the batch keeps images as f32/f64/f16/
+    // bf16 vectors and rows in u64 words). `data` was taken from a `&mut` borrow
     // of the batch's heap block (`Batch::images_mut`, `Rows::bytes_mut`) when
     // `owner` took the batch; no Rust code reads, writes or frees that block
     // again before `owner` is dropped (frozen class; the batch only moves

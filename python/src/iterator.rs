@@ -17,6 +17,7 @@ use npyflow::{
 use numpy::PyArrayDescr;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::arrays::Array;
@@ -43,14 +44,28 @@ fn descr(py: Python<'_>, elem: ElemType) -> Bound<'_, PyArrayDescr> {
     }
 }
 
+/// `ml_dtypes.bfloat16`'s numpy dtype (numpy has none of its own), looked
+/// up once. The Python layer checks that `ml_dtypes` imports before it
+/// builds a bfloat16 iterator.
+fn bfloat16(py: Python<'_>) -> PyResult<Bound<'_, PyArrayDescr>> {
+    static BFLOAT16: PyOnceLock<Py<PyArrayDescr>> = PyOnceLock::new();
+    let d = BFLOAT16.get_or_try_init(py, || -> PyResult<_> {
+        let scalar = py.import("ml_dtypes")?.getattr("bfloat16")?;
+        Ok(PyArrayDescr::new(py, scalar)?.unbind())
+    })?;
+    Ok(d.bind(py).clone())
+}
+
 /// `batch` as Keras returns it: `x`, `(x, y)` or `(x, y, sample_weight)`,
 /// with `x` the images or, with auxiliary arrays, `[images, aux...]`. The
 /// arrays are numpy's over `batch`, which numpy then owns (through one
 /// `BatchMemory`). Built here rather than in Python: a batch is a hot path.
 fn to_python<'py>(py: Python<'py>, batch: Batch, pool: &Arc<Pool>) -> PyResult<Bound<'py, PyAny>> {
-    let images = match batch.dtype() {
-        OutputDtype::F64 => ElemType::F64,
-        _ => ElemType::F32,
+    let images_descr = match batch.dtype() {
+        OutputDtype::F32 => descr(py, ElemType::F32),
+        OutputDtype::F64 => descr(py, ElemType::F64),
+        OutputDtype::F16 => descr(py, ElemType::F16),
+        OutputDtype::BF16 => bfloat16(py)?,
     };
     let images_shape = batch.shape();
     let rows = |r: &npyflow::Rows| (r.elem(), r.shape());
@@ -58,7 +73,7 @@ fn to_python<'py>(py: Python<'py>, batch: Batch, pool: &Arc<Pool>) -> PyResult<B
     let w = batch.sample_weight().map(rows);
     let aux: Vec<_> = batch.aux().iter().map(rows).collect();
     let memory = Bound::new(py, BatchMemory::new(batch, pool))?;
-    let images = array_over(&memory, 0, descr(py, images), &images_shape)?;
+    let images = array_over(&memory, 0, images_descr, &images_shape)?;
     // The parts after the images, in `BatchMemory`'s order.
     let mut next = 1;
     let mut array = |p: &(ElemType, Vec<usize>)| {

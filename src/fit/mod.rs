@@ -253,7 +253,8 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
         source,
         n,
         image,
-        dtype: options.dtype,
+        // The half dtypes are computed in float32 (rounded at the store).
+        dtype: options.dtype.compute(),
         rescale: rescale_factor(options),
         config,
         augment,
@@ -469,7 +470,7 @@ impl<S: SampleSource + ?Sized> Reader<'_, S> {
                     let r = r as f32;
                     row.iter_mut().for_each(|v| *v = (*v as f32 * r) as f64);
                 }
-                OutputDtype::F64 => row.iter_mut().for_each(|v| *v *= r),
+                _ => row.iter_mut().for_each(|v| *v *= r),
             }
         }
         if self.config.augment {

@@ -84,6 +84,8 @@ impl PreprocessingFunction {
         let view = match T::DTYPE {
             OutputDtype::F32 => bytemuck::try_cast_slice_mut::<T, f32>(image).map(ImageMut::F32),
             OutputDtype::F64 => bytemuck::try_cast_slice_mut::<T, f64>(image).map(ImageMut::F64),
+            // No `Real` type is a half type (they are computed in f32).
+            OutputDtype::F16 | OutputDtype::BF16 => Err(bytemuck::PodCastError::SizeMismatch),
         };
         let view = view.map_err(|e| {
             Error::invalid("preprocessing_function", T::DTYPE.size(), e.to_string())

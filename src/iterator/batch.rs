@@ -2,14 +2,18 @@
 
 use ndarray::{ArrayView4, ArrayViewD, ArrayViewMut4, IxDyn};
 
+use half::{bf16, f16};
+
 use crate::npy::{ElemType, Element, NpyArray};
-use crate::{Error, OutputDtype, Real, Result};
+use crate::{Error, OutputDtype, OutputElement, Result};
 
 /// Image storage of a batch in the output dtype.
 #[derive(Debug)]
 pub(crate) enum Images {
     F32(Vec<f32>),
     F64(Vec<f64>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
 }
 
 /// Rows gathered from an auxiliary array (y, sample weights, misc inputs),
@@ -184,6 +188,8 @@ impl Batch {
             images: match dtype {
                 OutputDtype::F32 => Images::F32(vec![0.0; n]),
                 OutputDtype::F64 => Images::F64(vec![0.0; n]),
+                OutputDtype::F16 => Images::F16(vec![f16::ZERO; n]),
+                OutputDtype::BF16 => Images::BF16(vec![bf16::ZERO; n]),
             },
             dims,
             len: 0,
@@ -215,6 +221,8 @@ impl Batch {
         match &self.images {
             Images::F32(v) => v.len(),
             Images::F64(v) => v.len(),
+            Images::F16(v) => v.len(),
+            Images::BF16(v) => v.len(),
         }
     }
 
@@ -299,6 +307,8 @@ impl Batch {
         match self.images {
             Images::F32(_) => OutputDtype::F32,
             Images::F64(_) => OutputDtype::F64,
+            Images::F16(_) => OutputDtype::F16,
+            Images::BF16(_) => OutputDtype::BF16,
         }
     }
 
@@ -307,13 +317,14 @@ impl Batch {
         [self.len, self.dims[0], self.dims[1], self.dims[2]]
     }
 
-    /// The images as `T` (`f32` or `f64`, whichever the iterator produces):
+    /// The images as `T` (`f32`, `f64`, [`half::f16`] or [`half::bf16`],
+    /// whichever the iterator produces):
     /// a C-order view of `(len, a, b, c)`, so `as_slice()` always gives the
     /// values (and `bytemuck::cast_slice` their bytes).
     ///
     /// # Errors
     /// When `T` is not the iterator's output dtype.
-    pub fn images<T: Real>(&self) -> Result<ArrayView4<'_, T>> {
+    pub fn images<T: OutputElement>(&self) -> Result<ArrayView4<'_, T>> {
         let data = typed::<T>(&self.images).ok_or_else(|| {
             Error::invalid(
                 "T",
@@ -353,7 +364,7 @@ impl Batch {
     ///
     /// # Errors
     /// When `T` is not the iterator's output dtype.
-    pub fn images_mut<T: Real>(&mut self) -> Result<ArrayViewMut4<'_, T>> {
+    pub fn images_mut<T: OutputElement>(&mut self) -> Result<ArrayViewMut4<'_, T>> {
         let shape = self.shape();
         let dtype = self.dtype();
         let n = self.len * self.dims.iter().product::<usize>();
@@ -401,19 +412,23 @@ impl Batch {
 }
 
 /// The image storage as `T` when `T` is its element type.
-pub(crate) fn typed<T: Real>(images: &Images) -> Option<&[T]> {
+pub(crate) fn typed<T: OutputElement>(images: &Images) -> Option<&[T]> {
     match (images, T::DTYPE) {
         (Images::F32(v), OutputDtype::F32) => Some(bytemuck::cast_slice(v)),
         (Images::F64(v), OutputDtype::F64) => Some(bytemuck::cast_slice(v)),
+        (Images::F16(v), OutputDtype::F16) => Some(bytemuck::cast_slice(v)),
+        (Images::BF16(v), OutputDtype::BF16) => Some(bytemuck::cast_slice(v)),
         _ => None,
     }
 }
 
 /// Mutable counterpart of [`typed`].
-pub(crate) fn typed_mut<T: Real>(images: &mut Images) -> Option<&mut [T]> {
+pub(crate) fn typed_mut<T: OutputElement>(images: &mut Images) -> Option<&mut [T]> {
     match (images, T::DTYPE) {
         (Images::F32(v), OutputDtype::F32) => Some(bytemuck::cast_slice_mut(v)),
         (Images::F64(v), OutputDtype::F64) => Some(bytemuck::cast_slice_mut(v)),
+        (Images::F16(v), OutputDtype::F16) => Some(bytemuck::cast_slice_mut(v)),
+        (Images::BF16(v), OutputDtype::BF16) => Some(bytemuck::cast_slice_mut(v)),
         _ => None,
     }
 }

@@ -112,6 +112,21 @@ impl SaveConfig {
                 Images::F64(v) => {
                     save_image(&path, &v[slot * sl..(slot + 1) * sl], shape, self.format)?
                 }
+                // Keras' `array_to_img` converts to float32 first.
+                Images::F16(v) => {
+                    let image: Vec<f32> = v[slot * sl..(slot + 1) * sl]
+                        .iter()
+                        .map(|h| h.to_f32())
+                        .collect();
+                    save_image(&path, &image, shape, self.format)?
+                }
+                Images::BF16(v) => {
+                    let image: Vec<f32> = v[slot * sl..(slot + 1) * sl]
+                        .iter()
+                        .map(|h| h.to_f32())
+                        .collect();
+                    save_image(&path, &image, shape, self.format)?
+                }
             }
         }
         Ok(())

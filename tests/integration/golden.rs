@@ -281,6 +281,7 @@ fn batches(dir: &Path) -> Value {
                     .iter()
                     .flat_map(|v| v.to_le_bytes())
                     .collect::<Vec<u8>>(),
+                other => unreachable!("golden cases produce float32 or float64, not {other:?}"),
             };
             let y: Vec<i64> = b
                 .y()

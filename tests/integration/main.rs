@@ -7,6 +7,7 @@ mod fit;
 mod flow;
 mod generator;
 mod golden;
+mod half;
 mod hostile;
 mod hostile_inputs;
 mod integrity;

@@ -20,13 +20,15 @@ pub fn write<T: bytemuck::Pod>(
 
 /// The bytes of a batch's images (native order), whatever its dtype.
 pub fn image_bytes(batch: &Batch) -> Vec<u8> {
-    fn bytes<T: npyflow::Real + bytemuck::Pod>(batch: &Batch) -> Vec<u8> {
+    fn bytes<T: npyflow::OutputElement>(batch: &Batch) -> Vec<u8> {
         let images = batch.images::<T>().unwrap();
         bytemuck::cast_slice(images.as_slice().unwrap()).to_vec()
     }
     match batch.dtype() {
         OutputDtype::F32 => bytes::<f32>(batch),
         OutputDtype::F64 => bytes::<f64>(batch),
+        OutputDtype::F16 => bytes::<half::f16>(batch),
+        OutputDtype::BF16 => bytes::<half::bf16>(batch),
     }
 }
 

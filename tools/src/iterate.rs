@@ -9,7 +9,8 @@ use serde_json::json;
 
 use npyflow::npy::{Dtype, ElemType, NpyWriter};
 use npyflow::{
-    Batch, EpochTelemetry, NpyArray, NumpyArrayIterator, Order, OutputDtype, Real, Rows, SaveFormat,
+    Batch, EpochTelemetry, NpyArray, NumpyArrayIterator, Order, OutputDtype, OutputElement, Rows,
+    SaveFormat,
 };
 
 use crate::opts::{GenArgs, IterArgs};
@@ -204,8 +205,18 @@ impl<'a> OutWriters<'a> {
         rows: usize,
     ) -> anyhow::Result<OutWriters<'a>> {
         let elem = match image_dtype {
+            OutputDtype::F32 => ElemType::F32,
             OutputDtype::F64 => ElemType::F64,
-            _ => ElemType::F32,
+            OutputDtype::F16 => ElemType::F16,
+            // numpy saves an ml_dtypes.bfloat16 array as '<V2' (two raw
+            // bytes per value), which loads back as bytes, not numbers:
+            // a file nothing reads as bfloat16 without being told.
+            OutputDtype::BF16 => bail!(
+                "{}: .npy has no bfloat16 type (numpy saves ml_dtypes.bfloat16 as raw '<V2' bytes, \
+                 which load back as bytes, not numbers); write float16 or float32 with --dtype, or \
+                 take bfloat16 batches from the library or the Python package",
+                files.files[0].1.display()
+            ),
         };
         let [h, w, c] = image_shape;
         let mut writers = vec![NpyWriter::create(
@@ -326,7 +337,7 @@ pub fn run_epochs(
 
 /// Appends a batch's images to the output array, in their own dtype.
 fn write_images(w: &mut NpyWriter, batch: &Batch) -> anyhow::Result<()> {
-    fn write<T: Real + bytemuck::Pod>(w: &mut NpyWriter, batch: &Batch) -> anyhow::Result<()> {
+    fn write<T: OutputElement>(w: &mut NpyWriter, batch: &Batch) -> anyhow::Result<()> {
         let images = batch.images::<T>()?;
         let values = images
             .as_slice()
@@ -336,6 +347,8 @@ fn write_images(w: &mut NpyWriter, batch: &Batch) -> anyhow::Result<()> {
     match batch.dtype() {
         OutputDtype::F32 => write::<f32>(w, batch),
         OutputDtype::F64 => write::<f64>(w, batch),
+        OutputDtype::F16 => write::<half::f16>(w, batch),
+        OutputDtype::BF16 => write::<half::bf16>(w, batch),
     }
 }
 

@@ -84,7 +84,8 @@ pub struct GenArgs {
     /// Spline order of the affine resampling, 0..=5 [Keras: 1].
     #[arg(long, value_name = "N", value_parser = crate::opts::whole::<u8>)]
     pub interpolation_order: Option<u8>,
-    /// Output dtype: float32 or float64.
+    /// Output dtype: float32, float64, float16, or bfloat16 (half types:
+    /// computed in float32, rounded once to nearest even; bfloat16 not with --out).
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<String>,
 }

@@ -22,10 +22,12 @@ use crate::iterator::save::SaveConfig;
 use crate::iterator::shard::{Resumed, Schedule, Shard};
 use crate::npy::NpyArray;
 use crate::rng::{SampleRng, Stream};
-use crate::{ImageShape, OutputDtype, Real, Result};
+use crate::{ImageShape, OutputDtype, Result};
 
 mod producer;
+mod store;
 pub(crate) use producer::Producer;
+use store::Store;
 
 /// How far the sequential order reads ahead of the batch being assembled
 /// (less with a page budget: a quarter of it).
@@ -294,6 +296,8 @@ impl Context {
         match &mut batch.images {
             Images::F32(_) => self.fill_images::<f32>(epoch, idx, batch, threads)?,
             Images::F64(_) => self.fill_images::<f64>(epoch, idx, batch, threads)?,
+            Images::F16(_) => self.fill_images::<half::f16>(epoch, idx, batch, threads)?,
+            Images::BF16(_) => self.fill_images::<half::bf16>(epoch, idx, batch, threads)?,
         }
         let gather = |arr: &NpyArray, out: &mut crate::iterator::batch::Rows| -> Result<()> {
             out.set_len(idx.len());
@@ -502,7 +506,7 @@ impl Context {
         }
     }
 
-    fn fill_images<T: Real + ScratchSlot>(
+    fn fill_images<T: Store>(
         &self,
         epoch: u64,
         idx: &[usize],
@@ -514,21 +518,23 @@ impl Context {
         let images = &mut images[..idx.len() * sl];
         // `next`: the next sample's first lines, for the generator's path to
         // prefetch while this sample is processed (see `Unread::next`).
-        let one = |img: &mut [T], j: usize, next: &Prefetch<'_>| -> Result<()> {
+        let one = |out: &mut [T], j: usize, next: &Prefetch<'_>| -> Result<()> {
             let row = self.base + j;
             let mut rng = SampleRng::new(self.seed, Stream::Augment, epoch, row as u64);
             // The generator reads the row itself, straight into its scratch
             // when the sample is resampled (one image copy fewer).
-            let mut read = |buf: &mut [T], place, scale| {
+            let mut read = |buf: &mut [T::Compute], place, scale| {
                 self.x.read_sample_placed_into(row, buf, place, scale)
             };
             let unread = Unread {
                 read: &mut read,
                 next,
             };
-            T::with_scratch(|scratch| {
-                self.generator
-                    .process_sample_from(img, self.shape, &mut rng, scratch, unread)
+            T::produce(out, |img| {
+                T::Compute::with_scratch(|scratch| {
+                    self.generator
+                        .process_sample_from(img, self.shape, &mut rng, scratch, unread)
+                })
             })
         };
         if idx.is_empty() || sl == 0 {

@@ -397,3 +397,82 @@ fn iterate_out_writes_the_matching_rows_of_every_array() {
     );
     assert_eq!(NpyArray::open(d.join("j_y.npy")).unwrap().len(), 32.min(n));
 }
+
+/// `--dtype float16`: `--out` writes `<f2`, the float32 run rounded once
+/// (to nearest even: `half`'s software conversion is the reference);
+/// bfloat16 iterates but has no `.npy` type to be written as.
+#[test]
+fn iterate_dtype_float16_writes_the_float32_run_rounded_once() {
+    use half::f16;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, 21);
+    let run = |out: &str, dtype: Option<&str>| {
+        let mut args = vec![
+            "iterate",
+            "x.npy",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "2",
+            "--seed",
+            "5",
+            "--order",
+            "shuffle",
+            "--rotation-range",
+            "30",
+            "--zoom-range",
+            "0.2",
+            "--horizontal-flip",
+            "--rescale",
+            "1/255",
+            "--out",
+            out,
+        ];
+        if let Some(t) = dtype {
+            args.extend(["--dtype", t]);
+        }
+        ok(npyflow(d, &args));
+        NpyArray::open(d.join(out)).unwrap()
+    };
+    let full = run("f32.npy", None);
+    let half = run("f16.npy", Some("float16"));
+    assert_eq!(half.dtype(), Dtype::native(ElemType::F16));
+    assert_eq!(half.shape(), &[42, 8, 8, 3]);
+    assert_eq!(half.header().dtype.descr(), "<f2");
+    let want: Vec<u16> = full
+        .view::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&v| f16::from_f32_const(v).to_bits())
+        .collect();
+    let got: Vec<u16> = half
+        .view::<f16>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    assert_eq!(got, want);
+    let f32_values = full.view::<f32>().unwrap();
+    assert!(
+        f32_values.iter().any(|&v| f16::from_f32(v).to_f32() != v),
+        "every value was exact in float16"
+    );
+
+    ok(npyflow(
+        d,
+        &["iterate", "x.npy", "--dtype", "bfloat16", "--epochs", "1"],
+    ));
+    fails(
+        npyflow(
+            d,
+            &["iterate", "x.npy", "--dtype", "bfloat16", "--out", "b.npy"],
+        ),
+        &["b.npy", "bfloat16", "<V2", "--dtype"],
+    );
+    assert!(!d.join("b.npy").exists());
+    fails(
+        npyflow(d, &["iterate", "x.npy", "--dtype", "float8"]),
+        &["float8", "bfloat16"],
+    );
+}
