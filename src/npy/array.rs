@@ -580,7 +580,7 @@ impl NpyArray {
             return Ok(total);
         }
         self.check_unchanged()?;
-        let mut buf = super::verify::chunk_buffer(total);
+        let mut buf = chunk_buffer(total);
         let mut done = 0u64;
         while done < total {
             let n = (total - done).min(buf.len() as u64) as usize;
@@ -868,4 +868,14 @@ fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usi
 /// `file`'s modification time, where the system keeps one.
 fn modified_time(file: &File) -> Option<SystemTime> {
     file.metadata().and_then(|m| m.modified()).ok()
+}
+
+/// Bytes read per step of a verification (`NpyArray::verify`, the `.npz`
+/// CRC checks): large enough that the per-call cost vanishes, small enough
+/// that progress moves on slow disks.
+const VERIFY_CHUNK: usize = 1 << 20;
+
+/// A buffer of one verification chunk, or less for data smaller than one.
+pub(super) fn chunk_buffer(total: u64) -> Vec<u8> {
+    vec![0u8; (total.min(VERIFY_CHUNK as u64) as usize).max(1)]
 }

@@ -12,17 +12,9 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::DeflateDecoder;
 
+use super::array::chunk_buffer;
 use super::npz::{NpzArchive, NpzMember};
 use crate::{sys, Error, ErrorKind, Result};
-
-/// Bytes read per step of a verification: large enough that the per-call
-/// cost vanishes, small enough that progress moves on slow disks.
-const CHUNK: usize = 1 << 20;
-
-/// A buffer of one chunk, or less for data smaller than a chunk.
-pub(super) fn chunk_buffer(total: u64) -> Vec<u8> {
-    vec![0u8; (total.min(CHUNK as u64) as usize).max(1)]
-}
 
 /// `pread`s of `len` bytes from `offset` of `file`, as a `Read`.
 struct SliceReader<'a> {
