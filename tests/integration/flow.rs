@@ -30,15 +30,7 @@ fn check(name: &str, options: GeneratorOptions, tol: f64) {
         .build()
         .unwrap();
     assert_eq!(it.len(), 3);
-    let mut got = Vec::new();
-    it.for_each_in_epoch(|b| {
-        match b.dtype() {
-            OutputDtype::F32 => got.extend(b.images::<f32>()?.iter().map(|&v| v as f64)),
-            _ => got.extend(b.images::<f64>()?.iter().copied()),
-        }
-        Ok(())
-    })
-    .unwrap();
+    let got = crate::util::epoch_images_f64(&mut it);
     assert_eq!(got.len(), want.len());
     let worst = got
         .iter()

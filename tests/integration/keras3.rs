@@ -5,11 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use npyflow::{
-    Compat, FitConfig, ImageDataGenerator, NpyArray, OutputDtype, Real, Scratch, TransformParams,
-};
+use npyflow::{Compat, FitConfig, ImageDataGenerator, NpyArray, Real, Scratch, TransformParams};
 use serde_json::Value;
 
+use crate::transform::params_from_json;
 use crate::util::read_reference_npy as read_npy;
 
 fn dir(sub: &str) -> PathBuf {
@@ -21,23 +20,6 @@ fn dir(sub: &str) -> PathBuf {
 fn manifest(sub: &str) -> Value {
     let text = std::fs::read_to_string(dir(sub).join("manifest.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn params_from_json(v: &Value) -> TransformParams {
-    let num = |k: &str, default: f64| v.get(k).and_then(Value::as_f64).unwrap_or(default);
-    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    TransformParams {
-        theta: num("theta", 0.0),
-        tx: num("tx", 0.0),
-        ty: num("ty", 0.0),
-        shear: num("shear", 0.0),
-        zx: num("zx", 1.0),
-        zy: num("zy", 1.0),
-        flip_horizontal: flag("flip_horizontal"),
-        flip_vertical: flag("flip_vertical"),
-        channel_shift_intensity: v.get("channel_shift_intensity").and_then(Value::as_f64),
-        brightness: v.get("brightness").and_then(Value::as_f64),
-    }
 }
 
 fn run<T: Real>(
@@ -212,15 +194,7 @@ fn flow_batches_match_keras3() {
     for (name, g, x) in fitted() {
         let want = fixture("flow", &format!("{name}.npy")).unwrap();
         let mut it = g.flow(x).batch_size(4).shuffle(false).build().unwrap();
-        let mut got = Vec::new();
-        it.for_each_in_epoch(|b| {
-            match b.dtype() {
-                OutputDtype::F32 => got.extend(b.images::<f32>()?.iter().map(|&v| v as f64)),
-                _ => got.extend(b.images::<f64>()?.iter().copied()),
-            }
-            Ok(())
-        })
-        .unwrap();
+        let got = crate::util::epoch_images_f64(&mut it);
         let biggest = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         close(
             &format!("{name} batches"),

@@ -27,7 +27,8 @@ pub(crate) struct Case {
     pub expected: Vec<f64>,
 }
 
-fn params_from_json(v: &Value) -> TransformParams {
+/// A fixture's drawn transform (`manifest.json`'s `params`), Keras' names.
+pub(crate) fn params_from_json(v: &Value) -> TransformParams {
     let num = |k: &str, default: f64| v.get(k).and_then(Value::as_f64).unwrap_or(default);
     let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
     TransformParams {

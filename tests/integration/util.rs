@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use npyflow::npy::{write_npy, ElemType};
-use npyflow::{Batch, NpyArray, OutputDtype};
+use npyflow::{Batch, NpyArray, NumpyArrayIterator, OutputDtype};
 
 /// Writes `data` (native-endian `T`) as `name` in `dir` with `shape` and opens it.
 pub fn write<T: bytemuck::Pod>(
@@ -95,4 +95,21 @@ pub fn read_reference_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
     };
     assert_eq!(values.len(), shape.iter().product::<usize>());
     (shape, values)
+}
+
+/// The images of one epoch from `it`'s position, widened to f64 (exact for
+/// f32 and f64 output).
+pub fn epoch_images_f64(it: &mut NumpyArrayIterator) -> Vec<f64> {
+    let mut got = Vec::new();
+    it.for_each_in_epoch(|b| {
+        match b.dtype() {
+            OutputDtype::F32 => got.extend(b.images::<f32>()?.iter().map(|&v| v as f64)),
+            OutputDtype::F64 => got.extend(b.images::<f64>()?.iter().copied()),
+            OutputDtype::F16 => got.extend(b.images::<half::f16>()?.iter().map(|v| v.to_f64())),
+            OutputDtype::BF16 => got.extend(b.images::<half::bf16>()?.iter().map(|v| v.to_f64())),
+        }
+        Ok(())
+    })
+    .unwrap();
+    got
 }
