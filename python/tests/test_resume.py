@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +17,16 @@ import npyflow
 
 N = 26
 SEED = 9
+
+
+@pytest.fixture(autouse=True)
+def _plain_iterators(monkeypatch):
+    """These tests pin the plain iterator's protocol (keras-preprocessing's
+    ``on_epoch_end`` moves to the next epoch at once). With Keras 3 imported
+    by another test module in this process, ``flow()`` would return the
+    ``PyDataset`` flavour, whose ``on_epoch_end`` waits for the epoch's
+    batches (tested in test_frameworks.py); hide it for these tests."""
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
 
 
 @pytest.fixture
