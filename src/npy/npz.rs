@@ -69,7 +69,7 @@ impl NpzArchive {
     /// As [`NpzArchive::open`].
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<NpzArchive> {
         let path = path.as_ref();
-        let (file, file_len) = super::array::open_data_file(path)?;
+        let (file, file_len) = super::open::open_data_file(path)?;
         check_member_count(path, &file, file_len)?;
         let mut zip = zip::ZipArchive::new(&file)
             .map_err(|e| npz_err(path, format!("not a readable .npz archive: {e}")))?;

@@ -35,7 +35,7 @@ impl NpyArray {
     ) -> Result<NpyArray> {
         let path = path.as_ref();
         let header = raw_header(path, dtype, shape)?;
-        let (file, file_len) = super::array::open_data_file(path)?;
+        let (file, file_len) = super::open::open_data_file(path)?;
         let expected = offset.saturating_add(header.data_len as u64);
         if file_len < expected {
             return Err(ErrorKind::Truncated {
