@@ -7,17 +7,43 @@
 //! cold epoch would wait for whole windows to be read before its own rows.
 //! Here the requests are queued to one thread per iterator and the
 //! assembling threads never wait on them.
+//!
+//! A request is served as a hint (`WILLNEED`, for the block order's
+//! windows: many blocks in flight at once) or as plain reads that return
+//! when the rows are in (for the sequential order: large buffered reads
+//! keep up with a fast device whatever its read-ahead size, hints do not;
+//! see [`load_row_range`]).
 
 use std::ops::Range;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
-use crate::cache::prefetch_row_range;
+use crate::cache::{load_row_range, prefetch_row_range};
 use crate::npy::NpyArray;
 
-/// Rows of one array to be read ahead.
-type Request = (NpyArray, Range<usize>);
+/// How a request is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fetch {
+    /// Ask the kernel to start reading (`WILLNEED`) and go on.
+    Hint,
+    /// Read the rows into the page cache and wait for them.
+    Read,
+}
+
+/// Rows of one array to be read ahead, and how.
+type Request = (NpyArray, Range<usize>, Fetch);
+
+/// Serves one request on the calling thread.
+fn serve(array: &NpyArray, rows: Range<usize>, fetch: Fetch) {
+    let done = match fetch {
+        Fetch::Hint => prefetch_row_range(array, rows),
+        Fetch::Read => load_row_range(array, rows),
+    };
+    if let Err(e) = done {
+        log::debug!("read-ahead of {} refused: {e}", array.name());
+    }
+}
 
 /// The thread and the queue to it, started on the first request.
 #[derive(Debug, Default)]
@@ -26,19 +52,18 @@ pub(crate) struct Readahead {
 }
 
 impl Readahead {
-    /// Queues rows `rows` of `array` to be read ahead; returns at once.
-    /// Requests are served in order. A hint only: failures are logged.
-    pub fn request(&self, array: &NpyArray, rows: Range<usize>) {
+    /// Queues rows `rows` of `array` to be read ahead as `fetch` says;
+    /// returns at once. Requests are served in order. A hint only: failures
+    /// are logged.
+    pub fn request(&self, array: &NpyArray, rows: Range<usize>, fetch: Fetch) {
         let mut worker = self.worker.lock().unwrap_or_else(|e| e.into_inner());
         if worker.is_none() {
             let (tx, rx) = channel::<Request>();
             let spawned = std::thread::Builder::new()
                 .name("npyflow-readahead".into())
                 .spawn(move || {
-                    for (array, rows) in rx {
-                        if let Err(e) = prefetch_row_range(&array, rows) {
-                            log::debug!("read-ahead of {} refused: {e}", array.name());
-                        }
+                    for (array, rows, fetch) in rx {
+                        serve(&array, rows, fetch);
                     }
                 });
             match spawned {
@@ -46,14 +71,14 @@ impl Readahead {
                 // No thread to be had: read ahead on this thread, which
                 // waits, but still reads the window in large requests.
                 Err(_) => {
-                    let _ = prefetch_row_range(array, rows);
+                    serve(array, rows, fetch);
                     return;
                 }
             }
         }
         if let Some((tx, _)) = worker.as_ref() {
             // The thread only stops when the sender is dropped (below).
-            let _ = tx.send((array.clone(), rows));
+            let _ = tx.send((array.clone(), rows, fetch));
         }
     }
 }
@@ -81,10 +106,11 @@ mod tests {
         write_npy(&path, ElemType::U8, &[64, 4096], &vec![7u8; 64 * 4096]).unwrap();
         let x = NpyArray::open(&path).unwrap();
         let ra = Readahead::default();
-        ra.request(&x, 0..32);
-        ra.request(&x, 32..64);
+        ra.request(&x, 0..32, Fetch::Hint);
+        ra.request(&x, 32..64, Fetch::Read);
         // Out-of-range rows are clamped, not an error or a panic.
-        ra.request(&x, 60..1000);
+        ra.request(&x, 60..1000, Fetch::Hint);
+        ra.request(&x, 60..1000, Fetch::Read);
         assert!(ra.worker.lock().unwrap().is_some());
         drop(ra); // joins the thread after the queue is served
     }

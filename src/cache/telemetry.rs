@@ -173,6 +173,13 @@ pub(crate) fn anon_rss_bytes() -> u64 {
     proc_field(&text, "RssAnon:").saturating_mul(1024)
 }
 
+/// File pages mapped into this process and resident, in bytes (`RssFile`
+/// of `/proc/self/status`); 0 where unavailable.
+pub(crate) fn file_rss_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    proc_field(&text, "RssFile:").saturating_mul(1024)
+}
+
 /// The first number after `key` at the start of a line; 0 if absent.
 fn proc_field(text: &str, key: &str) -> u64 {
     text.lines()

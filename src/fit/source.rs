@@ -84,7 +84,11 @@ impl SampleSource for NpyArray {
     }
 
     fn prefetch(&self, rows: std::ops::Range<usize>) -> Result<()> {
-        crate::cache::prefetch_row_range(self, rows)
+        // Reads, not `WILLNEED` hints: the pass is in file order, and large
+        // reads keep up with a device whose read-ahead is small (fit of 4 GiB
+        // under a 1 GiB cgroup: 2.98 → 2.03 s on a loop device with 128 KiB
+        // read-ahead, 4.60 → 2.69 s on the virtio disk).
+        crate::cache::load_row_range(self, rows)
     }
 
     fn read_samples_into(&self, first: usize, out: &mut [f64]) -> Result<()> {

@@ -17,9 +17,11 @@ use std::io;
 
 use memmap2::{Mmap, MmapOptions};
 
+mod device;
 mod lock;
 mod open;
 
+pub(crate) use device::hint_limit;
 pub(crate) use lock::{process_start, try_lock_exclusive};
 pub(crate) use open::{clear_nonblocking, open_nonblocking};
 

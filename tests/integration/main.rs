@@ -14,6 +14,7 @@ mod integrity;
 mod iterator;
 mod keras3;
 mod limits;
+mod loopdev;
 mod memcap;
 mod npy;
 mod oracle;

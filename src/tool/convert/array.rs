@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::cast::cast_elements;
+use crate::cache::readahead::{Fetch, Readahead};
+use crate::cache::unmap_array;
 use super::{chunk_rows, Progress};
 use crate::npy::{persist_all, Dtype, ElemType, NpyArray, NpyWriter, OpenOptions};
 use crate::{Error, ErrorKind, Order, Result};
@@ -181,6 +183,10 @@ pub fn convert_arrays(
 }
 
 /// Writes `array` converted into a writer left unfinished.
+/// A conversion in file order drops its map of the source every this many
+/// chunks (see [`convert_one`]).
+const UNMAP_EVERY_CHUNKS: usize = 8;
+
 fn convert_one(
     array: &NpyArray,
     job: &ArrayJob<'_>,
@@ -225,9 +231,20 @@ fn convert_one(
     if let Some(p) = options.progress {
         p(0, total_out);
     }
+    // In file order, the chunk after the one being converted is read by a
+    // thread of its own (large reads: a hint-paced map ran at a fraction of
+    // a fast device's sequential read); what was converted is unmapped as it
+    // goes, so the map never holds more than a few chunks of the file.
+    let readahead = (order.is_none() && !fortran).then(Readahead::default);
+    if let Some(ra) = &readahead {
+        ra.request(array, 0..chunk.min(rows), Fetch::Read);
+    }
     let mut r0 = 0;
     while r0 < rows && row_len > 0 {
         let r1 = (r0 + chunk).min(rows);
+        if let Some(ra) = &readahead {
+            ra.request(array, r1..(r1 + chunk).min(rows), Fetch::Read);
+        }
         let n = r1 - r0;
         let src: &[u8] = if gathers {
             let gather = &mut gather[..n * in_row];
@@ -256,6 +273,9 @@ fn convert_one(
         writer.write_bytes(dst)?;
         if let Some(p) = options.progress {
             p((r1 * out_row) as u64, total_out);
+        }
+        if readahead.is_some() && (r0 / chunk) % UNMAP_EVERY_CHUNKS == UNMAP_EVERY_CHUNKS - 1 {
+            unmap_array(array)?;
         }
         r0 = r1;
     }

@@ -1,0 +1,226 @@
+//! Every order, `fit`, the page budget and `convert array` on a RAM-backed
+//! block device with Linux's default 128 KiB read-ahead (what a laptop's
+//! NVMe drive gets): an ext4 file system on a loop device over a file in
+//! `/dev/shm`, as `bench/loopdev.sh` makes for the benchmarks. The reads
+//! there go through device-sized hints and a reader thread's `pread`s
+//! instead of the virtio disk's 8 MiB read-ahead; the results must be the
+//! same bytes as from an ordinary file. Needs root (`losetup`, `mount`);
+//! elsewhere each test prints why it did not run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use npyflow::convert::{convert_array, ConvertArrayOptions};
+use npyflow::fit::fit;
+use npyflow::npy::ElemType;
+use npyflow::{
+    FitConfig, GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order,
+};
+
+use crate::util::{image_bytes, images_u8};
+
+/// A mounted ext4 file system on a loop device, removed on drop.
+struct LoopFs {
+    image: PathBuf,
+    dev: String,
+    mnt: tempfile::TempDir,
+}
+
+impl LoopFs {
+    /// A `size_mib` MiB file system with `read_ahead_kb` 128, or why not.
+    fn new(size_mib: u64) -> Result<LoopFs, String> {
+        let run = |cmd: &mut Command| -> Result<String, String> {
+            let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "{cmd:?}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        if run(Command::new("id").arg("-u"))? != "0" {
+            return Err("not root".into());
+        }
+        let image = tempfile::Builder::new()
+            .prefix("npyflow-loop-test.")
+            .tempfile_in("/dev/shm")
+            .map_err(|e| format!("/dev/shm: {e}"))?
+            .into_temp_path()
+            .keep()
+            .map_err(|e| e.to_string())?;
+        let file = std::fs::OpenOptions::new().write(true).open(&image);
+        file.and_then(|f| f.set_len(size_mib << 20))
+            .map_err(|e| e.to_string())?;
+        let mnt = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut fs = LoopFs {
+            image,
+            dev: String::new(),
+            mnt,
+        };
+        fs.dev = run(Command::new("losetup").args(["--find", "--show"]).arg(&fs.image))?;
+        run(Command::new("mkfs.ext4").args(["-q", "-F", &fs.dev]))?;
+        run(Command::new("mount").arg(&fs.dev).arg(fs.mnt.path()))?;
+        let name = Path::new(&fs.dev).file_name().unwrap().to_owned();
+        let ra = Path::new("/sys/block").join(name).join("queue/read_ahead_kb");
+        std::fs::write(&ra, "128").map_err(|e| format!("{}: {e}", ra.display()))?;
+        Ok(fs)
+    }
+
+    fn dir(&self) -> &Path {
+        self.mnt.path()
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.mnt.path()).status();
+        if !self.dev.is_empty() {
+            let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+        }
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+/// The loop device, or `None` after printing why the test does not run.
+fn loop_fs(test: &str) -> Option<LoopFs> {
+    match LoopFs::new(64) {
+        Ok(fs) => Some(fs),
+        Err(why) => {
+            println!("{test}: not run, no loop device ({why})");
+            None
+        }
+    }
+}
+
+/// The same images in an ordinary temporary folder and on the loop device
+/// (dropped from the page cache there, so every read goes to the device).
+fn both(fs: &LoopFs, n: usize) -> (tempfile::TempDir, NpyArray, NpyArray) {
+    let dir = tempfile::Builder::new()
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let here = images_u8(dir.path(), n, 32, 32, 3);
+    let there = fs.dir().join("x.npy");
+    std::fs::copy(here.path(), &there).unwrap();
+    let there = NpyArray::open(&there).unwrap();
+    npyflow::cache::evict_array(&there).unwrap();
+    (dir, here, there)
+}
+
+fn epoch(x: &NpyArray, order: Order, budget: Option<u64>) -> Vec<(Vec<usize>, Vec<u8>)> {
+    let mut b = ImageDataGenerator::new(GeneratorOptions {
+        rescale: Some(1.0 / 255.0),
+        ..Default::default()
+    })
+    .unwrap()
+    .flow(x.clone())
+    .order(order)
+    .seed(3)
+    .batch_size(50)
+    .threads(2);
+    if let Some(budget) = budget {
+        b = b.cache_budget(budget);
+    }
+    let mut it: NumpyArrayIterator = b.build().unwrap();
+    let mut out = Vec::new();
+    it.for_each_in_epoch(|batch| {
+        out.push((batch.indices().to_vec(), image_bytes(batch)));
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+const ORDERS: [Order; 3] = [
+    Order::Sequential,
+    Order::Shuffle,
+    Order::Blocks {
+        block_rows: 300,
+        window: 3,
+    },
+];
+
+#[test]
+fn every_order_reads_the_same_batches_from_a_loop_device() {
+    let Some(fs) = loop_fs("every_order_reads_the_same_batches_from_a_loop_device") else {
+        return;
+    };
+    // 7.7 MiB: many 1.25 MiB hints and 2 MiB sequential reads ahead.
+    let (_dir, here, there) = both(&fs, 2_621);
+    for order in ORDERS {
+        npyflow::cache::evict_array(&there).unwrap();
+        let (want, got) = (epoch(&here, order, None), epoch(&there, order, None));
+        assert_eq!(got.len(), want.len(), "{order:?}");
+        assert!(got == want, "{order:?}: batches differ on the loop device");
+    }
+}
+
+#[test]
+fn the_budget_holds_on_a_loop_device() {
+    let Some(fs) = loop_fs("the_budget_holds_on_a_loop_device") else {
+        return;
+    };
+    let (_dir, _here, there) = both(&fs, 2_621);
+    let budget = 1u64 << 20;
+    // Block windows of a quarter of the budget, as the tool sizes them: the
+    // window being read and the next one asked for fit in it.
+    let blocks = Order::Blocks {
+        block_rows: 40,
+        window: 2,
+    };
+    for order in [Order::Sequential, Order::Shuffle, blocks] {
+        npyflow::cache::evict_array(&there).unwrap();
+        let mut it = ImageDataGenerator::new(GeneratorOptions::default())
+            .unwrap()
+            .flow(there.clone())
+            .order(order)
+            .seed(1)
+            .batch_size(50)
+            .prefetch(0)
+            .cache_budget(budget)
+            .build()
+            .unwrap();
+        let mut worst = 0;
+        it.for_each_in_epoch(|_| {
+            let resident = npyflow::cache::residency_of(&there).unwrap();
+            worst = worst.max(resident.resident_bytes());
+            Ok(())
+        })
+        .unwrap();
+        // One batch, the read-ahead (a quarter of the budget) and the
+        // device's 128 KiB read-ahead on top of the budget.
+        let slack = 50 * 3072 + budget / 4 + (128 << 10);
+        assert!(
+            worst <= budget + slack,
+            "{order:?}: {worst} resident bytes over a {budget}-byte budget"
+        );
+    }
+}
+
+#[test]
+fn fit_and_convert_read_the_same_bytes_from_a_loop_device() {
+    let Some(fs) = loop_fs("fit_and_convert_read_the_same_bytes_from_a_loop_device") else {
+        return;
+    };
+    let (dir, here, there) = both(&fs, 5_000);
+    let options = GeneratorOptions {
+        featurewise_center: true,
+        featurewise_std_normalization: true,
+        ..Default::default()
+    };
+    let config = FitConfig::default();
+    let want = fit(&options, &here, &config, None).unwrap();
+    let got = fit(&options, &there, &config, None).unwrap();
+    assert_eq!(got, want);
+
+    let convert = ConvertArrayOptions {
+        dtype: Some(ElemType::F32),
+        scale: Some(1.0 / 255.0),
+        progress: None,
+    };
+    npyflow::cache::evict_array(&there).unwrap();
+    let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
+    convert_array(here.path(), &a, &convert).unwrap();
+    convert_array(there.path(), &b, &convert).unwrap();
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+}
