@@ -18,8 +18,8 @@
 pub(crate) mod readahead;
 pub(crate) mod telemetry;
 
-pub use telemetry::{EpochTelemetry, ProcessIo, TelemetryRecorder};
 pub(crate) use telemetry::file_rss_bytes;
+pub use telemetry::{EpochTelemetry, ProcessIo, TelemetryRecorder};
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -641,7 +641,10 @@ mod tests {
         // 16 MiB were mapped and read; at least 15 MiB of them go.
         assert!(mapped >= after + (15 << 20), "RssFile {mapped} -> {after}");
         assert_eq!(sum(&x), want);
-        assert!(residency_of(&x).unwrap().fraction() > 0.99, "evicted, not unmapped");
+        assert!(
+            residency_of(&x).unwrap().fraction() > 0.99,
+            "evicted, not unmapped"
+        );
     }
 
     /// Evicting the pages of some rows marks those rows, and the rows that

@@ -634,11 +634,13 @@ impl NpyArray {
             self.inner.row_len,
             "read_sample_into: buffer size"
         );
-        self.read_sample_placed_into(i, out, Placement::contiguous(out.len()), scale)
+        self.read_sample_placed_into(i, out, Placement::contiguous(out.len()), scale, false)
     }
 
     /// [`NpyArray::read_sample_scaled_into`] into the runs of `out` that
     /// `place` names (each run converted as it is read: no extra copy).
+    /// With `read`, through `pread` even when the file is mapped (nothing
+    /// is mapped into the process).
     ///
     /// # Panics
     /// When `i >= len()` or `place` does not fit `row_len()` elements in
@@ -649,6 +651,7 @@ impl NpyArray {
         out: &mut [T],
         place: Placement,
         scale: Option<f64>,
+        read: bool,
     ) -> Result<()> {
         let dtype = self.dtype();
         let cast = |src: &[u8], out: &mut [T]| {
@@ -657,7 +660,7 @@ impl NpyArray {
                 cast_scaled_into(src, dtype, run, scale);
             }
         };
-        match self.row_bytes_mapped(i) {
+        match self.row_bytes_mapped(i).filter(|_| !read) {
             Some(src) => {
                 cast(src, out);
                 self.check_mapped_read()?;
@@ -667,7 +670,8 @@ impl NpyArray {
                 BUF.with(|b| -> Result<()> {
                     let mut b = b.borrow_mut();
                     b.resize(self.inner.row_bytes, 0);
-                    self.read_row_raw(i, &mut b)?;
+                    let off = self.data_offset() + (i * self.inner.row_bytes) as u64;
+                    self.pread_exact(&mut b, off)?;
                     cast(&b, out);
                     Ok(())
                 })?;

@@ -58,11 +58,15 @@ impl LoopFs {
             dev: String::new(),
             mnt,
         };
-        fs.dev = run(Command::new("losetup").args(["--find", "--show"]).arg(&fs.image))?;
+        fs.dev = run(Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&fs.image))?;
         run(Command::new("mkfs.ext4").args(["-q", "-F", &fs.dev]))?;
         run(Command::new("mount").arg(&fs.dev).arg(fs.mnt.path()))?;
         let name = Path::new(&fs.dev).file_name().unwrap().to_owned();
-        let ra = Path::new("/sys/block").join(name).join("queue/read_ahead_kb");
+        let ra = Path::new("/sys/block")
+            .join(name)
+            .join("queue/read_ahead_kb");
         std::fs::write(&ra, "128").map_err(|e| format!("{}: {e}", ra.display()))?;
         Ok(fs)
     }

@@ -5,9 +5,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::cast::cast_elements;
+use super::{chunk_rows, Progress};
 use crate::cache::readahead::{Fetch, Readahead};
 use crate::cache::unmap_array;
-use super::{chunk_rows, Progress};
 use crate::npy::{persist_all, Dtype, ElemType, NpyArray, NpyWriter, OpenOptions};
 use crate::{Error, ErrorKind, Order, Result};
 
