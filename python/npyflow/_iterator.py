@@ -243,6 +243,7 @@ class NumpyArrayIterator:
         self._resume: dict[str, Any] | None = None
         self._fetched: set[int] = set()
         self._fetched_epoch = -1
+        self._in_keras_epoch = False
         self._native: Any = self._build(None if seed is None else int(seed) % 2**64)
         self.seed = seed
         _live.add(self)
@@ -320,11 +321,13 @@ class NumpyArrayIterator:
             native = self._it()
             batch = native.get(int(idx))
             # Batches taken by index count as delivered (Keras' way of
-            # taking them, in any order) for `state_dict`.
+            # taking them, in any order) for `state_dict`; under a Keras that
+            # brackets its epochs, only those taken inside one.
             epoch = native.position()[0]
             if epoch != self._fetched_epoch:
                 self._fetched, self._fetched_epoch = set(), epoch
-            self._fetched.add(int(idx))
+            if self._in_keras_epoch or not self._keras_brackets_epochs:
+                self._fetched.add(int(idx))
             return batch
 
     def __iter__(self) -> NumpyArrayIterator:
@@ -357,13 +360,28 @@ class NumpyArrayIterator:
         """Keras' ``on_epoch_end``: move to the next epoch's order."""
         self._it().on_epoch_end()
 
+    # Set by the Keras 3 class (Keras >= 3.5), whose ``fit`` calls
+    # ``on_epoch_begin`` before taking an epoch's batches: batches taken by
+    # index outside an ``on_epoch_begin``/``on_epoch_end`` pair are then
+    # Keras' peeks (the TensorFlow backend takes the first two to find the
+    # tensor spec, before any epoch), not deliveries.
+    _keras_brackets_epochs = False
+
+    def _begin_keras_epoch(self) -> None:
+        """``on_epoch_begin`` for Keras 3's ``fit``: the batches taken by
+        index from now until ``on_epoch_end`` are the epoch's."""
+        with self._lock:
+            self._in_keras_epoch = True
+
     def _end_epoch_if_done(self) -> None:
         """``on_epoch_end`` for Keras' ``fit``: moves to the next epoch only
         once every batch of this one was taken. Keras 3 also calls
-        ``on_epoch_end`` before the first epoch and after peeking at one
-        batch to build the model; those calls must not skip an epoch, so
-        that Keras' epoch ``e`` is the iterator's epoch ``e``."""
+        ``on_epoch_end`` before the first epoch and after peeking at
+        batches (to build the model, or for TensorFlow's tensor spec);
+        those calls must not skip an epoch, so that Keras' epoch ``e`` is
+        the iterator's epoch ``e``."""
         with self._lock:
+            self._in_keras_epoch = False
             native = self._it()
             epoch, batch = native.position()
             taken = self._taken(epoch, batch)
@@ -499,6 +517,7 @@ class NumpyArrayIterator:
                 "position": list(self._it().position()),
                 "fetched": sorted(self._fetched),
                 "fetched_epoch": self._fetched_epoch,
+                "in_keras_epoch": self._in_keras_epoch,
             },
         }
 
@@ -532,6 +551,7 @@ class NumpyArrayIterator:
         self._position = (int(s["position"][0]), int(s["position"][1]))
         self._fetched = set(s["fetched"])
         self._fetched_epoch = int(s["fetched_epoch"])
+        self._in_keras_epoch = bool(s["in_keras_epoch"])
         self._native = None
         _live.add(self)
 

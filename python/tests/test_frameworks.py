@@ -1,7 +1,7 @@
-"""Keras 3 (JAX and PyTorch backends) and JAX multi-process, each in processes of their
-own: Keras changes the class of iterators made after it is imported, and
-``jax.distributed`` is once per process. Skipped where the framework is
-not installed (``.ci/python`` installs it)."""
+"""Keras 3 (JAX, PyTorch and TensorFlow backends) and JAX multi-process,
+each in processes of their own: Keras changes the class of iterators made
+after it is imported, and ``jax.distributed`` is once per process.
+Skipped where the framework is not installed (``.ci/python`` installs it)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_import_npyflow_imports_no_framework():
     assert run.stdout.strip() == "[]", run.stderr
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax", "torch", "tensorflow"])
 def test_keras3_fit_evaluate_predict_and_epochs(backend):
     if not _installed("keras", backend):
         pytest.skip(f"needs keras and {backend}")
@@ -51,7 +51,9 @@ def test_keras3_fit_evaluate_predict_and_epochs(backend):
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert json.loads(run.stdout.strip().splitlines()[-1])["ok"]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["ok"] and result["dataset"] == "PyDataset", result
+    assert result["keras"].startswith("3."), result
 
 
 @pytest.mark.skipif(not _installed("jax"), reason="needs jax")
