@@ -34,9 +34,11 @@ PyTorch, Keras builds the model (on the first ``fit``) from one batch taken
 inside an epoch of its own, which for an iterator of one batch per epoch is
 a whole epoch; that iterator's epochs then run one ahead of Keras'.
 ``it.state_dict()`` counts the batches Keras took (by index, in any
-order); saved at an epoch's end (as ``keras.callbacks.BackupAndRestore``
-does), it resumes with ``fit(..., initial_epoch=state["epoch"])``. A state
-saved mid-epoch resumes with a shorter epoch, which Keras takes as the
+order; a peek counts where it cannot be told apart: Keras 2's at batch 0
+and the JAX/PyTorch build's, at the start of a ``fit``); saved at an
+epoch's end (as ``keras.callbacks.BackupAndRestore`` does), it resumes
+with ``fit(..., initial_epoch=state["epoch"])``. A state saved mid-epoch
+resumes with a shorter epoch, which Keras takes as the
 length of every epoch of that ``fit`` call: finish it with
 ``fit(it, initial_epoch=e, epochs=e + 1)``, then go on as usual.
 """
