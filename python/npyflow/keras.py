@@ -19,7 +19,10 @@ Keras idiom works as it is::
 ``dataset(it)`` does the same for an iterator made before Keras was
 imported, and sets Keras' ``workers``/``use_multiprocessing``/
 ``max_queue_size`` (leave them at their defaults: npyflow assembles each
-batch on its own threads, with the GIL released).
+batch on its own threads, with the GIL released; and on JAX or PyTorch,
+Keras' worker threads also start when it builds the model from one batch,
+and fetch up to ``max_queue_size`` batches ahead, which for an epoch no
+longer than that looks like the whole epoch taken).
 
 Epochs: Keras' epoch ``e`` is the iterator's epoch ``e`` (a new permutation
 and new augmentations each), because ``on_epoch_end`` moves to the next

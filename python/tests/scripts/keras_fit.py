@@ -136,6 +136,20 @@ brackets = hasattr(Dataset, "on_epoch_begin")
 first = brackets and keras.backend.backend() == "tensorflow"
 assert epochs.untouched == [first, True, True], epochs.untouched
 
+# Keras' own worker threads (workers=2), which it starts just before
+# on_epoch_begin. Only on TensorFlow: on JAX and PyTorch they also start to
+# build the model, and fetch ahead a whole (short) epoch (see
+# npyflow.keras: leave workers=1 there).
+if first:
+    threaded = gen.flow(path, y, batch_size=8, subset="training", seed=8)
+    npyflow.keras.dataset(threaded, workers=2)
+    log.clear()
+    watched[id(threaded)] = "threaded"
+    threaded_epochs = Epochs(threaded)
+    model().fit(threaded, epochs=2, verbose=0, callbacks=[threaded_epochs])
+    assert threaded_epochs.seen == [(0, 0), (1, 1)], threaded_epochs.seen
+    check_epochs("threaded", batches, 0, 2)
+
 # Epochs of one and two batches, which Keras' peeks could cover whole.
 log.clear()
 small = gen.flow(path, y, batch_size=24, subset="training", seed=5)
