@@ -133,14 +133,14 @@ check_epochs("train", batches, 0, 3)
 # PyTorch takes it inside an epoch of its own. The TensorFlow backend's
 # peeks come before any epoch of Keras >= 3.5, which marks them.
 brackets = hasattr(Dataset, "on_epoch_begin")
-first = brackets and keras.backend.backend() == "tensorflow"
-assert epochs.untouched == [first, True, True], epochs.untouched
+peeks_marked = brackets and keras.backend.backend() == "tensorflow"
+assert epochs.untouched == [peeks_marked, True, True], epochs.untouched
 
 # Keras' own worker threads (workers=2), which it starts just before
 # on_epoch_begin. Only on TensorFlow: on JAX and PyTorch they also start to
 # build the model, and fetch ahead a whole (short) epoch (see
 # npyflow.keras: leave workers=1 there).
-if first:
+if peeks_marked:
     threaded = gen.flow(path, y, batch_size=8, subset="training", seed=8)
     npyflow.keras.dataset(threaded, workers=2)
     log.clear()
