@@ -243,6 +243,8 @@ class NumpyArrayIterator:
         self._resume: dict[str, Any] | None = None
         self._fetched: set[int] = set()
         self._fetched_epoch = -1
+        self._peeked: set[int] = set()
+        self._in_keras_epoch = False
         self._native: Any = self._build(None if seed is None else int(seed) % 2**64)
         self.seed = seed
         _live.add(self)
@@ -320,11 +322,16 @@ class NumpyArrayIterator:
             native = self._it()
             batch = native.get(int(idx))
             # Batches taken by index count as delivered (Keras' way of
-            # taking them, in any order) for `state_dict`.
+            # taking them, in any order) for `state_dict`; under a Keras that
+            # brackets its epochs, those taken outside one wait for the next.
             epoch = native.position()[0]
             if epoch != self._fetched_epoch:
                 self._fetched, self._fetched_epoch = set(), epoch
-            self._fetched.add(int(idx))
+                self._peeked = set()
+            if self._in_keras_epoch or not self._keras_brackets_epochs:
+                self._fetched.add(int(idx))
+            else:
+                self._peeked.add(int(idx))
             return batch
 
     def __iter__(self) -> NumpyArrayIterator:
@@ -357,13 +364,34 @@ class NumpyArrayIterator:
         """Keras' ``on_epoch_end``: move to the next epoch's order."""
         self._it().on_epoch_end()
 
+    # Set by the Keras 3 class (Keras >= 3.5), whose ``fit`` calls
+    # ``on_epoch_begin`` before taking an epoch's batches. Batches taken by
+    # index outside an ``on_epoch_begin``/``on_epoch_end`` pair are then
+    # either Keras' peeks (the TensorFlow backend takes the first two to
+    # find the tensor spec, then calls ``on_epoch_end`` before the first
+    # epoch: that call forgets them) or the first ones of an epoch whose
+    # worker threads (``workers > 1``) started just before
+    # ``on_epoch_begin`` (which adds them to the epoch's).
+    _keras_brackets_epochs = False
+
+    def _begin_keras_epoch(self) -> None:
+        """``on_epoch_begin`` for Keras 3's ``fit``: the batches taken by
+        index from now until ``on_epoch_end`` are the epoch's."""
+        with self._lock:
+            self._in_keras_epoch = True
+            self._fetched |= self._peeked
+            self._peeked = set()
+
     def _end_epoch_if_done(self) -> None:
         """``on_epoch_end`` for Keras' ``fit``: moves to the next epoch only
         once every batch of this one was taken. Keras 3 also calls
-        ``on_epoch_end`` before the first epoch and after peeking at one
-        batch to build the model; those calls must not skip an epoch, so
-        that Keras' epoch ``e`` is the iterator's epoch ``e``."""
+        ``on_epoch_end`` before the first epoch and after peeking at
+        batches (to build the model, or for TensorFlow's tensor spec);
+        those calls must not skip an epoch, so that Keras' epoch ``e`` is
+        the iterator's epoch ``e``."""
         with self._lock:
+            self._in_keras_epoch = False
+            self._peeked = set()
             native = self._it()
             epoch, batch = native.position()
             taken = self._taken(epoch, batch)
@@ -400,6 +428,7 @@ class NumpyArrayIterator:
             native.load_state(state)
             self._resume = json.loads(state)
             self._fetched, self._fetched_epoch = set(), -1
+            self._peeked = set()
 
     def _taken(self, epoch: int, batch: int) -> list[int] | None:
         """The batches of ``epoch`` taken so far (by index or in sequence),
@@ -452,6 +481,7 @@ class NumpyArrayIterator:
             self._seed = int(native.seed)
             self._resume = json.loads(json.dumps(state))
             self._fetched, self._fetched_epoch = set(), -1
+            self._peeked = set()
 
     def last_epoch_telemetry(self) -> dict[str, Any] | None:
         """Telemetry of the last epoch walked to its end (samples, wall
@@ -499,6 +529,8 @@ class NumpyArrayIterator:
                 "position": list(self._it().position()),
                 "fetched": sorted(self._fetched),
                 "fetched_epoch": self._fetched_epoch,
+                "peeked": sorted(self._peeked),
+                "in_keras_epoch": self._in_keras_epoch,
             },
         }
 
@@ -532,6 +564,8 @@ class NumpyArrayIterator:
         self._position = (int(s["position"][0]), int(s["position"][1]))
         self._fetched = set(s["fetched"])
         self._fetched_epoch = int(s["fetched_epoch"])
+        self._peeked = set(s["peeked"])
+        self._in_keras_epoch = bool(s["in_keras_epoch"])
         self._native = None
         _live.add(self)
 

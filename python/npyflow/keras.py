@@ -19,16 +19,29 @@ Keras idiom works as it is::
 ``dataset(it)`` does the same for an iterator made before Keras was
 imported, and sets Keras' ``workers``/``use_multiprocessing``/
 ``max_queue_size`` (leave them at their defaults: npyflow assembles each
-batch on its own threads, with the GIL released).
+batch on its own threads, with the GIL released; and on JAX or PyTorch,
+Keras' worker threads also start when it builds the model from one batch,
+and fetch up to ``max_queue_size`` batches ahead, which for an epoch no
+longer than that looks like the whole epoch taken).
 
 Epochs: Keras' epoch ``e`` is the iterator's epoch ``e`` (a new permutation
 and new augmentations each), because ``on_epoch_end`` moves to the next
 epoch only once every batch of the current one was taken (Keras 3 also
-calls it before the first epoch and after peeking at a batch to build the
-model). ``it.state_dict()`` counts the batches Keras took (by index, in any
-order); saved at an epoch's end (as ``keras.callbacks.BackupAndRestore``
-does), it resumes with ``fit(..., initial_epoch=state["epoch"])``. A state
-saved mid-epoch resumes with a shorter epoch, which Keras takes as the
+calls it before the first epoch and after peeking at batches to build the
+model). Keras 3.5 and later call ``on_epoch_begin`` before an epoch's
+batches: under them only batches taken between ``on_epoch_begin`` and
+``on_epoch_end`` count, since the TensorFlow backend takes the first two
+before any epoch (for their tensor spec), which for an epoch of one or two
+batches would be all of it. One case is beyond telling apart: on JAX or
+PyTorch, Keras builds the model (on the first ``fit``) from one batch taken
+inside an epoch of its own, which for an iterator of one batch per epoch is
+a whole epoch; that iterator's epochs then run one ahead of Keras'.
+``it.state_dict()`` counts the batches Keras took (by index, in any
+order; a peek counts where it cannot be told apart: Keras 2's at batch 0
+and the JAX/PyTorch build's, at the start of a ``fit``); saved at an
+epoch's end (as ``keras.callbacks.BackupAndRestore`` does), it resumes
+with ``fit(..., initial_epoch=state["epoch"])``. A state saved mid-epoch
+resumes with a shorter epoch, which Keras takes as the
 length of every epoch of that ``fit`` call: finish it with
 ``fit(it, initial_epoch=e, epochs=e + 1)``, then go on as usual.
 """
@@ -67,6 +80,13 @@ def iterator_class(cls: type) -> type:
             _workers = 1
             _use_multiprocessing = False
             _max_queue_size = 10
+            # Keras 3.5 and later bracket every epoch of fit/evaluate/predict
+            # with on_epoch_begin/on_epoch_end (Keras 2 and earlier Keras 3
+            # call only on_epoch_end, so every batch taken counts there).
+            _keras_brackets_epochs = hasattr(base, "on_epoch_begin")
+
+            def on_epoch_begin(self) -> None:
+                self._begin_keras_epoch()
 
             def on_epoch_end(self) -> None:
                 self._end_epoch_if_done()

@@ -1,7 +1,8 @@
-"""Keras 3 (JAX and PyTorch backends) and JAX multi-process, each in processes of their
-own: Keras changes the class of iterators made after it is imported, and
-``jax.distributed`` is once per process. Skipped where the framework is
-not installed (``.ci/python`` installs it)."""
+"""Keras 3 (JAX, PyTorch and TensorFlow backends), tf.keras 2.15 and JAX
+multi-process, each in processes of their own: Keras changes the class of
+iterators made after it is imported, and ``jax.distributed`` is once per
+process. Skipped where the framework is not installed (``.ci/python``
+installs it)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def test_import_npyflow_imports_no_framework():
     assert run.stdout.strip() == "[]", run.stderr
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax", "torch", "tensorflow"])
 def test_keras3_fit_evaluate_predict_and_epochs(backend):
     if not _installed("keras", backend):
         pytest.skip(f"needs keras and {backend}")
@@ -51,7 +52,34 @@ def test_keras3_fit_evaluate_predict_and_epochs(backend):
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert json.loads(run.stdout.strip().splitlines()[-1])["ok"]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["ok"] and result["dataset"] == "PyDataset", result
+    assert result["keras"].startswith("3."), result
+
+
+def test_tf_keras2_fit_evaluate_predict_and_epochs():
+    """The same contract under tf.keras 2.15 (Keras 2: a ``Sequence``), in
+    a Python of its own: TensorFlow 2.15 needs numpy < 2, so this also runs
+    the native module under numpy 1. ``.ci/python`` makes that virtual
+    environment and names its interpreter in NPYFLOW_TF_KERAS2_PYTHON."""
+    python = os.environ.get("NPYFLOW_TF_KERAS2_PYTHON")
+    if not python:
+        pytest.skip(
+            "needs NPYFLOW_TF_KERAS2_PYTHON: a Python with tensorflow-cpu 2.15 "
+            "and npyflow installed (.ci/python makes one)"
+        )
+    run = subprocess.run(
+        [python, os.path.join(SCRIPTS, "keras_fit.py")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["ok"] and result["dataset"] == "Sequence", result
+    assert result["keras"].startswith("2.15."), result
+    assert result["numpy"].startswith("1."), result
 
 
 @pytest.mark.skipif(not _installed("jax"), reason="needs jax")
