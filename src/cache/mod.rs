@@ -403,12 +403,13 @@ fn willneed(array: &NpyArray, offset: u64, len: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The size of one read of [`load_row_range`]: the cold sequential read the
-/// benchmarks compare with reads in 8 MiB pieces.
-const LOAD_PIECE: usize = 8 << 20;
+/// The size of one read of [`load_row_range`] (and of the reading thread's
+/// buffer): large enough for the kernel to stream the device, small
+/// enough to keep a memory-capped process's anonymous memory low.
+const LOAD_PIECE: usize = 2 << 20;
 
 /// Reads the contiguous rows `rows` of `array` into the page cache with
-/// plain buffered reads of up to 8 MiB, discarding the bytes, and returns
+/// plain buffered reads of up to 2 MiB, discarding the bytes, and returns
 /// once they are in (clamped to the array). For a reader thread ahead of
 /// a pass in file order: the kernel serves a large `pread` at the device's
 /// sequential speed whatever its `read_ahead_kb`, where `WILLNEED` hints ran
