@@ -40,19 +40,24 @@ def test_import_npyflow_imports_no_framework():
     assert run.stdout.strip() == "[]", run.stderr
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch", "tensorflow"])
-def test_keras3_fit_evaluate_predict_and_epochs(backend):
-    if not _installed("keras", backend):
-        pytest.skip(f"needs keras and {backend}")
+def _keras_fit(python: str, env: dict) -> dict:
+    """Runs scripts/keras_fit.py with `python`; its JSON summary."""
     run = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS, "keras_fit.py")],
-        env=_env(KERAS_BACKEND=backend),
+        [python, os.path.join(SCRIPTS, "keras_fit.py")],
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "tensorflow"])
+def test_keras3_fit_evaluate_predict_and_epochs(backend):
+    if not _installed("keras", backend):
+        pytest.skip(f"needs keras and {backend}")
+    result = _keras_fit(sys.executable, _env(KERAS_BACKEND=backend))
     assert result["ok"] and result["dataset"] == "PyDataset", result
     assert result["keras"].startswith("3."), result
 
@@ -68,15 +73,7 @@ def test_tf_keras2_fit_evaluate_predict_and_epochs():
             "needs NPYFLOW_TF_KERAS2_PYTHON: a Python with tensorflow-cpu 2.15 "
             "and npyflow installed (.ci/python makes one)"
         )
-    run = subprocess.run(
-        [python, os.path.join(SCRIPTS, "keras_fit.py")],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = _keras_fit(python, _env())
     assert result["ok"] and result["dataset"] == "Sequence", result
     assert result["keras"].startswith("2.15."), result
     assert result["numpy"].startswith("1."), result

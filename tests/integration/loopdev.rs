@@ -13,11 +13,9 @@ use std::process::Command;
 use npyflow::convert::{convert_array, ConvertArrayOptions};
 use npyflow::fit::fit;
 use npyflow::npy::ElemType;
-use npyflow::{
-    FitConfig, GeneratorOptions, ImageDataGenerator, NpyArray, NumpyArrayIterator, Order,
-};
+use npyflow::{FitConfig, GeneratorOptions, ImageDataGenerator, NpyArray, Order};
 
-use crate::util::{image_bytes, images_u8};
+use crate::util::{epoch_bytes, images_u8};
 
 /// A mounted ext4 file system on a loop device, removed on drop.
 struct LoopFs {
@@ -125,14 +123,7 @@ fn epoch(x: &NpyArray, order: Order, budget: Option<u64>) -> Vec<(Vec<usize>, Ve
     if let Some(budget) = budget {
         b = b.cache_budget(budget);
     }
-    let mut it: NumpyArrayIterator = b.build().unwrap();
-    let mut out = Vec::new();
-    it.for_each_in_epoch(|batch| {
-        out.push((batch.indices().to_vec(), image_bytes(batch)));
-        Ok(())
-    })
-    .unwrap();
-    out
+    epoch_bytes(&mut b.build().unwrap())
 }
 
 const ORDERS: [Order; 3] = [

@@ -6,7 +6,7 @@ use npyflow::{
     ZoomRange,
 };
 
-use crate::util::{image_bytes, images_u8};
+use crate::util::{epoch_bytes, image_bytes, images_u8};
 
 fn augmenting() -> ImageDataGenerator {
     ImageDataGenerator::new(GeneratorOptions {
@@ -21,16 +21,6 @@ fn augmenting() -> ImageDataGenerator {
         ..Default::default()
     })
     .unwrap()
-}
-
-fn epoch_bytes(it: &mut NumpyArrayIterator) -> Vec<(Vec<usize>, Vec<u8>)> {
-    let mut out = Vec::new();
-    it.for_each_in_epoch(|b| {
-        out.push((b.indices().to_vec(), image_bytes(b)));
-        Ok(())
-    })
-    .unwrap();
-    out
 }
 
 #[test]

@@ -32,6 +32,17 @@ pub fn image_bytes(batch: &Batch) -> Vec<u8> {
     }
 }
 
+/// One epoch of `it`: each batch's indices and image bytes.
+pub fn epoch_bytes(it: &mut NumpyArrayIterator) -> Vec<(Vec<usize>, Vec<u8>)> {
+    let mut out = Vec::new();
+    it.for_each_in_epoch(|b| {
+        out.push((b.indices().to_vec(), image_bytes(b)));
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
 /// `n` images of `h`×`w`×`c` u8 whose first pixel encodes the sample index
 /// (low byte) and the rest a ramp, so every sample is distinguishable.
 pub fn images_u8(dir: &Path, n: usize, h: usize, w: usize, c: usize) -> NpyArray {
