@@ -19,7 +19,7 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
-use crate::cache::{load_row_range, prefetch_row_range};
+use crate::cache::{load_row_range, map_row_range, prefetch_row_range};
 use crate::npy::NpyArray;
 
 /// How a request is served.
@@ -29,6 +29,8 @@ pub(crate) enum Fetch {
     Hint,
     /// Read the rows into the page cache and wait for them.
     Read,
+    /// Read the rows and map them into the process, waiting for them.
+    Map,
 }
 
 /// Rows of one array to be read ahead, and how.
@@ -39,6 +41,7 @@ fn serve(array: &NpyArray, rows: Range<usize>, fetch: Fetch) {
     let done = match fetch {
         Fetch::Hint => prefetch_row_range(array, rows),
         Fetch::Read => load_row_range(array, rows),
+        Fetch::Map => map_row_range(array, rows),
     };
     if let Err(e) = done {
         log::debug!("read-ahead of {} refused: {e}", array.name());
@@ -111,6 +114,7 @@ mod tests {
         // Out-of-range rows are clamped, not an error or a panic.
         ra.request(&x, 60..1000, Fetch::Hint);
         ra.request(&x, 60..1000, Fetch::Read);
+        ra.request(&x, 0..64, Fetch::Map);
         assert!(ra.worker.lock().unwrap().is_some());
         drop(ra); // joins the thread after the queue is served
     }

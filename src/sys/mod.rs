@@ -68,6 +68,24 @@ impl Map {
             Ok(())
         }
     }
+
+    /// Maps bytes `offset..offset + len` of the map into the process,
+    /// reading what is not cached and waiting for it (`MADV_POPULATE_READ`,
+    /// Linux 5.14+), so that later reads there take no page fault. A page
+    /// the file no longer has is an error here, never a `SIGBUS`. Elsewhere
+    /// (older kernels: `EINVAL`) an error the caller may ignore.
+    pub(crate) fn populate(&self, offset: usize, len: usize) -> io::Result<()> {
+        let (start, end) = page_range(self, offset, len);
+        if start >= end {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        return self
+            .map
+            .advise_range(memmap2::Advice::PopulateRead, start, end - start);
+        #[cfg(not(target_os = "linux"))]
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl std::ops::Deref for Map {

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::augment::Prefetch;
 use crate::cache::readahead::{Fetch, Readahead};
 use crate::cache::{
-    file_rss_bytes, prefetch_rows, unmap_array, ColdRows, PageBudget, NEARLY_CACHED,
+    file_rss_bytes, prefetch_rows, unmap_array, unmap_rows, ColdRows, PageBudget, NEARLY_CACHED,
 };
 use crate::generator::{ImageDataGenerator, Scratch, Unread};
 use crate::iterator::batch::{typed_mut, Batch, Images};
@@ -36,8 +36,9 @@ use store::Store;
 const SEQUENTIAL_AHEAD: u64 = 16 << 20;
 
 /// While the images are not fully cached and no page budget is set, the
-/// map of `x` is dropped (not the cached pages: [`unmap_array`]) whenever
-/// the file pages mapped into the process exceed this. Mapped pages count
+/// sequential order drops the map of `x` (not the cached pages:
+/// [`unmap_array`]) whenever the file pages mapped into the process exceed
+/// this (the block order unmaps each window it finished). Mapped pages count
 /// in the resident set, so without it a pass over a file larger than
 /// memory grows the process to whatever the cache holds (1 GiB under a
 /// 1 GiB memory cgroup), and the kernel must unmap each page before it
@@ -343,11 +344,8 @@ impl Context {
             // the budget's bookkeeping is still usable.
             let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
             self.charge_budget(&mut b, epoch, start, end, &rows)?;
-        } else if self.hints.load(Ordering::Relaxed) && self.order != Order::Shuffle {
-            // Not for the uniform shuffle: its rows share pages with rows
-            // read much later, which a dropped map refaults (cold 4 GiB
-            // under a 1 GiB cgroup on a loop device: 15% slower).
-            self.charge_mapped(idx.len())?;
+        } else if self.hints.load(Ordering::Relaxed) {
+            self.release_mapped(epoch, start, end, idx.len())?;
         }
         // A change during the batch: rows read across it may mix old and new
         // bytes, or zeros where a shrunken file lost pages (`sys::Map`), so
@@ -364,18 +362,37 @@ impl Context {
         Ok(())
     }
 
-    /// Counts `rows` rows read through the map of `x`; every
-    /// [`MAPPED_CHECK_EVERY`] bytes, drops the map if more than
+    /// Keeps what a cold pass has mapped of `x` small (the batch at plan
+    /// positions `start..end`, `rows` rows, was just read). Block order:
+    /// the blocks of the window this batch finished are unmapped (the next
+    /// window, populated ahead, stays). Sequential order: every
+    /// [`MAPPED_CHECK_EVERY`] bytes, the whole map is dropped if more than
     /// [`MAPPED_CAP`] bytes of file pages are mapped (the other threads go
-    /// on reading, and refault what it dropped from the cache).
-    fn charge_mapped(&self, rows: usize) -> Result<()> {
-        let add = self.x.row_bytes() as u64 * rows as u64;
-        let before = self.mapped.fetch_add(add, Ordering::Relaxed);
-        let crossed = before / MAPPED_CHECK_EVERY != (before + add) / MAPPED_CHECK_EVERY;
-        if crossed && file_rss_bytes() > MAPPED_CAP {
-            unmap_array(&self.x)?;
+    /// on reading and refault what they still need from the cache). The
+    /// uniform shuffle reads with `pread` and maps nothing.
+    fn release_mapped(&self, epoch: u64, start: usize, end: usize, rows: usize) -> Result<()> {
+        match self.order {
+            Order::Shuffle => Ok(()),
+            Order::Blocks { block_rows, window } => {
+                let (windows, entered) =
+                    self.entered_windows(epoch, start, end, block_rows, window);
+                for e in entered.into_iter().filter(|&e| e > 0) {
+                    for range in self.block_ranges(&windows[e - 1], block_rows) {
+                        unmap_rows(&self.x, range)?;
+                    }
+                }
+                Ok(())
+            }
+            Order::Sequential => {
+                let add = self.x.row_bytes() as u64 * rows as u64;
+                let before = self.mapped.fetch_add(add, Ordering::Relaxed);
+                let crossed = before / MAPPED_CHECK_EVERY != (before + add) / MAPPED_CHECK_EVERY;
+                if crossed && file_rss_bytes() > MAPPED_CAP {
+                    unmap_array(&self.x)?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Block order: the windows of `epoch` and the ones this batch (plan
@@ -450,9 +467,14 @@ impl Context {
         }
         targets.sort_unstable();
         targets.dedup();
-        for win in targets.iter().filter_map(|&t| windows.get(t)) {
-            for range in self.block_ranges(win, block_rows) {
-                self.readahead.request(&self.x, range, Fetch::Hint);
+        // Every block of the window asked for at once (the device works on
+        // all of them), then mapped one by one, so that the window's shuffled
+        // rows are read without a page fault each.
+        for fetch in [Fetch::Hint, Fetch::Map] {
+            for win in targets.iter().filter_map(|&t| windows.get(t)) {
+                for range in self.block_ranges(win, block_rows) {
+                    self.readahead.request(&self.x, range, fetch);
+                }
             }
         }
         Ok(())
