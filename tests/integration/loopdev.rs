@@ -15,7 +15,7 @@ use npyflow::fit::fit;
 use npyflow::npy::ElemType;
 use npyflow::{FitConfig, GeneratorOptions, ImageDataGenerator, NpyArray, Order};
 
-use crate::util::{epoch_bytes, images_u8};
+use crate::util::{epoch_bytes, images_u8, worst_residency};
 
 /// A mounted ext4 file system on a loop device, removed on drop.
 struct LoopFs {
@@ -165,23 +165,7 @@ fn the_budget_holds_on_a_loop_device() {
     };
     for order in [Order::Sequential, Order::Shuffle, blocks] {
         npyflow::cache::evict_array(&there).unwrap();
-        let mut it = ImageDataGenerator::new(GeneratorOptions::default())
-            .unwrap()
-            .flow(there.clone())
-            .order(order)
-            .seed(1)
-            .batch_size(50)
-            .prefetch(0)
-            .cache_budget(budget)
-            .build()
-            .unwrap();
-        let mut worst = 0;
-        it.for_each_in_epoch(|_| {
-            let resident = npyflow::cache::residency_of(&there).unwrap();
-            worst = worst.max(resident.resident_bytes());
-            Ok(())
-        })
-        .unwrap();
+        let worst = worst_residency(&there, order, 50, budget);
         // One batch, the read-ahead (a quarter of the budget) and the
         // device's 128 KiB read-ahead on top of the budget.
         let slack = 50 * 3072 + budget / 4 + (128 << 10);

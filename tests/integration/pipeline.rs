@@ -6,7 +6,7 @@ use npyflow::{
     ZoomRange,
 };
 
-use crate::util::{epoch_bytes, image_bytes, images_u8};
+use crate::util::{epoch_bytes, image_bytes, images_u8, worst_residency};
 
 fn augmenting() -> ImageDataGenerator {
     ImageDataGenerator::new(GeneratorOptions {
@@ -167,20 +167,7 @@ fn the_cache_budget_bounds_residency_while_iterating() {
             );
             return;
         }
-        let mut it = NumpyArrayIterator::builder(x.clone())
-            .batch_size(16)
-            .order(order)
-            .seed(1)
-            .prefetch(0)
-            .cache_budget(budget)
-            .build()
-            .unwrap();
-        let mut worst = 0;
-        it.for_each_in_epoch(|_| {
-            worst = worst.max(npyflow::cache::residency_of(&x).unwrap().resident_bytes());
-            Ok(())
-        })
-        .unwrap();
+        let worst = worst_residency(&x, order, 16, budget);
         // Slack: one batch of rows plus the kernel's read-ahead window.
         let slack = 16 * 32 * 32 * 4 + 256 * 1024;
         assert!(

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use npyflow::npy::{write_npy, ElemType};
-use npyflow::{Batch, NpyArray, NumpyArrayIterator, OutputDtype};
+use npyflow::{Batch, NpyArray, NumpyArrayIterator, Order, OutputDtype};
 
 /// Writes `data` (native-endian `T`) as `name` in `dir` with `shape` and opens it.
 pub fn write<T: bytemuck::Pod>(
@@ -41,6 +41,27 @@ pub fn epoch_bytes(it: &mut NumpyArrayIterator) -> Vec<(Vec<usize>, Vec<u8>)> {
     })
     .unwrap();
     out
+}
+
+/// The most bytes of `x` resident in the page cache after any batch of one
+/// epoch in `order` under a page budget of `budget` bytes (no prefetch, so
+/// each sample is taken right after its batch was made).
+pub fn worst_residency(x: &NpyArray, order: Order, batch_size: usize, budget: u64) -> u64 {
+    let mut it = NumpyArrayIterator::builder(x.clone())
+        .batch_size(batch_size)
+        .order(order)
+        .seed(1)
+        .prefetch(0)
+        .cache_budget(budget)
+        .build()
+        .unwrap();
+    let mut worst = 0;
+    it.for_each_in_epoch(|_| {
+        worst = worst.max(npyflow::cache::residency_of(x).unwrap().resident_bytes());
+        Ok(())
+    })
+    .unwrap();
+    worst
 }
 
 /// `n` images of `h`×`w`×`c` u8 whose first pixel encodes the sample index
