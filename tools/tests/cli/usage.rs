@@ -479,7 +479,9 @@ fn progress_bars_on_a_terminal_start_empty_and_count_whole_items() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    dataset(d, 3000);
+    // Enough samples that the run outlasts the bar's 200 ms steady tick
+    // even at a million 8×8 samples a second: the bar is drawn mid-run.
+    dataset(d, 100_000);
     let cmd = format!(
         "{} iterate x.npy --epochs 3 --rotation-range 20 --batch-size 16",
         env!("CARGO_BIN_EXE_npyflow")
@@ -496,7 +498,7 @@ fn progress_bars_on_a_terminal_start_empty_and_count_whole_items() {
         .filter(|f| f.contains("batches"))
         .collect();
     assert!(
-        frames.iter().any(|f| f.contains("/564 (")),
+        frames.iter().any(|f| f.contains("/18,750 (")),
         "no bar drawn: {screen:?}"
     );
     for f in &frames {
