@@ -18,7 +18,8 @@
 pub(crate) mod readahead;
 pub(crate) mod telemetry;
 
-pub(crate) use telemetry::file_rss_bytes;
+#[cfg(test)]
+use telemetry::file_rss_bytes;
 pub use telemetry::{EpochTelemetry, ProcessIo, TelemetryRecorder};
 
 use std::collections::VecDeque;

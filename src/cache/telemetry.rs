@@ -175,6 +175,7 @@ pub(crate) fn anon_rss_bytes() -> u64 {
 
 /// File pages mapped into this process and resident, in bytes (`RssFile`
 /// of `/proc/self/status`); 0 where unavailable.
+#[cfg(test)]
 pub(crate) fn file_rss_bytes() -> u64 {
     let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     proc_field(&text, "RssFile:").saturating_mul(1024)

@@ -7,16 +7,14 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
 use crate::augment::Prefetch;
 use crate::cache::readahead::{Fetch, Readahead};
-use crate::cache::{
-    file_rss_bytes, prefetch_rows, unmap_array, unmap_rows, ColdRows, PageBudget, NEARLY_CACHED,
-};
+use crate::cache::{prefetch_rows, unmap_rows, ColdRows, PageBudget, NEARLY_CACHED};
 use crate::generator::{ImageDataGenerator, Scratch, Unread};
 use crate::iterator::batch::{typed_mut, Batch, Images};
 use crate::iterator::order::{block_windows, Order, Window};
@@ -36,18 +34,15 @@ use store::Store;
 const SEQUENTIAL_AHEAD: u64 = 16 << 20;
 
 /// While the images are not fully cached and no page budget is set, the
-/// sequential order drops the map of `x` (not the cached pages:
-/// [`unmap_array`]) whenever the file pages mapped into the process exceed
-/// this (the block order unmaps each window it finished). Mapped pages count
-/// in the resident set, so without it a pass over a file larger than
-/// memory grows the process to whatever the cache holds (1 GiB under a
-/// 1 GiB memory cgroup), and the kernel must unmap each page before it
-/// can reclaim it.
-const MAPPED_CAP: u64 = 128 << 20;
-
-/// How often (in bytes of rows read) the mapped pages are counted: reading
-/// `/proc/self/status` costs microseconds.
-const MAPPED_CHECK_EVERY: u64 = 8 << 20;
+/// sequential order unmaps (not evicts: [`unmap_rows`]) each stretch of
+/// this many bytes of rows once the stretch after it is done (the block
+/// order unmaps each window it finished). Mapped pages count in the
+/// resident set, so without it a pass over a file larger than memory grows
+/// the process to whatever the cache holds (1 GiB under a 1 GiB memory
+/// cgroup), and the kernel must unmap each page before it can reclaim it
+/// (under a 64 MiB cgroup, a pass reading ahead with plain reads was
+/// OOM-killed while its map grew).
+const MAPPED_STRETCH: u64 = 8 << 20;
 
 /// The sequential order reads ahead in pieces of this size: large enough
 /// for the device to stream, small enough to keep the stretch ahead full.
@@ -115,9 +110,6 @@ pub(crate) struct Context {
     windows: Mutex<Option<(u64, Arc<Vec<Window>>)>>,
     /// Reads ahead (block windows, sequential stretches) without blocking assembly.
     readahead: Readahead,
-    /// Bytes of rows read through the map of `x`, to space the checks of
-    /// [`MAPPED_CAP`].
-    mapped: AtomicU64,
     /// The plans of the last two epochs the prefetch workers asked for
     /// (workers straddle an epoch boundary), computed once each.
     plans: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
@@ -137,7 +129,6 @@ impl Context {
             cold_rows: Mutex::new(None),
             windows: Mutex::new(None),
             readahead: Readahead::default(),
-            mapped: AtomicU64::new(0),
             plans: Mutex::new(Vec::new()),
             schedule: Schedule::new(
                 config.rows.len(),
@@ -345,7 +336,7 @@ impl Context {
             let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
             self.charge_budget(&mut b, epoch, start, end, &rows)?;
         } else if self.hints.load(Ordering::Relaxed) {
-            self.release_mapped(epoch, start, end, idx.len())?;
+            self.release_mapped(epoch, start, end, plan)?;
         }
         // A change during the batch: rows read across it may mix old and new
         // bytes, or zeros where a shrunken file lost pages (`sys::Map`), so
@@ -363,14 +354,14 @@ impl Context {
     }
 
     /// Keeps what a cold pass has mapped of `x` small (the batch at plan
-    /// positions `start..end`, `rows` rows, was just read). Block order:
-    /// the blocks of the window this batch finished are unmapped (the next
-    /// window, populated ahead, stays). Sequential order: every
-    /// [`MAPPED_CHECK_EVERY`] bytes, the whole map is dropped if more than
-    /// [`MAPPED_CAP`] bytes of file pages are mapped (the other threads go
-    /// on reading and refault what they still need from the cache). The
+    /// positions `start..end` of `plan` was just read). Block order: the
+    /// blocks of the window this batch finished are unmapped (the next
+    /// window, populated ahead, stays). Sequential order: when the batch
+    /// crosses into a new [`MAPPED_STRETCH`], the stretch two before it is
+    /// unmapped (one stretch of slack for batches other threads are still
+    /// assembling; what they still read is refaulted from the cache). The
     /// uniform shuffle reads with `pread` and maps nothing.
-    fn release_mapped(&self, epoch: u64, start: usize, end: usize, rows: usize) -> Result<()> {
+    fn release_mapped(&self, epoch: u64, start: usize, end: usize, plan: &[usize]) -> Result<()> {
         match self.order {
             Order::Shuffle => Ok(()),
             Order::Blocks { block_rows, window } => {
@@ -384,11 +375,17 @@ impl Context {
                 Ok(())
             }
             Order::Sequential => {
-                let add = self.x.row_bytes() as u64 * rows as u64;
-                let before = self.mapped.fetch_add(add, Ordering::Relaxed);
-                let crossed = before / MAPPED_CHECK_EVERY != (before + add) / MAPPED_CHECK_EVERY;
-                if crossed && file_rss_bytes() > MAPPED_CAP {
-                    unmap_array(&self.x)?;
+                let stretch = ((MAPPED_STRETCH / self.x.row_bytes().max(1) as u64) as usize).max(1);
+                // Stretches whose first position this batch holds.
+                for k in start.div_ceil(stretch)..end.div_ceil(stretch) {
+                    if k >= 2 {
+                        let (from, to) = ((k - 2) * stretch, ((k - 1) * stretch).min(plan.len()));
+                        // A sequential plan is consecutive rows.
+                        if from < to {
+                            let rows = self.base + plan[from]..self.base + plan[to - 1] + 1;
+                            unmap_rows(&self.x, rows)?;
+                        }
+                    }
                 }
                 Ok(())
             }

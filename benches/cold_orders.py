@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Cold passes over one file under a memory cgroup: `dd`, every order of
+`npyflow iterate` and `npyflow fit`, in interleaved rounds, medians.
+
+    sudo python3 benches/cold_orders.py FILE.npy                    # 3 rounds
+    sudo python3 benches/cold_orders.py FILE.npy --rounds 5 --bin B --bin OTHER
+    bench/loopdev.sh -s 5G -c x.npy -- python3 benches/cold_orders.py @DIR@/x.npy
+
+The figures of docs/PERFORMANCE.md, "Fast devices with a small
+read-ahead". Root only (drop_caches, a memory cgroup). Each measurement
+drops the page cache, starts the command inside a memory cgroup (v1 at
+/sys/fs/cgroup/memory or v2; --limit-mib, default 1024) and times the whole
+process. Each round runs every workload with every binary (--bin, default
+the release build of npyflow-tool; give two to compare builds in the same
+run), so a shared machine's slow spells fall on all of them. Workloads
+(--workloads): dd (cold sequential read, 8 MiB reads: the reference),
+blocks, sequential, shuffle (--shuffle-batches batches of 32, default
+15000) with `--rescale 1/255`, and fit (featurewise centre and std).
+Reports each median in GB/s of the file and as a fraction of dd's median
+(the shuffle: GB/s of the rows it read, and images per second, to set
+against fio's random-read limit).
+"""
+
+import argparse
+import ast
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+CG_V1 = Path("/sys/fs/cgroup/memory")
+CG_V2 = Path("/sys/fs/cgroup")
+
+
+def npy_row_bytes(path: str) -> int:
+    """Bytes of one row of a .npy file, from its header (no numpy needed)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        major = head[6]
+        size = int.from_bytes(head[8:10] if major == 1 else head[8:12], "little")
+        f.seek(10 if major == 1 else 12)
+        header = ast.literal_eval(f.read(size).decode("latin1"))
+    itemsize = int("".join(c for c in header["descr"] if c.isdigit()))
+    return math.prod(header["shape"][1:]) * itemsize
+
+
+def make_cgroup(limit: int) -> Path:
+    name = f"npyflow-cold-{os.getpid()}"
+    if (CG_V1 / "memory.limit_in_bytes").exists():
+        cg = CG_V1 / name
+        cg.mkdir()
+        (cg / "memory.limit_in_bytes").write_text(str(limit))
+    else:
+        cg = CG_V2 / name
+        cg.mkdir()
+        (cg / "memory.max").write_text(str(limit))
+    return cg
+
+
+def command(workload: str, binary: str, path: str, batches: int, out: str) -> list:
+    if workload == "dd":
+        return ["dd", f"if={path}", "of=/dev/null", "bs=8M", "status=none"]
+    if workload == "fit":
+        return [
+            binary,
+            "fit",
+            path,
+            "--featurewise-center",
+            "--featurewise-std-normalization",
+            "--out",
+            out,
+            "-q",
+        ]
+    cmd = [
+        binary,
+        "iterate",
+        path,
+        "--order",
+        workload,
+        "--rescale",
+        str(1 / 255),
+        "--epochs",
+        "1",
+        "-q",
+    ]
+    if workload == "shuffle":
+        cmd += ["--batch-size", "32", "--max-batches", str(batches)]
+    return cmd
+
+
+def timed(cg: Path, cmd: list) -> float:
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("3")
+    start = time.perf_counter()
+    subprocess.run(
+        ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$@"', "sh", *cmd],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "file", help="a rank-4 uint8 .npy (32x32x3 images in the documented runs)"
+    )
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--bin", action="append", help="npyflow binaries to compare (repeatable)"
+    )
+    ap.add_argument("--workloads", default="dd,blocks,sequential,fit,shuffle")
+    ap.add_argument("--limit-mib", type=int, default=1024)
+    ap.add_argument("--shuffle-batches", type=int, default=15000)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print(
+            "cold_orders.py: needs root (drop_caches, a memory cgroup)", file=sys.stderr
+        )
+        return 2
+    binaries = args.bin or [str(TARGET / "release" / "npyflow")]
+    if not args.bin:
+        subprocess.run(
+            ["cargo", "build", "--release", "-q", "-p", "npyflow-tool"],
+            cwd=ROOT,
+            check=True,
+        )
+    workloads = args.workloads.split(",")
+    path = os.path.abspath(args.file)
+    size = os.path.getsize(path)
+    times: dict = {}
+    cg = make_cgroup(args.limit_mib << 20)
+    out = os.path.join(tempfile.mkdtemp(), "stats.npz")
+    try:
+        for r in range(args.rounds):
+            for w in workloads:
+                for b in ["dd"] if w == "dd" else binaries:
+                    t = timed(cg, command(w, b, path, args.shuffle_batches, out))
+                    times.setdefault((w, b), []).append(t)
+            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    finally:
+        cg.rmdir()
+    dd = statistics.median(times[("dd", "dd")]) if ("dd", "dd") in times else None
+    row_bytes = None
+    print(
+        f"{path}: {size / 2**30:.2f} GiB, {args.limit_mib} MiB cgroup, "
+        f"medians of {args.rounds} interleaved rounds"
+    )
+    for (w, b), ts in times.items():
+        m = statistics.median(ts)
+        if w == "shuffle":
+            row_bytes = row_bytes or npy_row_bytes(path)
+            nbytes = args.shuffle_batches * 32 * row_bytes
+        else:
+            nbytes = size
+        if w == "shuffle":
+            share = f"{args.shuffle_batches * 32 / m:,.0f} img/s"
+        elif dd and w != "dd":
+            share = f"{(nbytes / m) / (size / dd):5.0%} of dd"
+        else:
+            share = ""
+        runs = " ".join(f"{t:.2f}" for t in ts)
+        print(
+            f"  {w:10s} {b if w != 'dd' else '':40s} {m:6.2f} s {nbytes / m / 1e9:5.2f} GB/s "
+            f"{share}  ({runs})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
