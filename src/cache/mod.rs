@@ -198,38 +198,35 @@ pub fn evict_array(array: &NpyArray) -> Result<()> {
     evict_open(array.file()).map_err(|e| Error::io(array.path(), e))
 }
 
-/// Drops this process's mappings of `array`'s pages (not the pages: they
-/// stay in the page cache, and the next read maps them again with a minor
-/// fault). Bounds what a pass over a large file keeps mapped: mapped file
-/// pages count in the process's resident set, and the kernel must unmap
-/// each one (a reverse-map walk and a TLB shootdown) before it can reclaim
-/// it under memory pressure, where unmapped cache pages go cheaply.
+/// The file bytes `start..end` of rows `rows` of `array`, clamped to the
+/// array; `None` when no row is left (or rows are empty).
+fn row_span(array: &NpyArray, rows: std::ops::Range<usize>) -> Option<(u64, u64)> {
+    let end = rows.end.min(array.len());
+    let rb = array.row_bytes() as u64;
+    (rows.start < end && rb > 0).then(|| {
+        let base = array.data_offset();
+        (base + rows.start as u64 * rb, base + end as u64 * rb)
+    })
+}
+
+/// Drops this process's mappings of rows `rows` of `array` (not the pages:
+/// they stay in the page cache, and the next read maps them again with a
+/// minor fault; pages shared with neighbouring rows go too). Bounds what a
+/// pass over a large file keeps mapped: mapped file pages count in the
+/// process's resident set, and the kernel must unmap each one (a
+/// reverse-map walk and a TLB shootdown) before it can reclaim it under
+/// memory pressure, where unmapped cache pages go cheaply.
 ///
 /// # Errors
 /// The kernel rejects the advice (never for a valid open array on Linux).
-pub(crate) fn unmap_array(array: &NpyArray) -> Result<()> {
-    match array.map() {
-        Some(m) => sys::drop_mapped(m, 0, m.len()).map_err(|e| Error::io(array.path(), e)),
-        None => Ok(()),
-    }
-}
-
-/// [`unmap_array`] for the contiguous rows `rows` only (clamped to the
-/// array; pages shared with neighbouring rows go too, and are refaulted
-/// from the cache if read again).
-///
-/// # Errors
-/// The kernel rejects the advice.
 pub(crate) fn unmap_rows(array: &NpyArray, rows: std::ops::Range<usize>) -> Result<()> {
-    let (Some(m), end) = (array.map(), rows.end.min(array.len())) else {
-        return Ok(());
-    };
-    if rows.start >= end {
-        return Ok(());
+    match (array.map(), row_span(array, rows)) {
+        (Some(m), Some((start, end))) => {
+            sys::drop_mapped(m, start as usize, (end - start) as usize)
+                .map_err(|e| Error::io(array.path(), e))
+        }
+        _ => Ok(()),
     }
-    let rb = array.row_bytes();
-    let offset = array.data_offset() as usize + rows.start * rb;
-    sys::drop_mapped(m, offset, (end - rows.start) * rb).map_err(|e| Error::io(array.path(), e))
 }
 
 /// Reads a file through so it is resident (`vmtouch -t`), as far as memory
@@ -398,13 +395,12 @@ pub fn prefetch_rows(array: &NpyArray, rows: &[usize]) -> Result<()> {
 /// # Errors
 /// The kernel rejects the advice.
 pub fn prefetch_row_range(array: &NpyArray, rows: std::ops::Range<usize>) -> Result<()> {
-    let end = rows.end.min(array.len());
-    if rows.start >= end {
-        return Ok(());
+    match row_span(array, rows) {
+        Some((start, end)) => {
+            willneed(array, start, end - start).map_err(|e| Error::io(array.path(), e))
+        }
+        None => Ok(()),
     }
-    let rb = array.row_bytes() as u64;
-    let offset = array.data_offset() + rows.start as u64 * rb;
-    willneed(array, offset, (end - rows.start) as u64 * rb).map_err(|e| Error::io(array.path(), e))
 }
 
 /// Asks for `len` bytes at `offset` in pieces the kernel reads whole
@@ -435,12 +431,10 @@ fn willneed(array: &NpyArray, offset: u64, len: u64) -> std::io::Result<()> {
 /// The kernel rejects the hints.
 pub(crate) fn map_row_range(array: &NpyArray, rows: std::ops::Range<usize>) -> Result<()> {
     prefetch_row_range(array, rows.clone())?;
-    let (Some(map), true) = (array.map(), rows.start < rows.end.min(array.len())) else {
+    let (Some(map), Some((start, end))) = (array.map(), row_span(array, rows)) else {
         return Ok(());
     };
-    let rb = array.row_bytes();
-    let mut at = array.data_offset() as usize + rows.start * rb;
-    let stop = array.data_offset() as usize + rows.end.min(array.len()) * rb;
+    let (mut at, stop) = (start as usize, end as usize);
     while at < stop {
         let n = (stop - at).min(LOAD_PIECE);
         if let Err(e) = map.populate(at, n) {
@@ -470,13 +464,9 @@ const LOAD_PIECE: usize = 2 << 20;
 /// # Errors
 /// The read fails (a short file is not an error: the pass itself reports it).
 pub(crate) fn load_row_range(array: &NpyArray, rows: std::ops::Range<usize>) -> Result<()> {
-    let end = rows.end.min(array.len());
-    if rows.start >= end || array.row_bytes() == 0 {
+    let Some((mut at, stop)) = row_span(array, rows) else {
         return Ok(());
-    }
-    let rb = array.row_bytes() as u64;
-    let mut at = array.data_offset() + rows.start as u64 * rb;
-    let stop = array.data_offset() + end as u64 * rb;
+    };
     thread_local!(static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
@@ -669,7 +659,7 @@ mod tests {
     /// leaves them cached and readable: the same bytes come back.
     #[cfg(target_os = "linux")]
     #[test]
-    fn unmapping_shrinks_the_resident_set_and_keeps_the_bytes() {
+    fn unmapping_rows_shrinks_the_resident_set_and_keeps_the_bytes() {
         let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let path = dir.path().join("x.npy");
         let (n, rb) = (64usize, 256 << 10);
@@ -688,7 +678,7 @@ mod tests {
         let want: u64 = data.iter().map(|&b| b as u64).sum();
         assert_eq!(sum(&x), want);
         let mapped = file_rss_bytes();
-        unmap_array(&x).unwrap();
+        unmap_rows(&x, 0..n).unwrap();
         let after = file_rss_bytes();
         // 16 MiB were mapped and read; at least 15 MiB of them go.
         assert!(mapped >= after + (15 << 20), "RssFile {mapped} -> {after}");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::cast::cast_elements;
 use super::{chunk_rows, Progress};
 use crate::cache::readahead::{Fetch, Readahead};
-use crate::cache::unmap_array;
+use crate::cache::unmap_rows;
 use crate::npy::{persist_all, Dtype, ElemType, NpyArray, NpyWriter, OpenOptions};
 use crate::{Error, ErrorKind, Order, Result};
 
@@ -275,7 +275,7 @@ fn convert_one(
             p((r1 * out_row) as u64, total_out);
         }
         if readahead.is_some() && (r0 / chunk) % UNMAP_EVERY_CHUNKS == UNMAP_EVERY_CHUNKS - 1 {
-            unmap_array(array)?;
+            unmap_rows(array, 0..r1)?;
         }
         r0 = r1;
     }
