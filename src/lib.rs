@@ -118,6 +118,7 @@ mod iterator;
 mod layout;
 pub mod npy;
 mod rng;
+mod simd;
 mod sys;
 mod tool;
 

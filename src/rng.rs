@@ -36,20 +36,32 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// A small, fast, seedable random stream with the draws augmentation needs.
+///
+/// Seeded on its first draw: every sample gets a stream, and without random
+/// augmentation none is drawn from (seeding each was a tenth of a
+/// rescale-only epoch's CPU time).
 #[derive(Clone, Debug)]
-pub struct SampleRng(Xoshiro256PlusPlus);
+pub struct SampleRng {
+    key: u64,
+    state: Option<Xoshiro256PlusPlus>,
+}
 
 impl SampleRng {
     /// The stream for `purpose` at (`seed`, `epoch`, `index`).
     pub fn new(seed: u64, purpose: Stream, epoch: u64, index: u64) -> SampleRng {
-        let key = mix(mix(mix(seed ^ purpose as u64) ^ epoch) ^ index);
-        SampleRng(Xoshiro256PlusPlus::seed_from_u64(key))
+        SampleRng {
+            key: mix(mix(mix(seed ^ purpose as u64) ^ epoch) ^ index),
+            state: None,
+        }
     }
 
     /// A raw 64-bit draw.
     #[inline]
     pub fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
+        let key = self.key;
+        self.state
+            .get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(key))
+            .next_u64()
     }
 
     /// Uniform in `[0, 1)` with 53 bits of precision (numpy's `random()` resolution).

@@ -172,9 +172,14 @@ impl TransformRanges {
             p.zy = rng.uniform(lo, hi);
         }
         // Flips are drawn even when disabled, as in Keras, so toggling them
-        // does not shift the later draws.
-        p.flip_horizontal = (rng.random() < 0.5) && self.horizontal_flip;
-        p.flip_vertical = (rng.random() < 0.5) && self.vertical_flip;
+        // does not shift the later draws; with neither flip nor a later
+        // draw they change nothing, and a sample without random
+        // augmentation never seeds its stream.
+        let later = self.channel_shift != 0.0 || self.brightness.is_some();
+        if self.horizontal_flip || self.vertical_flip || later {
+            p.flip_horizontal = (rng.random() < 0.5) && self.horizontal_flip;
+            p.flip_vertical = (rng.random() < 0.5) && self.vertical_flip;
+        }
         if self.channel_shift != 0.0 {
             p.channel_shift_intensity = Some(rng.uniform(-self.channel_shift, self.channel_shift));
         }

@@ -15,7 +15,9 @@
 //! writing (or are privileged); for other files it reports only the pages
 //! mapped by this process, so residency reads low.
 
+pub(crate) mod direct;
 pub(crate) mod readahead;
+pub(crate) mod stash;
 pub(crate) mod telemetry;
 
 #[cfg(test)]
@@ -207,6 +209,16 @@ fn row_span(array: &NpyArray, rows: std::ops::Range<usize>) -> Option<(u64, u64)
         let base = array.data_offset();
         (base + rows.start as u64 * rb, base + end as u64 * rb)
     })
+}
+
+/// The memory the page cache could use for this process
+/// ([`sys::cache_room`]: available memory, the memory cgroup's limit), when
+/// `array`'s data is larger: a pass in file order then evicts every page
+/// before the next epoch comes back to it. `None` when the data fits or
+/// the room cannot be read. Readers past the cache size their own buffers
+/// from the room too, since they take from the same memory.
+pub(crate) fn outgrown_room(array: &NpyArray) -> Option<u64> {
+    sys::cache_room().filter(|&room| array.data_len() as u64 > room)
 }
 
 /// Drops this process's mappings of rows `rows` of `array` (not the pages:

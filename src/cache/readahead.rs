@@ -10,20 +10,24 @@
 //!
 //! A request is served as a hint (`WILLNEED`, for the block order's
 //! windows: many blocks in flight at once) or as plain reads that return
-//! when the rows are in (for the sequential order: large buffered reads
-//! keep up with a fast device whatever its read-ahead size, hints do not;
-//! see [`load_row_range`]).
+//! when the rows are in (large reads keep up with a fast device whatever
+//! its read-ahead size, hints do not; see [`load_row_range`]), or read into
+//! a [`Stash`] for the assembling threads to take (the sequential order of
+//! a cold file).
 
 use std::ops::Range;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
+use std::sync::Arc;
+
+use crate::cache::stash::Stash;
 use crate::cache::{load_row_range, map_row_range, prefetch_row_range};
 use crate::npy::NpyArray;
 
 /// How a request is served.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Fetch {
     /// Ask the kernel to start reading (`WILLNEED`) and go on.
     Hint,
@@ -31,17 +35,23 @@ pub(crate) enum Fetch {
     Read,
     /// Read the rows and map them into the process, waiting for them.
     Map,
+    /// Read the rows into the stash (which expects them: [`Stash::expect`]).
+    Stash(Arc<Stash>),
 }
 
 /// Rows of one array to be read ahead, and how.
 type Request = (NpyArray, Range<usize>, Fetch);
 
 /// Serves one request on the calling thread.
-fn serve(array: &NpyArray, rows: Range<usize>, fetch: Fetch) {
+fn serve(array: &NpyArray, rows: Range<usize>, fetch: &Fetch) {
     let done = match fetch {
         Fetch::Hint => prefetch_row_range(array, rows),
         Fetch::Read => load_row_range(array, rows),
         Fetch::Map => map_row_range(array, rows),
+        Fetch::Stash(stash) => {
+            stash.fill(array, rows);
+            Ok(())
+        }
     };
     if let Err(e) = done {
         log::debug!("read-ahead of {} refused: {e}", array.name());
@@ -66,7 +76,7 @@ impl Readahead {
                 .name("npyflow-readahead".into())
                 .spawn(move || {
                     for (array, rows, fetch) in rx {
-                        serve(&array, rows, fetch);
+                        serve(&array, rows, &fetch);
                     }
                 });
             match spawned {
@@ -74,7 +84,7 @@ impl Readahead {
                 // No thread to be had: read ahead on this thread, which
                 // waits, but still reads the window in large requests.
                 Err(_) => {
-                    serve(array, rows, fetch);
+                    serve(array, rows, &fetch);
                     return;
                 }
             }

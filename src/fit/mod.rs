@@ -23,10 +23,14 @@
 
 use rayon::prelude::*;
 
+use memmap2::MmapMut;
+
+use crate::cache::direct::RowReader;
 use crate::generator::standardize::{rescale_factor, Steps};
 use crate::generator::statistics::Statistics;
 use crate::generator::{Compat, GeneratorOptions};
 use crate::layout::ImageShape;
+use crate::npy::NpyArray;
 use crate::rng::{SampleRng, Stream};
 use crate::{Error, ErrorKind, OutputDtype, Result};
 
@@ -34,6 +38,8 @@ use crate::{Error, ErrorKind, OutputDtype, Result};
 const BLOCK_ROWS: usize = 16;
 /// Chunks of rows asked from storage ahead of the one being reduced.
 const READ_AHEAD_CHUNKS: u64 = 8;
+/// Bytes per read when `fit` reads a file past the page cache.
+const DIRECT_READ: usize = 8 << 20;
 
 mod moments;
 mod source;
@@ -271,68 +277,81 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
         && !config.augment
         && u8_moments_apply(image)
         && source.read_u8_samples_into(0, &mut []).is_some();
-    let mut chunk = vec![0.0f64; if raw { 0 } else { plan.chunk_rows * d }];
-    let mut bytes = vec![0u8; if raw { plan.chunk_rows * d } else { 0 }];
+    // A `.npy` file larger than the page cache could keep: read straight
+    // into the chunk buffers, a chunk ahead of the reduction.
+    let direct = raw
+        .then(|| source.as_npy())
+        .flatten()
+        .and_then(|a| Some((a, crate::cache::outgrown_room(a)?)));
+    if let Some((array, room)) = direct {
+        // Two reads' buffers: at most an eighth of the room.
+        let read = (DIRECT_READ as u64).min(room / 16) as usize;
+        moments = direct_u8_moments(array, &plan, image, read, |rows| source.rows_read(rows))?;
+    } else {
+        let mut chunk = vec![0.0f64; if raw { 0 } else { plan.chunk_rows * d }];
+        let mut bytes = vec![0u8; if raw { plan.chunk_rows * d } else { 0 }];
 
-    // The map is advised for random access (no read-around), so without
-    // hints every page would be its own major fault: a cold 4 GiB file
-    // took 47 s instead of 3. Keep READ_AHEAD_CHUNKS chunks in flight,
-    // asked for on a thread of their own: asking blocks once the device
-    // queue is full, and the reduction must not wait on it.
-    let ahead = plan.chunk_rows as u64 * READ_AHEAD_CHUNKS;
-    std::thread::scope(|scope| -> Result<()> {
-        let (hints, pending) = std::sync::mpsc::channel::<std::ops::Range<usize>>();
-        scope.spawn(move || {
-            for rows in pending {
-                if let Err(e) = source.prefetch(rows) {
-                    log::debug!("fit: read-ahead refused: {e}");
+        // The map is advised for random access (no read-around), so without
+        // hints every page would be its own major fault: a cold 4 GiB file
+        // took 47 s instead of 3. Keep READ_AHEAD_CHUNKS chunks in flight,
+        // asked for on a thread of their own: asking blocks once the device
+        // queue is full, and the reduction must not wait on it.
+        let ahead = plan.chunk_rows as u64 * READ_AHEAD_CHUNKS;
+        std::thread::scope(|scope| -> Result<()> {
+            let (hints, pending) = std::sync::mpsc::channel::<std::ops::Range<usize>>();
+            scope.spawn(move || {
+                for rows in pending {
+                    if let Err(e) = source.prefetch(rows) {
+                        log::debug!("fit: read-ahead refused: {e}");
+                    }
                 }
-            }
-        });
-        // `hints` is dropped when this closure returns, however it returns,
-        // which ends the thread before the scope waits for it.
-        let mut requested = 0u64;
-        let mut start = 0u64;
-        while start < plan.rows {
-            let rows = (plan.rows - start).min(plan.chunk_rows as u64) as usize;
-            let want = (start + rows as u64 + ahead).min(plan.rows);
-            while requested < want {
-                // Rows repeat every `n` (augmentation rounds): one range per round.
-                let (first, round_end) = (requested % n as u64, n as u64 - requested % n as u64);
-                let len = round_end.min(want - requested);
-                let _ = hints.send(first as usize..(first + len) as usize);
-                requested += len;
-            }
-            // Blocks reduce in parallel; `collect` keeps their order, so the
-            // sequential merge below is the same for any thread count.
-            let blocks: Vec<Vec<Moments>> = if raw {
-                let buf = &mut bytes[..rows * d];
-                reader.fill_u8(buf, start)?;
-                buf.par_chunks(BLOCK_ROWS * d)
-                    .map(|b| block_moments_u8(b, image))
-                    .collect()
-            } else {
-                let buf = &mut chunk[..rows * d];
-                reader.fill(buf, start)?;
-                let blocks = buf
-                    .par_chunks(BLOCK_ROWS * d)
-                    .map(|b| block_moments(b, image))
-                    .collect();
-                // After the moments: it works on the rows in place.
-                if let Some(g) = gram.as_mut() {
-                    g.add_rows(buf);
+            });
+            // `hints` is dropped when this closure returns, however it returns,
+            // which ends the thread before the scope waits for it.
+            let mut requested = 0u64;
+            let mut start = 0u64;
+            while start < plan.rows {
+                let rows = (plan.rows - start).min(plan.chunk_rows as u64) as usize;
+                let want = (start + rows as u64 + ahead).min(plan.rows);
+                while requested < want {
+                    // Rows repeat every `n` (augmentation rounds): one range per round.
+                    let (first, round_end) =
+                        (requested % n as u64, n as u64 - requested % n as u64);
+                    let len = round_end.min(want - requested);
+                    let _ = hints.send(first as usize..(first + len) as usize);
+                    requested += len;
                 }
-                blocks
-            };
-            for block in blocks {
-                for (acc, m) in moments.iter_mut().zip(block) {
-                    *acc = acc.merge(m);
+                // Blocks reduce in parallel; `collect` keeps their order, so the
+                // sequential merge below is the same for any thread count.
+                let blocks: Vec<Vec<Moments>> = if raw {
+                    let buf = &mut bytes[..rows * d];
+                    reader.fill_u8(buf, start)?;
+                    buf.par_chunks(BLOCK_ROWS * d)
+                        .map(|b| block_moments_u8(b, image))
+                        .collect()
+                } else {
+                    let buf = &mut chunk[..rows * d];
+                    reader.fill(buf, start)?;
+                    let blocks = buf
+                        .par_chunks(BLOCK_ROWS * d)
+                        .map(|b| block_moments(b, image))
+                        .collect();
+                    // After the moments: it works on the rows in place.
+                    if let Some(g) = gram.as_mut() {
+                        g.add_rows(buf);
+                    }
+                    blocks
+                };
+                for block in blocks {
+                    for (acc, m) in moments.iter_mut().zip(block) {
+                        *acc = acc.merge(m);
+                    }
                 }
+                start += rows as u64;
             }
-            start += rows as u64;
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
+    }
 
     let mean: Vec<f64> = moments.iter().map(|m| m.mean).collect();
     let std: Vec<f64> = moments.iter().map(|m| (m.m2 / m.n).sqrt()).collect();
@@ -362,6 +381,71 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
         stats = stats.with_zca(zca_matrix(sigma, d, options.zca_epsilon, rule)?)?;
     }
     Ok((stats, plan))
+}
+
+/// The moments of a `u8` array's samples, read straight from the device
+/// ([`RowReader`]) into two chunk buffers: one read on a thread of its own
+/// while the other is reduced, each about `read_bytes`; `rows_read` hears
+/// of each read. The same
+/// chunks and blocks as the buffered pass, so the same bits.
+fn direct_u8_moments(
+    array: &NpyArray,
+    plan: &FitPlan,
+    image: ImageShape,
+    read_bytes: usize,
+    rows_read: impl Fn(usize),
+) -> Result<Vec<Moments>> {
+    let (n, d, chunk) = (array.len(), plan.sample_len.max(1), plan.chunk_rows.max(1));
+    // Each read takes whole chunks, about `read_bytes` of them (a chunk of
+    // `u8` rows is an eighth of the `f64` buffer the plan sized it for:
+    // 2 MiB by default, too little per request to stream a fast device).
+    let run = chunk * (read_bytes / (chunk * d)).max(1);
+    let reader = RowReader::default();
+    let mut moments = vec![Moments::default(); image.channels];
+    std::thread::scope(|scope| -> Result<()> {
+        let (ask, asked) = std::sync::mpsc::channel::<(std::ops::Range<usize>, Option<MmapMut>)>();
+        let (give, given) = std::sync::mpsc::channel();
+        let reader = &reader;
+        scope.spawn(move || {
+            for (rows, buf) in asked {
+                if give.send(reader.read(array, rows, buf)).is_err() {
+                    break;
+                }
+            }
+        });
+        // `ask` is dropped when this closure returns, however it returns,
+        // which ends the thread before the scope waits for it.
+        let mut next = 0;
+        let mut request = |buf: Option<MmapMut>| {
+            if next < n {
+                let _ = ask.send((next..(next + run).min(n), buf));
+                next += run;
+            }
+        };
+        request(None);
+        request(None);
+        for _ in 0..n.div_ceil(run) {
+            let piece = given
+                .recv()
+                .map_err(|_| Error::io(array.path(), std::io::Error::other("reader stopped")))?
+                .map_err(|e| Error::io(array.path(), e))?;
+            for bytes in piece.bytes().chunks(chunk * d) {
+                let blocks: Vec<Vec<Moments>> = bytes
+                    .par_chunks(BLOCK_ROWS * d)
+                    .map(|b| block_moments_u8(b, image))
+                    .collect();
+                for block in blocks {
+                    for (acc, m) in moments.iter_mut().zip(block) {
+                        *acc = acc.merge(m);
+                    }
+                }
+            }
+            rows_read(piece.rows().len());
+            request(Some(piece.into_buffer()));
+        }
+        Ok(())
+    })?;
+    Ok(moments)
 }
 
 fn validate_shape(options: &GeneratorOptions, shape: &[usize]) -> Result<(usize, ImageShape)> {
@@ -546,5 +630,42 @@ mod tests {
         );
         let p = plan_fit(&o, &[10, 224, 224, 3], &c).unwrap();
         assert!(p.zca_bytes > 2 * 150_528u64 * 150_528 * 8);
+    }
+
+    #[test]
+    fn direct_reads_give_the_buffered_statistics_bit_for_bit() {
+        use crate::npy::{write_npy, ElemType};
+        let dir = tempfile::tempdir().unwrap();
+        let (n, d) = (1000, 6 * 5 * 3);
+        let data: Vec<u8> = (0..n * d).map(|i| ((i * 37) ^ (i / 91)) as u8).collect();
+        let path = dir.path().join("x.npy");
+        write_npy(&path, ElemType::U8, &[n, 6, 5, 3], &data).unwrap();
+        let x = NpyArray::open(&path).unwrap();
+        let options = GeneratorOptions {
+            featurewise_center: true,
+            featurewise_std_normalization: true,
+            ..Default::default()
+        };
+        // Chunks of 37 rows: the blocks of 16 rows restart at each chunk.
+        let config = FitConfig {
+            chunk_bytes: 37 * d * 8,
+            ..FitConfig::default()
+        };
+        // The file fits in memory: the buffered pass.
+        let (stats, plan) = fit_with_plan(&options, &x, &config, None).unwrap();
+        assert_eq!(plan.chunk_rows, 37);
+        let image = crate::layout::DataFormat::ChannelsLast.image_shape([6, 5, 3]);
+        for read_bytes in [1, 2 * 37 * d + 5, 1 << 20] {
+            let counted = std::sync::atomic::AtomicUsize::new(0);
+            let moments = direct_u8_moments(&x, &plan, image, read_bytes, |rows| {
+                counted.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+            })
+            .unwrap();
+            let mean: Vec<f64> = moments.iter().map(|m| m.mean).collect();
+            let std: Vec<f64> = moments.iter().map(|m| (m.m2 / m.n).sqrt()).collect();
+            assert_eq!(Some(&mean[..]), stats.mean(), "reads of {read_bytes} bytes");
+            assert_eq!(Some(&std[..]), stats.std(), "reads of {read_bytes} bytes");
+            assert_eq!(counted.into_inner(), n);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Per-channel moments of a block of rows, and Chan's merge of two blocks.
 
 use crate::layout::{DataFormat, ImageShape};
+use crate::simd::on_avx2;
 
 /// Count, mean and sum of squared deviations of one channel.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -39,17 +40,6 @@ pub(super) fn block_moments(block: &[f64], image: ImageShape) -> Vec<Moments> {
         #[inline(always)]
         || block_moments_body(block, image),
     )
-}
-
-/// Runs `op` compiled for AVX2 when the CPU has it (pulp's dispatch; `op`
-/// must be `#[inline(always)]` to be compiled inside it), else as is.
-#[inline(always)]
-fn on_avx2<R>(op: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(simd) = pulp::x86::V3::try_new() {
-        return simd.vectorize(op);
-    }
-    op()
 }
 
 #[inline(always)]

@@ -57,6 +57,22 @@ pub trait SampleSource: Sync {
         None
     }
 
+    /// The `.npy` array this source reads, if it is one: `fit` then reads a
+    /// `u8` file larger than the page cache could keep itself, straight
+    /// from the device a chunk ahead of the reduction (the same
+    /// statistics), and reports each chunk to
+    /// [`rows_read`](SampleSource::rows_read). The default, `None`, reads
+    /// through the other methods.
+    fn as_npy(&self) -> Option<&NpyArray> {
+        None
+    }
+
+    /// Called when `fit` has read `rows` samples of [`as_npy`](SampleSource::as_npy)'s
+    /// array itself (for a progress count). The default does nothing.
+    fn rows_read(&self, rows: usize) {
+        let _ = rows;
+    }
+
     /// Whether every value this source yields is exactly representable in
     /// `f32` (8- and 16-bit integers, bool, float16/32): `fit` then skips
     /// rounding the samples to `float32`. The default, `false`, is always
@@ -105,6 +121,10 @@ impl SampleSource for NpyArray {
     fn read_u8_samples_into(&self, first: usize, out: &mut [u8]) -> Option<Result<()>> {
         let plain = self.dtype().elem == crate::npy::ElemType::U8 && !self.header().fortran_order;
         plain.then(|| self.read_rows_raw_pread(first, out))
+    }
+
+    fn as_npy(&self) -> Option<&NpyArray> {
+        Some(self)
     }
 
     fn exact_in_f32(&self) -> bool {

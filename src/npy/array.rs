@@ -91,6 +91,18 @@ pub(crate) struct Inner {
 /// What keeps the bytes of an in-memory array alive (see [`NpyArray::from_memory`]).
 pub type MemoryOwner = Box<dyn AsRef<[u8]> + Send + Sync>;
 
+/// Where [`NpyArray::read_sample_placed_into`] takes a row's bytes from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RowFrom<'a> {
+    /// The map when the array has one, else `pread`.
+    Map,
+    /// `pread`, even when the file is mapped (nothing mapped into the
+    /// process).
+    Pread,
+    /// These bytes, already read (one row's worth).
+    Bytes(&'a [u8]),
+}
+
 /// A memory-mapped (or `pread`) `.npy` array, validated at open.
 ///
 /// Cheap to clone (shared map) and `Send + Sync`: several iterators may share
@@ -634,24 +646,29 @@ impl NpyArray {
             self.inner.row_len,
             "read_sample_into: buffer size"
         );
-        self.read_sample_placed_into(i, out, Placement::contiguous(out.len()), scale, false)
+        self.read_sample_placed_into(
+            i,
+            out,
+            Placement::contiguous(out.len()),
+            scale,
+            RowFrom::Map,
+        )
     }
 
     /// [`NpyArray::read_sample_scaled_into`] into the runs of `out` that
-    /// `place` names (each run converted as it is read: no extra copy).
-    /// With `read`, through `pread` even when the file is mapped (nothing
-    /// is mapped into the process).
+    /// `place` names (each run converted as it is read: no extra copy),
+    /// from where `from` says.
     ///
     /// # Panics
-    /// When `i >= len()` or `place` does not fit `row_len()` elements in
-    /// `out` (caller bugs).
+    /// When `i >= len()`, `place` does not fit `row_len()` elements in
+    /// `out`, or `from`'s bytes are not one row (caller bugs).
     pub(crate) fn read_sample_placed_into<T: Real>(
         &self,
         i: usize,
         out: &mut [T],
         place: Placement,
         scale: Option<f64>,
-        read: bool,
+        from: RowFrom<'_>,
     ) -> Result<()> {
         let dtype = self.dtype();
         let cast = |src: &[u8], out: &mut [T]| {
@@ -660,7 +677,16 @@ impl NpyArray {
                 cast_scaled_into(src, dtype, run, scale);
             }
         };
-        match self.row_bytes_mapped(i).filter(|_| !read) {
+        let mapped = match from {
+            RowFrom::Bytes(src) => {
+                assert_eq!(src.len(), self.inner.row_bytes, "one row's bytes");
+                cast(src, out);
+                return Ok(());
+            }
+            RowFrom::Map => self.row_bytes_mapped(i),
+            RowFrom::Pread => None,
+        };
+        match mapped {
             Some(src) => {
                 cast(src, out);
                 self.check_mapped_read()?;

@@ -12,6 +12,7 @@ mod raw;
 mod verify;
 mod write;
 
+pub(crate) use array::RowFrom;
 pub use array::{Element, MemoryOwner, NpyArray, OpenOptions, SourceKind};
 pub(crate) use cast::cast_into;
 pub use dtype::{ByteOrder, Dtype, ElemType};

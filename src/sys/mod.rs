@@ -19,11 +19,13 @@ use memmap2::{Mmap, MmapOptions};
 
 mod device;
 mod lock;
+mod memory;
 mod open;
 
 pub(crate) use device::hint_limit;
 pub(crate) use lock::{process_start, try_lock_exclusive};
-pub(crate) use open::{clear_nonblocking, open_nonblocking};
+pub(crate) use memory::cache_room;
+pub(crate) use open::{clear_nonblocking, open_nonblocking, reopen_direct, DIRECT_ALIGN};
 
 mod sigbus;
 #[allow(unused_imports)]

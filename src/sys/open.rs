@@ -59,6 +59,44 @@ pub(crate) fn clear_nonblocking(file: &File) -> io::Result<()> {
     }
 }
 
+/// The alignment [`reopen_direct`]'s reads need, of the buffer's address,
+/// the file offset and the length: the largest logical block size of
+/// common devices (most take 512; 4096 suits both).
+pub(crate) const DIRECT_ALIGN: usize = 4096;
+
+/// A second, independent descriptor of the same open file that reads with
+/// `O_DIRECT`: straight from the device into the caller's buffer, past the
+/// page cache (no copy, nothing cached). Opened through `/proc/self/fd`,
+/// so it is the inode already open even if the path has been replaced
+/// since (checked). Reads must be aligned to [`DIRECT_ALIGN`].
+///
+/// # Errors
+/// `Unsupported` off Linux; the file system's refusal of `O_DIRECT`
+/// (tmpfs before Linux 6.6, some FUSE and network file systems); `/proc`
+/// not mounted.
+pub(crate) fn reopen_direct(file: &File) -> io::Result<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let direct = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)?;
+        let (a, b) = (file.metadata()?, direct.metadata()?);
+        if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+            return Err(io::Error::other("/proc/self/fd named another file"));
+        }
+        Ok(direct)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;

@@ -14,8 +14,10 @@ use npyflow::convert::{convert_array, ConvertArrayOptions};
 use npyflow::fit::fit;
 use npyflow::npy::ElemType;
 use npyflow::{FitConfig, GeneratorOptions, ImageDataGenerator, NpyArray, Order};
+use npyflow_bench::cgroup::MemoryCgroup;
+use sha2::{Digest, Sha256};
 
-use crate::util::{epoch_bytes, images_u8, worst_residency};
+use crate::util::{epoch_bytes, image_bytes, images_u8, worst_residency};
 
 /// A mounted ext4 file system on a loop device, removed on drop.
 struct LoopFs {
@@ -86,7 +88,12 @@ impl Drop for LoopFs {
 
 /// The loop device, or `None` after printing why the test does not run.
 fn loop_fs(test: &str) -> Option<LoopFs> {
-    match LoopFs::new(64) {
+    loop_fs_of(test, 64)
+}
+
+/// [`loop_fs`] of `size_mib` MiB.
+fn loop_fs_of(test: &str, size_mib: u64) -> Option<LoopFs> {
+    match LoopFs::new(size_mib) {
         Ok(fs) => Some(fs),
         Err(why) => {
             println!("{test}: not run, no loop device ({why})");
@@ -202,4 +209,117 @@ fn fit_and_convert_read_the_same_bytes_from_a_loop_device() {
     convert_array(here.path(), &a, &convert).unwrap();
     convert_array(there.path(), &b, &convert).unwrap();
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+}
+
+const PAST_CACHE_CHILD: &str = "NPYFLOW_LOOPDEV_PAST_CACHE_CHILD";
+
+/// What the past-the-cache test compares: a digest of every batch of one
+/// epoch in the sequential and a block order, and `fit`'s statistics.
+fn past_cache_results(x: &NpyArray) -> Vec<String> {
+    // Windows of 1.2 MiB: the stash holds three (3.6 MiB), within an
+    // eighth of the child's 40 MiB cap.
+    let blocks = Order::Blocks {
+        block_rows: 100,
+        window: 4,
+    };
+    let mut lines = Vec::new();
+    for order in [Order::Sequential, blocks] {
+        npyflow::cache::evict_array(x).unwrap();
+        // Digested batch by batch: the epoch's images (288 MiB as f32)
+        // would not fit in the child's cgroup.
+        let mut digest = Sha256::new();
+        let mut it = ImageDataGenerator::new(GeneratorOptions {
+            rescale: Some(1.0 / 255.0),
+            ..Default::default()
+        })
+        .unwrap()
+        .flow(x.clone())
+        .order(order)
+        .seed(3)
+        .batch_size(50)
+        .threads(2)
+        .build()
+        .unwrap();
+        it.for_each_in_epoch(|b| {
+            for &i in b.indices() {
+                digest.update((i as u64).to_le_bytes());
+            }
+            digest.update(image_bytes(b));
+            Ok(())
+        })
+        .unwrap();
+        let hex: String = digest
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        lines.push(format!("{order:?} {hex}"));
+    }
+    let options = GeneratorOptions {
+        featurewise_center: true,
+        featurewise_std_normalization: true,
+        ..Default::default()
+    };
+    npyflow::cache::evict_array(x).unwrap();
+    let stats = fit(&options, x, &FitConfig::default(), None).unwrap();
+    lines.push(format!("fit {:?} {:?}", stats.mean(), stats.std()));
+    lines
+}
+
+/// A file larger than its process's memory cgroup is read past the page
+/// cache (the sequential and block orders' stash, `fit`'s direct reads):
+/// the same batches and statistics as from an ordinary file read through
+/// the map.
+#[test]
+fn past_the_page_cache_the_batches_and_statistics_are_the_same() {
+    let name = "past_the_page_cache_the_batches_and_statistics_are_the_same";
+    if let Ok(path) = std::env::var(PAST_CACHE_CHILD) {
+        let x = NpyArray::open(&path).unwrap();
+        for line in past_cache_results(&x) {
+            println!("result {line}");
+        }
+        return;
+    }
+    let Some(fs) = loop_fs_of(name, 112) else {
+        return;
+    };
+    let cap = 40u64 << 20;
+    let cg = match MemoryCgroup::create(cap) {
+        Ok(cg) => cg,
+        Err(e) if e.is_unsupported_here() => {
+            println!("{name}: not run, no memory cgroup ({e})");
+            return;
+        }
+        Err(e) => panic!("cannot create the memory cgroup: {e}"),
+    };
+    // 72 MiB of 32×32×3 images: larger than the cap.
+    let (_dir, here, there) = both(&fs, 24_576);
+    let want = past_cache_results(&here);
+    npyflow::cache::evict_array(&there).unwrap();
+    let out = cg
+        .command(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            &format!("loopdev::{name}"),
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(PAST_CACHE_CHILD, there.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed ({:?}); OOM kills {:?}\n{stdout}\nstderr: {}",
+        out.status,
+        cg.oom_kills(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = stdout
+        .lines()
+        // The first line follows libtest's "test NAME ... " on the same line.
+        .filter_map(|l| l.split_once("result ").map(|(_, r)| r.to_string()))
+        .collect();
+    assert_eq!(got, want);
 }

@@ -150,6 +150,30 @@ fn child(path: &Path) {
         ..Default::default()
     };
     let stats = npyflow::fit::fit(&opts, &x, &npyflow::FitConfig::default(), None).unwrap();
+    // The file's own moments, summed exactly from the formula.
+    let (mut sum, mut squares) = ([0u128; 3], [0u128; 3]);
+    for i in 0..n {
+        for k in 0..ROW {
+            let v = row_byte(i, k) as u128;
+            sum[k % 3] += v;
+            squares[k % 3] += v * v;
+        }
+    }
+    let count = (n * ROW / 3) as f64;
+    for c in 0..3 {
+        let mean = sum[c] as f64 / count;
+        let var = squares[c] as f64 / count - mean * mean;
+        let (got_mean, got_std) = (stats.mean().unwrap()[c], stats.std().unwrap()[c]);
+        assert!(
+            (got_mean - mean).abs() <= 1e-9 * mean,
+            "channel {c}: mean {got_mean} vs {mean}"
+        );
+        assert!(
+            (got_std - var.sqrt()).abs() <= 1e-9 * var.sqrt(),
+            "channel {c}: std {got_std} vs {}",
+            var.sqrt()
+        );
+    }
     println!("fit: ok, mean {:?}", stats.mean());
 }
 

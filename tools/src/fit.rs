@@ -75,6 +75,14 @@ impl SampleSource for Counting<'_> {
         Ok(())
     }
 
+    fn as_npy(&self) -> Option<&NpyArray> {
+        Some(self.x)
+    }
+
+    fn rows_read(&self, rows: usize) {
+        self.bar.inc(rows as u64);
+    }
+
     fn read_u8_samples_into(&self, first: usize, out: &mut [u8]) -> Option<npyflow::Result<()>> {
         let read = SampleSource::read_u8_samples_into(self.x, first, out)?;
         self.bar.inc((out.len() / self.x.row_len().max(1)) as u64);

@@ -14,13 +14,14 @@ use rayon::prelude::*;
 
 use crate::augment::Prefetch;
 use crate::cache::readahead::{Fetch, Readahead};
-use crate::cache::{prefetch_rows, unmap_rows, ColdRows, PageBudget, NEARLY_CACHED};
+use crate::cache::stash::{Stash, View};
+use crate::cache::{outgrown_room, prefetch_rows, unmap_rows, ColdRows, PageBudget, NEARLY_CACHED};
 use crate::generator::{ImageDataGenerator, Scratch, Unread};
 use crate::iterator::batch::{typed_mut, Batch, Images};
 use crate::iterator::order::{block_windows, Order, Window};
 use crate::iterator::save::SaveConfig;
 use crate::iterator::shard::{Resumed, Schedule, Shard};
-use crate::npy::NpyArray;
+use crate::npy::{NpyArray, RowFrom};
 use crate::rng::{SampleRng, Stream};
 use crate::{ImageShape, OutputDtype, Result};
 
@@ -110,14 +111,55 @@ pub(crate) struct Context {
     windows: Mutex<Option<(u64, Arc<Vec<Window>>)>>,
     /// Reads ahead (block windows, sequential stretches) without blocking assembly.
     readahead: Readahead,
+    /// The rows read ahead past the page cache (the sequential order's
+    /// stretches, the block order's windows) for a cold file larger than
+    /// the cache could keep ([`stash_for`]).
+    stash: Option<Arc<Stash>>,
     /// The plans of the last two epochs the prefetch workers asked for
     /// (workers straddle an epoch boundary), computed once each.
     plans: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
 }
 
+/// Windows of the block order larger than this are read ahead through the
+/// page cache, not into the stash (which holds the window being read and
+/// the next: twice this in the process's memory at most).
+const STASH_WINDOW: u64 = 64 << 20;
+
+/// The stash for a pass in file order, or by windows of blocks, over a file
+/// larger than the page cache could keep ([`outgrown_room`]), holding at
+/// most an eighth of that room. None for the uniform shuffle (one row at a
+/// time); with a page budget (it counts the pages read through the map);
+/// for a shard (the other shards' processes read the same stretches:
+/// through the page cache a machine's shards share one read); or for
+/// block windows over [`STASH_WINDOW`] or whose three windows do not fit.
+fn stash_for(config: &ContextConfig) -> Option<Stash> {
+    if config.cache_budget.is_some() || config.shard.count > 1 || config.order == Order::Shuffle {
+        return None;
+    }
+    let room = outgrown_room(&config.x)? / 8;
+    let cap = match config.order {
+        Order::Blocks { block_rows, window } => {
+            let bytes = (block_rows as u64)
+                .saturating_mul(window as u64)
+                .saturating_mul(config.x.row_bytes() as u64);
+            // The window being read, the next, and one of slack.
+            let cap = 3 * bytes.max(SEQUENTIAL_STEP);
+            if bytes > STASH_WINDOW || cap > room {
+                return None;
+            }
+            cap
+        }
+        // Four times what the order reads ahead, or less (it then reads
+        // ahead a quarter of the cap).
+        _ => (4 * SEQUENTIAL_AHEAD).min(room),
+    };
+    Some(Stash::with_cap(cap as usize))
+}
+
 impl Context {
     /// A context over `config`'s arrays; `x` must be rank 4.
     pub fn new(config: ContextConfig) -> Context {
+        let stash = stash_for(&config).map(Arc::new);
         let s = config.x.shape();
         let dims = [s[1], s[2], s[3]];
         Context {
@@ -128,6 +170,7 @@ impl Context {
             hints: AtomicBool::new(true),
             cold_rows: Mutex::new(None),
             windows: Mutex::new(None),
+            stash,
             readahead: Readahead::default(),
             plans: Mutex::new(Vec::new()),
             schedule: Schedule::new(
@@ -281,7 +324,7 @@ impl Context {
         if self.hints.load(Ordering::Relaxed) {
             match self.order {
                 Order::Blocks { block_rows, window } => {
-                    if start == 0 {
+                    if start == 0 && self.stash.is_none() {
                         // The epoch's first batch is scattered over its whole
                         // window: ask for its own rows before the window's
                         // blocks so they are at the head of the device queue
@@ -291,7 +334,7 @@ impl Context {
                     self.prefetch_windows(epoch, start, end, block_rows, window)?;
                 }
                 Order::Sequential => {
-                    if start == 0 {
+                    if start == 0 && self.stash.is_none() {
                         // The first batch need not wait for the stretch ahead.
                         self.prefetch(&rows)?;
                     }
@@ -464,13 +507,28 @@ impl Context {
         }
         targets.sort_unstable();
         targets.dedup();
+        let blocks = || {
+            targets
+                .iter()
+                .filter_map(|&t| windows.get(t))
+                .flat_map(|win| self.block_ranges(win, block_rows))
+        };
+        if let Some(stash) = &self.stash {
+            // Read whole blocks into the stash, one request each.
+            for range in blocks() {
+                stash.expect(range.clone());
+                self.readahead
+                    .request(&self.x, range, Fetch::Stash(Arc::clone(stash)));
+            }
+            return Ok(());
+        }
         // Every block of the window asked for at once (the device works on
         // all of them), then mapped one by one, so that the window's shuffled
         // rows are read without a page fault each.
         for fetch in [Fetch::Hint, Fetch::Map] {
             for win in targets.iter().filter_map(|&t| windows.get(t)) {
                 for range in self.block_ranges(win, block_rows) {
-                    self.readahead.request(&self.x, range, fetch);
+                    self.readahead.request(&self.x, range, fetch.clone());
                 }
             }
         }
@@ -517,6 +575,9 @@ impl Context {
     fn read_ahead_sequential(&self, start: usize, end: usize, plan: &[usize]) {
         let rb = self.x.row_bytes().max(1) as u64;
         let mut bytes = SEQUENTIAL_AHEAD;
+        if let Some(stash) = &self.stash {
+            bytes = bytes.min(stash.cap() as u64 / 4);
+        }
         if let Some(budget) = &self.budget {
             // Read-ahead is outside the budget's count: keep it a fraction.
             let b = budget.lock().unwrap_or_else(|e| e.into_inner()).budget();
@@ -529,17 +590,26 @@ impl Context {
             let (from, to) = (from.min(plan.len()), to.min(plan.len()));
             (from < to).then(|| self.base + plan[from]..self.base + plan[to - 1] + 1)
         };
-        let mut steps = Vec::new();
-        if start == 0 {
-            steps.push((0, ahead));
-        }
-        // Steps start at multiples of `step`; `ahead` is one, so together
-        // with the first stretch every position is asked for exactly once.
-        let first = (start + ahead).div_ceil(step) * step;
-        steps.extend((first..end + ahead).step_by(step).map(|p| (p, p + step)));
-        for (from, to) in steps {
-            if let Some(r) = rows(from, to) {
-                self.readahead.request(&self.x, r, Fetch::Read);
+        // Steps start at multiples of `step`, and `ahead` is one: with the
+        // first batch's stretch before it, every position is asked for
+        // exactly once, in the same pieces each time (the stash finds a
+        // stretch by its rows).
+        let first = if start == 0 {
+            0
+        } else {
+            (start + ahead).div_ceil(step) * step
+        };
+        for p in (first..end + ahead).step_by(step) {
+            let Some(r) = rows(p, p + step) else {
+                continue;
+            };
+            match &self.stash {
+                Some(stash) => {
+                    stash.expect(r.clone());
+                    self.readahead
+                        .request(&self.x, r, Fetch::Stash(Arc::clone(stash)));
+                }
+                None => self.readahead.request(&self.x, r, Fetch::Read),
             }
         }
     }
@@ -590,6 +660,25 @@ impl Context {
         // The block and sequential orders read long runs of each page,
         // where the map is faster (a copy fewer).
         let pread = self.order == Order::Shuffle && self.hints.load(Ordering::Relaxed);
+        // Rows in file order need no prefetch of their own: the CPU's
+        // prefetcher streams them (issuing one took a sixth of a warm
+        // sequential epoch's time). Nor rows read with `pread`.
+        let prefetch = !pread && self.order != Order::Sequential;
+        // A cold sequential pass takes its rows from the stretches read
+        // ahead into the stash (those it holds).
+        let stash = self
+            .stash
+            .as_deref()
+            .filter(|_| self.hints.load(Ordering::Relaxed) && !idx.is_empty());
+        let mut taken: Vec<usize> = Vec::new();
+        let view = match stash {
+            Some(stash) => {
+                taken = idx.iter().map(|&j| self.base + j).collect();
+                taken.sort_unstable();
+                stash.view(&taken)
+            }
+            None => View::default(),
+        };
         let images = typed_mut::<T>(&mut batch.images).expect("batch dtype matches the context");
         let images = &mut images[..idx.len() * sl];
         // `next`: the next sample's first lines, for the generator's path to
@@ -599,9 +688,13 @@ impl Context {
             let mut rng = SampleRng::new(self.seed, Stream::Augment, epoch, row as u64);
             // The generator reads the row itself, straight into its scratch
             // when the sample is resampled (one image copy fewer).
+            let from = match view.row(row) {
+                Some(bytes) => RowFrom::Bytes(bytes),
+                None if pread => RowFrom::Pread,
+                None => RowFrom::Map,
+            };
             let mut read = |buf: &mut [T::Compute], place, scale| {
-                self.x
-                    .read_sample_placed_into(row, buf, place, scale, pread)
+                self.x.read_sample_placed_into(row, buf, place, scale, from)
             };
             let unread = Unread {
                 read: &mut read,
@@ -632,12 +725,14 @@ impl Context {
         // with that sample (`Unread::next`) rather than all at once here,
         // so that a path with a loop of its own can spread them out.
         let run = |samples: &mut [(usize, &mut [T])]| -> Result<()> {
-            if !pread {
+            if prefetch {
                 self.x.prefetch_row_cpu(self.base + samples[0].0);
             }
             for k in 0..samples.len() {
                 let next = match samples.get(k + 1) {
-                    Some(&(j, _)) if !pread => Prefetch::new(self.x.row_head_mapped(self.base + j)),
+                    Some(&(j, _)) if prefetch => {
+                        Prefetch::new(self.x.row_head_mapped(self.base + j))
+                    }
                     _ => Prefetch::default(),
                 };
                 let (j, img) = &mut samples[k];
@@ -648,14 +743,18 @@ impl Context {
             }
             Ok(())
         };
-        if threads <= 1 || samples.len() <= 1 {
+        let done = if threads <= 1 || samples.len() <= 1 {
             run(&mut samples)
         } else {
             // Small images: hand rayon a few samples per task so scheduling
             // overhead stays well below the per-sample work.
             let per_task = (16_384 / sl).clamp(1, 64);
             samples.par_chunks_mut(per_task).try_for_each(run)
+        };
+        if let Some(stash) = stash {
+            stash.release(view, &taken);
         }
+        done
     }
 }
 
@@ -679,5 +778,102 @@ impl ScratchSlot for f32 {
 impl ScratchSlot for f64 {
     fn with_scratch<R>(f: impl FnOnce(&mut Scratch<f64>) -> R) -> R {
         SCRATCH_F64.with(|s| f(&mut s.borrow_mut()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iterator::batch::Images;
+    use crate::npy::{write_npy, ElemType};
+    use crate::{DataFormat, GeneratorOptions};
+
+    /// A context over `x`'s rows `rows`, cold (hints on), with or without a
+    /// stash (whatever the machine's memory says).
+    fn context(
+        x: &NpyArray,
+        rows: Range<usize>,
+        order: Order,
+        batch: usize,
+        stash: bool,
+    ) -> Context {
+        let options = GeneratorOptions {
+            rescale: Some(1.0 / 255.0),
+            ..Default::default()
+        };
+        let s = x.shape();
+        let mut ctx = Context::new(ContextConfig {
+            x: x.clone(),
+            y: None,
+            sample_weight: None,
+            aux: Vec::new(),
+            generator: Arc::new(ImageDataGenerator::new(options).unwrap()),
+            shape: DataFormat::ChannelsLast.image_shape([s[1], s[2], s[3]]),
+            dtype: OutputDtype::F32,
+            rows,
+            batch_size: batch,
+            drop_last: false,
+            order,
+            seed: 5,
+            shard: Shard::ALL,
+            resumed: None,
+            save: None,
+            cache_budget: None,
+        });
+        ctx.stash = stash.then(|| Arc::new(Stash::with_cap(1 << 20)));
+        ctx.begin_epoch(0.0);
+        ctx
+    }
+
+    /// Every batch of `epochs` epochs: indices and image values.
+    fn batches(ctx: &Context, epochs: u64) -> Vec<(Vec<usize>, Vec<f32>)> {
+        let mut out = Vec::new();
+        for epoch in 0..epochs {
+            let plan = ctx.shared_plan(epoch);
+            for index in 0..ctx.schedule().batches(epoch) {
+                let mut batch = ctx.new_batch();
+                ctx.assemble(epoch, index, &plan, &mut batch, 2, false)
+                    .unwrap();
+                let Images::F32(images) = &batch.images else {
+                    panic!("f32 batches")
+                };
+                let len = batch.len * ctx.shape.len();
+                out.push((batch.indices.clone(), images[..len].to_vec()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rows_taken_from_the_stash_make_the_same_batches_as_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        // Rows of 105 bytes: no row, stretch or block starts on a block
+        // boundary of the file, so direct reads take unaligned spans.
+        let n = 3000;
+        let data: Vec<u8> = (0..n * 105).map(|i| (i * 31 + i / 97) as u8).collect();
+        let path = dir.path().join("x.npy");
+        write_npy(&path, ElemType::U8, &[n, 5, 7, 3], &data).unwrap();
+        let x = NpyArray::open(&path).unwrap();
+        let orders = [
+            Order::Sequential,
+            Order::Blocks {
+                block_rows: 97,
+                window: 3,
+            },
+        ];
+        for order in orders {
+            for (rows, batch) in [(0..n, 32), (13..2_900, 50), (0..n, 1), (5..6, 8)] {
+                let plain = batches(&context(&x, rows.clone(), order, batch, false), 2);
+                let stashed = context(&x, rows.clone(), order, batch, true);
+                assert_eq!(
+                    batches(&stashed, 2),
+                    plain,
+                    "{order:?}, rows {rows:?}, batch {batch}"
+                );
+                // Every stretch was taken whole: none left behind.
+                let held = stashed.stash.as_ref().unwrap().held_bytes();
+                assert_eq!(held, 0, "{order:?}, rows {rows:?}, batch {batch}");
+            }
+        }
     }
 }

@@ -480,10 +480,11 @@ fn progress_bars_on_a_terminal_start_empty_and_count_whole_items() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Enough samples that the run outlasts the bar's 200 ms steady tick
-    // even at a million 8×8 samples a second: the bar is drawn mid-run.
+    // several times over at 2 million 8×8 samples a second (1.5–1.9 s
+    // here): the bar is drawn mid-run.
     dataset(d, 100_000);
     let cmd = format!(
-        "{} iterate x.npy --epochs 3 --rotation-range 20 --batch-size 16",
+        "{} iterate x.npy --epochs 30 --rotation-range 20 --batch-size 16",
         env!("CARGO_BIN_EXE_npyflow")
     );
     let o = Command::new("script")
@@ -498,7 +499,7 @@ fn progress_bars_on_a_terminal_start_empty_and_count_whole_items() {
         .filter(|f| f.contains("batches"))
         .collect();
     assert!(
-        frames.iter().any(|f| f.contains("/18,750 (")),
+        frames.iter().any(|f| f.contains("/187,500 (")),
         "no bar drawn: {screen:?}"
     );
     for f in &frames {

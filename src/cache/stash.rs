@@ -1,0 +1,244 @@
+//! Stretches of rows of a cold file read ahead into the process's own
+//! buffers, for a pass in file order (the sequential order) over a file
+//! larger than the page cache could keep.
+//!
+//! Reading such a file through its map took the bytes through the page
+//! cache twice: the read-ahead thread read each stretch with `pread` (the
+//! one way a device with a small read-ahead streams at its speed) into a
+//! buffer it threw away, and the assembling threads then faulted the same
+//! pages into the map. Here the read-ahead thread reads each stretch once,
+//! past the page cache ([`RowReader`]), into a buffer kept for the
+//! assembling threads, which convert the rows from there: no page to
+//! allocate, charge, reclaim or map, no copy but the device's.
+//!
+//! Nothing here decides what a batch contains: a row the stash does not
+//! hold (not asked for, dropped, or its read failed) is read through the
+//! array as before.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use memmap2::MmapMut;
+
+use crate::cache::direct::{Piece, RowReader};
+use crate::npy::NpyArray;
+
+/// How long an assembling thread waits for a stretch being read before it
+/// reads the rows itself (a read-ahead thread that stopped serving).
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A stretch asked for: being read (`piece` none) or read.
+#[derive(Debug)]
+struct Stretch {
+    rows: Range<usize>,
+    piece: Option<Arc<Piece>>,
+    /// Rows still to be taken (a stretch asked for twice counts twice).
+    uses: usize,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    stretches: VecDeque<Stretch>,
+    /// Bytes of the stretches' buffers.
+    bytes: usize,
+    /// Buffers of dropped stretches, for the next reads (a fresh 8 MiB
+    /// buffer is 2,048 page faults and a direct read pins its pages anew):
+    /// a quarter of the cap's worth at most.
+    spare: Vec<MmapMut>,
+    spare_bytes: usize,
+}
+
+impl Held {
+    /// Removes stretch `k`, keeping its buffer when nobody else holds it
+    /// and the spares hold less than a quarter of `cap`.
+    fn remove(&mut self, k: usize, cap: usize) {
+        let Some(s) = self.stretches.remove(k) else {
+            return;
+        };
+        if let Some(piece) = s.piece {
+            self.bytes -= piece.footprint();
+            if let Ok(piece) = Arc::try_unwrap(piece) {
+                let buf = piece.into_buffer();
+                if self.spare_bytes + buf.len() <= cap / 4 {
+                    self.spare_bytes += buf.len();
+                    self.spare.push(buf);
+                }
+            }
+        }
+    }
+
+    /// A spare buffer, if any.
+    fn take_spare(&mut self) -> Option<MmapMut> {
+        let buf = self.spare.pop()?;
+        self.spare_bytes -= buf.len();
+        Some(buf)
+    }
+}
+
+/// The stretches of one array read ahead, shared by the read-ahead thread
+/// (which fills them) and the assembling threads (which take rows from
+/// them).
+#[derive(Debug)]
+pub(crate) struct Stash {
+    held: Mutex<Held>,
+    filled: Condvar,
+    reader: RowReader,
+    /// Most bytes of stretches held at once: more than the reader keeps
+    /// ahead and the batches hold, so it only bounds a pass whose rows are
+    /// asked for but never taken (a stop mid-epoch, a padded plan),
+    /// dropping the oldest stretches first.
+    cap: usize,
+}
+
+/// The stretches covering a batch's rows, held while the batch is built.
+#[derive(Debug, Default)]
+pub(crate) struct View {
+    pieces: Vec<Arc<Piece>>,
+}
+
+impl View {
+    /// Row `row`'s bytes, when the stash had them.
+    pub(crate) fn row(&self, row: usize) -> Option<&[u8]> {
+        self.pieces.iter().find_map(|p| p.row(row))
+    }
+}
+
+impl Stash {
+    /// An empty stash holding at most `cap` bytes.
+    pub(crate) fn with_cap(cap: usize) -> Stash {
+        Stash {
+            held: Mutex::default(),
+            filled: Condvar::new(),
+            reader: RowReader::default(),
+            cap,
+        }
+    }
+
+    /// The most bytes it holds.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Announces that `rows` are about to be read ([`Stash::fill`]), so that
+    /// a batch needing them waits for the read instead of making its own.
+    pub(crate) fn expect(&self, rows: Range<usize>) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut held = self.lock();
+        match held.stretches.iter_mut().find(|s| s.rows == rows) {
+            Some(s) => s.uses += rows.len(),
+            None => {
+                let uses = rows.len();
+                held.stretches.push_back(Stretch {
+                    rows,
+                    piece: None,
+                    uses,
+                });
+            }
+        }
+    }
+
+    /// Reads the rows `rows` of `array` announced by [`Stash::expect`]
+    /// (on the read-ahead thread). A failed read is logged and forgotten:
+    /// the batches read those rows themselves and report what is wrong.
+    pub(crate) fn fill(&self, array: &NpyArray, rows: Range<usize>) {
+        let spare = self.lock().take_spare();
+        let read = self.reader.read(array, rows.clone(), spare);
+        let mut held = self.lock();
+        let k = held
+            .stretches
+            .iter()
+            .position(|s| s.rows == rows && s.piece.is_none());
+        match (read, k) {
+            (Ok(piece), Some(k)) => {
+                held.bytes += piece.footprint();
+                held.stretches[k].piece = Some(Arc::new(piece));
+                // Over the cap: drop the oldest stretches read (not this one).
+                while held.bytes > self.cap {
+                    let Some(old) = held
+                        .stretches
+                        .iter()
+                        .position(|s| s.piece.is_some() && s.rows != rows)
+                    else {
+                        break;
+                    };
+                    held.remove(old, self.cap);
+                }
+            }
+            (Err(e), Some(k)) => {
+                log::debug!("reading ahead rows of {} refused: {e}", array.name());
+                held.remove(k, self.cap);
+            }
+            // Not announced (a bug) or already dropped: nothing waits for it.
+            (_, None) => {}
+        }
+        drop(held);
+        self.filled.notify_all();
+    }
+
+    /// The stretches holding any of `rows` (a batch's rows, sorted),
+    /// waiting for those being read. Give it back with [`Stash::release`].
+    pub(crate) fn view(&self, rows: &[usize]) -> View {
+        debug_assert!(rows.is_sorted());
+        // Whether any row falls in the stretch (a batch of the block order
+        // spans other windows' blocks, which it must not wait for).
+        let wanted = |s: &Stretch| {
+            let k = rows.partition_point(|&r| r < s.rows.start);
+            rows.get(k).is_some_and(|&r| r < s.rows.end)
+        };
+        let deadline = Instant::now() + PATIENCE;
+        let mut held = self.lock();
+        loop {
+            let overlapping = || held.stretches.iter().filter(|s| wanted(s));
+            let waiting = overlapping().any(|s| s.piece.is_none());
+            let now = Instant::now();
+            if !waiting || now >= deadline {
+                let pieces = overlapping().filter_map(|s| s.piece.clone()).collect();
+                return View { pieces };
+            }
+            held = self
+                .filled
+                .wait_timeout(held, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Bytes of the stretches held now (read and not yet all taken).
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Gives back a batch's view: `rows` (sorted) were taken from it, and a
+    /// stretch whose rows are all taken is dropped (its buffer kept for
+    /// reuse).
+    pub(crate) fn release(&self, view: View, rows: &[usize]) {
+        let View { pieces } = view;
+        let mut held = self.lock();
+        for piece in pieces {
+            let span = piece.rows();
+            let taken =
+                rows.partition_point(|&r| r < span.end) - rows.partition_point(|&r| r < span.start);
+            let k = held
+                .stretches
+                .iter()
+                .position(|s| s.piece.as_ref().is_some_and(|p| Arc::ptr_eq(p, &piece)));
+            drop(piece);
+            if let Some(k) = k {
+                let s = &mut held.stretches[k];
+                s.uses = s.uses.saturating_sub(taken);
+                if s.uses == 0 {
+                    held.remove(k, self.cap);
+                }
+            }
+        }
+    }
+}
