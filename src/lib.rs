@@ -36,7 +36,8 @@
 //! - [`fit`] — the streaming fit as free functions over any
 //!   [`fit::SampleSource`], with its memory plan.
 //! - [`cache`] — the page cache seen and steered: residency, eviction,
-//!   warming, advice, a page budget, and the telemetry recorder.
+//!   warming, advice, a page budget, the telemetry recorder, and reading
+//!   past it for files larger than it could keep.
 //! - [`convert`] and [`preview`] — what the `npyflow` tool does beyond
 //!   iterating: conversions into mappable `.npy` files, contact sheets.
 //!

@@ -154,6 +154,53 @@ impl RowReader {
     }
 }
 
+/// Reads rows `rows` of `array` in runs of `run` rows (the last shorter) and
+/// hands each run to `each`, in order: a thread of its own reads the next
+/// run while `each` works on the one before (two buffers, reused). Stops
+/// at the first error, a read's (with the file's name) or `each`'s.
+pub(crate) fn read_runs(
+    array: &NpyArray,
+    rows: Range<usize>,
+    run: usize,
+    mut each: impl FnMut(&Piece) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let run = run.max(1);
+    let reader = RowReader::default();
+    std::thread::scope(|scope| {
+        let (ask, asked) = std::sync::mpsc::channel::<(Range<usize>, Option<MmapMut>)>();
+        let (give, given) = std::sync::mpsc::channel();
+        let reader = &reader;
+        scope.spawn(move || {
+            for (rows, buf) in asked {
+                if give.send(reader.read(array, rows, buf)).is_err() {
+                    break;
+                }
+            }
+        });
+        // `ask` is dropped when this closure returns, however it returns,
+        // which ends the thread before the scope waits for it.
+        let mut next = rows.start;
+        let mut request = |buf: Option<MmapMut>| {
+            if next < rows.end {
+                let _ = ask.send((next..(next + run).min(rows.end), buf));
+                next += run;
+            }
+        };
+        request(None);
+        request(None);
+        for _ in 0..rows.len().div_ceil(run) {
+            let piece = given
+                .recv()
+                .map_err(|_| io::Error::other("the reading thread stopped"))
+                .and_then(|read| read)
+                .map_err(|e| crate::Error::io(array.path(), e))?;
+            each(&piece)?;
+            request(Some(piece.into_buffer()));
+        }
+        Ok(())
+    })
+}
+
 /// `buf` when it holds `len` bytes past its first aligned one, else a new
 /// map that does (never empty: a map cannot be).
 fn buffer(buf: Option<MmapMut>, len: usize) -> io::Result<MmapMut> {

@@ -43,37 +43,40 @@ struct Held {
     stretches: VecDeque<Stretch>,
     /// Bytes of the stretches' buffers.
     bytes: usize,
-    /// Buffers of dropped stretches, for the next reads (a fresh 8 MiB
-    /// buffer is 2,048 page faults and a direct read pins its pages anew):
-    /// a quarter of the cap's worth at most.
-    spare: Vec<MmapMut>,
-    spare_bytes: usize,
+    /// The pieces of dropped stretches, kept for their buffers (a fresh
+    /// 8 MiB buffer is 2,048 page faults, and a direct read pins its pages
+    /// anew), with the stretches within the cap. A batch may still be
+    /// reading one: its buffer is reused once nobody else holds it.
+    retired: Vec<Arc<Piece>>,
+    retired_bytes: usize,
 }
 
 impl Held {
-    /// Removes stretch `k`, keeping its buffer when nobody else holds it
-    /// and the spares hold less than a quarter of `cap`.
+    /// Removes stretch `k`, keeping its piece for reuse while the stretches
+    /// and the kept pieces fit in `cap`.
     fn remove(&mut self, k: usize, cap: usize) {
         let Some(s) = self.stretches.remove(k) else {
             return;
         };
         if let Some(piece) = s.piece {
             self.bytes -= piece.footprint();
-            if let Ok(piece) = Arc::try_unwrap(piece) {
-                let buf = piece.into_buffer();
-                if self.spare_bytes + buf.len() <= cap / 4 {
-                    self.spare_bytes += buf.len();
-                    self.spare.push(buf);
-                }
+            if self.bytes + self.retired_bytes + piece.footprint() <= cap {
+                self.retired_bytes += piece.footprint();
+                self.retired.push(piece);
             }
         }
     }
 
-    /// A spare buffer, if any.
+    /// The buffer of a kept piece nobody reads any more, if any.
     fn take_spare(&mut self) -> Option<MmapMut> {
-        let buf = self.spare.pop()?;
-        self.spare_bytes -= buf.len();
-        Some(buf)
+        let k = self
+            .retired
+            .iter()
+            .position(|p| Arc::strong_count(p) == 1)?;
+        let piece = self.retired.swap_remove(k);
+        self.retired_bytes -= piece.footprint();
+        // Only this list held it, and only under the lock.
+        Arc::try_unwrap(piece).ok().map(Piece::into_buffer)
     }
 }
 

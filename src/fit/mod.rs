@@ -23,9 +23,7 @@
 
 use rayon::prelude::*;
 
-use memmap2::MmapMut;
-
-use crate::cache::direct::RowReader;
+use crate::cache::direct::read_runs;
 use crate::generator::standardize::{rescale_factor, Steps};
 use crate::generator::statistics::Statistics;
 use crate::generator::{Compat, GeneratorOptions};
@@ -384,9 +382,9 @@ pub fn fit_with_plan<S: SampleSource + ?Sized>(
 }
 
 /// The moments of a `u8` array's samples, read straight from the device
-/// ([`RowReader`]) into two chunk buffers: one read on a thread of its own
-/// while the other is reduced, each about `read_bytes`; `rows_read` hears
-/// of each read. The same
+/// into two buffers ([`read_runs`]): one read on a thread of its own while
+/// the other is reduced, each about `read_bytes`; `rows_read` hears of each
+/// read. The same
 /// chunks and blocks as the buffered pass, so the same bits.
 fn direct_u8_moments(
     array: &NpyArray,
@@ -400,49 +398,20 @@ fn direct_u8_moments(
     // `u8` rows is an eighth of the `f64` buffer the plan sized it for:
     // 2 MiB by default, too little per request to stream a fast device).
     let run = chunk * (read_bytes / (chunk * d)).max(1);
-    let reader = RowReader::default();
     let mut moments = vec![Moments::default(); image.channels];
-    std::thread::scope(|scope| -> Result<()> {
-        let (ask, asked) = std::sync::mpsc::channel::<(std::ops::Range<usize>, Option<MmapMut>)>();
-        let (give, given) = std::sync::mpsc::channel();
-        let reader = &reader;
-        scope.spawn(move || {
-            for (rows, buf) in asked {
-                if give.send(reader.read(array, rows, buf)).is_err() {
-                    break;
+    read_runs(array, 0..n, run, |piece| {
+        for bytes in piece.bytes().chunks(chunk * d) {
+            let blocks: Vec<Vec<Moments>> = bytes
+                .par_chunks(BLOCK_ROWS * d)
+                .map(|b| block_moments_u8(b, image))
+                .collect();
+            for block in blocks {
+                for (acc, m) in moments.iter_mut().zip(block) {
+                    *acc = acc.merge(m);
                 }
             }
-        });
-        // `ask` is dropped when this closure returns, however it returns,
-        // which ends the thread before the scope waits for it.
-        let mut next = 0;
-        let mut request = |buf: Option<MmapMut>| {
-            if next < n {
-                let _ = ask.send((next..(next + run).min(n), buf));
-                next += run;
-            }
-        };
-        request(None);
-        request(None);
-        for _ in 0..n.div_ceil(run) {
-            let piece = given
-                .recv()
-                .map_err(|_| Error::io(array.path(), std::io::Error::other("reader stopped")))?
-                .map_err(|e| Error::io(array.path(), e))?;
-            for bytes in piece.bytes().chunks(chunk * d) {
-                let blocks: Vec<Vec<Moments>> = bytes
-                    .par_chunks(BLOCK_ROWS * d)
-                    .map(|b| block_moments_u8(b, image))
-                    .collect();
-                for block in blocks {
-                    for (acc, m) in moments.iter_mut().zip(block) {
-                        *acc = acc.merge(m);
-                    }
-                }
-            }
-            rows_read(piece.rows().len());
-            request(Some(piece.into_buffer()));
         }
+        rows_read(piece.rows().len());
         Ok(())
     })?;
     Ok(moments)

@@ -415,13 +415,6 @@ impl NpyArray {
         row.map_or(&[], |row| &row[..row.len().min(4096)])
     }
 
-    /// Starts loading row `i` into the CPU caches ([`NpyArray::row_head_mapped`]):
-    /// the gather of a shuffled batch calls it for its first row (a DRAM
-    /// miss) before it starts.
-    pub(crate) fn prefetch_row_cpu(&self, i: usize) {
-        crate::sys::prefetch_lines(self.row_head_mapped(i));
-    }
-
     /// Errors when the file changed since it was opened: its size or
     /// modification time differ (truncated, grown or rewritten in place), or
     /// a read of the map faulted on a page the file lost (which read zeros).

@@ -121,13 +121,13 @@ pub(crate) struct Context {
 }
 
 /// Windows of the block order larger than this are read ahead through the
-/// page cache, not into the stash (which holds the window being read and
-/// the next: twice this in the process's memory at most).
+/// page cache, not into the stash (which holds the window being taken and
+/// the next: two and a half times this in the process's memory at most).
 const STASH_WINDOW: u64 = 64 << 20;
 
 /// The stash for a pass in file order, or by windows of blocks, over a file
 /// larger than the page cache could keep ([`outgrown_room`]), holding at
-/// most an eighth of that room. None for the uniform shuffle (one row at a
+/// most a quarter of that room. None for the uniform shuffle (one row at a
 /// time); with a page budget (it counts the pages read through the map);
 /// for a shard (the other shards' processes read the same stretches:
 /// through the page cache a machine's shards share one read); or for
@@ -136,14 +136,15 @@ fn stash_for(config: &ContextConfig) -> Option<Stash> {
     if config.cache_budget.is_some() || config.shard.count > 1 || config.order == Order::Shuffle {
         return None;
     }
-    let room = outgrown_room(&config.x)? / 8;
+    let room = outgrown_room(&config.x)? / 4;
     let cap = match config.order {
         Order::Blocks { block_rows, window } => {
             let bytes = (block_rows as u64)
                 .saturating_mul(window as u64)
                 .saturating_mul(config.x.row_bytes() as u64);
-            // The window being read, the next, and one of slack.
-            let cap = 3 * bytes.max(SEQUENTIAL_STEP);
+            // The window being taken, the next one being read, and half
+            // a window of slack for batches still finishing the last.
+            let cap = (5 * bytes / 2).max(3 * SEQUENTIAL_STEP);
             if bytes > STASH_WINDOW || cap > room {
                 return None;
             }
@@ -724,15 +725,18 @@ impl Context {
         // prefetched while the row before it is processed. They go down
         // with that sample (`Unread::next`) rather than all at once here,
         // so that a path with a loop of its own can spread them out.
+        // A row's first lines where it will be read from: the stash or the map.
+        let head = |j: usize| match view.row(self.base + j) {
+            Some(row) => &row[..row.len().min(4096)],
+            None => self.x.row_head_mapped(self.base + j),
+        };
         let run = |samples: &mut [(usize, &mut [T])]| -> Result<()> {
             if prefetch {
-                self.x.prefetch_row_cpu(self.base + samples[0].0);
+                crate::sys::prefetch_lines(head(samples[0].0));
             }
             for k in 0..samples.len() {
                 let next = match samples.get(k + 1) {
-                    Some(&(j, _)) if prefetch => {
-                        Prefetch::new(self.x.row_head_mapped(self.base + j))
-                    }
+                    Some(&(j, _)) if prefetch => Prefetch::new(head(j)),
                     _ => Prefetch::default(),
                 };
                 let (j, img) = &mut samples[k];

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::cast::cast_elements;
 use super::{chunk_rows, Progress};
+use crate::cache::direct::read_runs;
 use crate::cache::readahead::{Fetch, Readahead};
-use crate::cache::unmap_rows;
+use crate::cache::{outgrown_room, unmap_rows};
 use crate::npy::{persist_all, Dtype, ElemType, NpyArray, NpyWriter, OpenOptions};
 use crate::{Error, ErrorKind, Order, Result};
 
@@ -231,53 +232,73 @@ fn convert_one(
     if let Some(p) = options.progress {
         p(0, total_out);
     }
-    // In file order, the chunk after the one being converted is read by a
-    // thread of its own (large reads: a hint-paced map ran at a fraction of
-    // a fast device's sequential read); what was converted is unmapped as it
-    // goes, so the map never holds more than a few chunks of the file.
-    let readahead = (order.is_none() && !fortran).then(Readahead::default);
-    if let Some(ra) = &readahead {
-        ra.request(array, 0..chunk.min(rows), Fetch::Read);
-    }
-    let mut r0 = 0;
-    while r0 < rows && row_len > 0 {
-        let r1 = (r0 + chunk).min(rows);
+    let in_file_order = order.is_none() && !fortran && row_len > 0;
+    // A file larger than the page cache could keep, in file order: read
+    // straight from the device into two buffers, the next chunk on a
+    // thread of its own while this one is converted (both within an
+    // eighth of the cache's room).
+    if let Some(room) = in_file_order.then(|| outgrown_room(array)).flatten() {
+        let run = chunk.min(((room / 8) as usize / in_row.max(1)).max(1));
+        read_runs(array, 0..rows, run, |piece| {
+            let dst = &mut out_buf[..piece.rows().len() * out_row];
+            cast_elements(piece.bytes(), from, dst, to.elem, options.scale);
+            // As below: a change while reading may have mixed old and new bytes.
+            array.check_unchanged()?;
+            writer.write_bytes(dst)?;
+            if let Some(p) = options.progress {
+                p((piece.rows().end * out_row) as u64, total_out);
+            }
+            Ok(())
+        })?;
+    } else {
+        // In file order, the chunk after the one being converted is read by a
+        // thread of its own (large reads: a hint-paced map ran at a fraction of
+        // a fast device's sequential read); what was converted is unmapped as it
+        // goes, so the map never holds more than a few chunks of the file.
+        let readahead = in_file_order.then(Readahead::default);
         if let Some(ra) = &readahead {
-            ra.request(array, r1..(r1 + chunk).min(rows), Fetch::Read);
+            ra.request(array, 0..chunk.min(rows), Fetch::Read);
         }
-        let n = r1 - r0;
-        let src: &[u8] = if gathers {
-            let gather = &mut gather[..n * in_row];
-            match order {
-                Some(order) => {
-                    for (k, &i) in order[r0..r1].iter().enumerate() {
-                        let dst = &mut gather[k * in_row..(k + 1) * in_row];
-                        if fortran && shape.len() > 1 {
-                            gather_fortran(data, &shape, from.size(), i, i + 1, dst);
-                        } else {
-                            dst.copy_from_slice(&data[i * in_row..(i + 1) * in_row]);
+        let mut r0 = 0;
+        while r0 < rows && row_len > 0 {
+            let r1 = (r0 + chunk).min(rows);
+            if let Some(ra) = &readahead {
+                ra.request(array, r1..(r1 + chunk).min(rows), Fetch::Read);
+            }
+            let n = r1 - r0;
+            let src: &[u8] = if gathers {
+                let gather = &mut gather[..n * in_row];
+                match order {
+                    Some(order) => {
+                        for (k, &i) in order[r0..r1].iter().enumerate() {
+                            let dst = &mut gather[k * in_row..(k + 1) * in_row];
+                            if fortran && shape.len() > 1 {
+                                gather_fortran(data, &shape, from.size(), i, i + 1, dst);
+                            } else {
+                                dst.copy_from_slice(&data[i * in_row..(i + 1) * in_row]);
+                            }
                         }
                     }
+                    None => gather_fortran(data, &shape, from.size(), r0, r1, gather),
                 }
-                None => gather_fortran(data, &shape, from.size(), r0, r1, gather),
+                gather
+            } else {
+                &data[r0 * in_row..r1 * in_row]
+            };
+            let dst = &mut out_buf[..n * out_row];
+            cast_elements(src, from, dst, to.elem, options.scale);
+            // Before these rows reach the output: the source changing under the
+            // map may have handed us zeros or a mix of old and new bytes.
+            array.check_unchanged()?;
+            writer.write_bytes(dst)?;
+            if let Some(p) = options.progress {
+                p((r1 * out_row) as u64, total_out);
             }
-            gather
-        } else {
-            &data[r0 * in_row..r1 * in_row]
-        };
-        let dst = &mut out_buf[..n * out_row];
-        cast_elements(src, from, dst, to.elem, options.scale);
-        // Before these rows reach the output: the source changing under the
-        // map may have handed us zeros or a mix of old and new bytes.
-        array.check_unchanged()?;
-        writer.write_bytes(dst)?;
-        if let Some(p) = options.progress {
-            p((r1 * out_row) as u64, total_out);
+            if readahead.is_some() && (r0 / chunk) % UNMAP_EVERY_CHUNKS == UNMAP_EVERY_CHUNKS - 1 {
+                unmap_rows(array, 0..r1)?;
+            }
+            r0 = r1;
         }
-        if readahead.is_some() && (r0 / chunk) % UNMAP_EVERY_CHUNKS == UNMAP_EVERY_CHUNKS - 1 {
-            unmap_rows(array, 0..r1)?;
-        }
-        r0 = r1;
     }
     Ok((
         writer,
