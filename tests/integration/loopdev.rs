@@ -19,12 +19,18 @@ use sha2::{Digest, Sha256};
 
 use crate::util::{epoch_bytes, image_bytes, images_u8, worst_residency};
 
-/// A mounted ext4 file system on a loop device, removed on drop.
+/// A mounted ext4 file system on a loop device, removed on drop. One at a
+/// time: the tests measure residency and run a memory-capped child, which
+/// another test's device set-up and cold reads would disturb (the page
+/// budget's resident bytes read 4 MB over 1 MiB while the child ran).
 struct LoopFs {
     image: PathBuf,
     dev: String,
     mnt: tempfile::TempDir,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl LoopFs {
     /// A `size_mib` MiB file system with `read_ahead_kb` 128, or why not.
@@ -42,6 +48,7 @@ impl LoopFs {
         if run(Command::new("id").arg("-u"))? != "0" {
             return Err("not root".into());
         }
+        let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let image = tempfile::Builder::new()
             .prefix("npyflow-loop-test.")
             .tempfile_in("/dev/shm")
@@ -57,6 +64,7 @@ impl LoopFs {
             image,
             dev: String::new(),
             mnt,
+            _one_at_a_time: guard,
         };
         fs.dev = run(Command::new("losetup")
             .args(["--find", "--show"])
@@ -217,10 +225,12 @@ fn fit_and_convert_read_the_same_bytes_from_a_loop_device() {
 }
 
 const PAST_CACHE_CHILD: &str = "NPYFLOW_LOOPDEV_PAST_CACHE_CHILD";
+const PAST_CACHE_OUT: &str = "NPYFLOW_LOOPDEV_PAST_CACHE_OUT";
 
 /// What the past-the-cache test compares: a digest of every batch of one
-/// epoch in the sequential and a block order, and `fit`'s statistics.
-fn past_cache_results(x: &NpyArray) -> Vec<String> {
+/// epoch in the sequential and a block order, `fit`'s statistics, and a
+/// digest of `convert array`'s output (written to `out`).
+fn past_cache_results(x: &NpyArray, out: &Path) -> Vec<String> {
     // Windows of 1.2 MiB: the stash holds two and a half (3 MiB), within a
     // quarter of the child's 40 MiB cap.
     let blocks = Order::Blocks {
@@ -257,19 +267,46 @@ fn past_cache_results(x: &NpyArray) -> Vec<String> {
     npyflow::cache::evict_array(x).unwrap();
     let stats = fit(&options, x, &FitConfig::default(), None).unwrap();
     lines.push(format!("fit {:?} {:?}", stats.mean(), stats.std()));
+    npyflow::cache::evict_array(x).unwrap();
+    // u8 to u8: the output no larger than the input, for the child's cap.
+    let convert = ConvertArrayOptions {
+        dtype: Some(ElemType::U8),
+        scale: None,
+        progress: None,
+    };
+    convert_array(x.path(), out, &convert).unwrap();
+    // Digested piece by piece: the child's cap is smaller than the file.
+    let mut digest = Sha256::new();
+    let mut file = std::fs::File::open(out).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        digest.update(&buf[..n]);
+    }
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::remove_file(out).unwrap();
+    lines.push(format!("convert {hex}"));
     lines
 }
 
 /// A file larger than its process's memory cgroup is read past the page
-/// cache (the sequential and block orders' stash, `fit`'s direct reads):
-/// the same batches and statistics as from an ordinary file read through
-/// the map.
+/// cache (the sequential and block orders' stash, `fit`'s and `convert
+/// array`'s direct reads): the same batches, statistics and converted file
+/// as from an ordinary file read through the map.
 #[test]
 fn past_the_page_cache_the_batches_and_statistics_are_the_same() {
     let name = "past_the_page_cache_the_batches_and_statistics_are_the_same";
     if let Ok(path) = std::env::var(PAST_CACHE_CHILD) {
         let x = NpyArray::open(&path).unwrap();
-        for line in past_cache_results(&x) {
+        let out = std::env::var(PAST_CACHE_OUT).unwrap();
+        for line in past_cache_results(&x, Path::new(&out)) {
             println!("result {line}");
         }
         return;
@@ -287,8 +324,8 @@ fn past_the_page_cache_the_batches_and_statistics_are_the_same() {
         Err(e) => panic!("cannot create the memory cgroup: {e}"),
     };
     // 72 MiB of 32×32×3 images: larger than the cap.
-    let (_dir, here, there) = both(&fs, 24_576);
-    let want = past_cache_results(&here);
+    let (dir, here, there) = both(&fs, 24_576);
+    let want = past_cache_results(&here, &dir.path().join("want.npy"));
     npyflow::cache::evict_array(&there).unwrap();
     let out = cg
         .command(std::env::current_exe().unwrap())
@@ -300,6 +337,7 @@ fn past_the_page_cache_the_batches_and_statistics_are_the_same() {
             "1",
         ])
         .env(PAST_CACHE_CHILD, there.path())
+        .env(PAST_CACHE_OUT, dir.path().join("got.npy"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -211,7 +211,16 @@ fn convert_one(
     let total_out = (rows * out_row) as u64;
 
     let mut writer = NpyWriter::create(output, to, &shape)?;
-    let chunk = chunk_rows(in_row.max(out_row)).min(rows);
+    let in_file_order = order.is_none() && !fortran && row_len > 0;
+    // A file larger than the page cache could keep, in file order, is read
+    // past the cache (below), its chunk and the next within an eighth of
+    // the cache's room, as is the output buffer: this process's memory
+    // comes out of the same room.
+    let direct = in_file_order.then(|| outgrown_room(array)).flatten();
+    let mut chunk = chunk_rows(in_row.max(out_row)).min(rows);
+    if let Some(room) = direct {
+        chunk = chunk.min(((room / 8) as usize / in_row.max(out_row).max(1)).max(1));
+    }
     let mut out_buf = crate::error::try_zeroed::<u8>(chunk.saturating_mul(out_row), || {
         format!(
             "{chunk} rows of {out_row} bytes of {} converted at once",
@@ -232,14 +241,10 @@ fn convert_one(
     if let Some(p) = options.progress {
         p(0, total_out);
     }
-    let in_file_order = order.is_none() && !fortran && row_len > 0;
-    // A file larger than the page cache could keep, in file order: read
-    // straight from the device into two buffers, the next chunk on a
-    // thread of its own while this one is converted (both within an
-    // eighth of the cache's room).
-    if let Some(room) = in_file_order.then(|| outgrown_room(array)).flatten() {
-        let run = chunk.min(((room / 8) as usize / in_row.max(1)).max(1));
-        read_runs(array, 0..rows, run, |piece| {
+    // Past the page cache: straight from the device into two buffers, the
+    // next chunk on a thread of its own while this one is converted.
+    if direct.is_some() {
+        read_runs(array, 0..rows, chunk, |piece| {
             let dst = &mut out_buf[..piece.rows().len() * out_row];
             cast_elements(piece.bytes(), from, dst, to.elem, options.scale);
             // As below: a change while reading may have mixed old and new bytes.
