@@ -20,17 +20,13 @@ use sha2::{Digest, Sha256};
 use crate::util::{epoch_bytes, image_bytes, images_u8, worst_residency};
 
 /// A mounted ext4 file system on a loop device, removed on drop. One at a
-/// time: the tests measure residency and run a memory-capped child, which
-/// another test's device set-up and cold reads would disturb (the page
-/// budget's resident bytes read 4 MB over 1 MiB while the child ran).
+/// time, and not beside the memory-cap test ([`crate::util::HEAVY_IO`]).
 struct LoopFs {
     image: PathBuf,
     dev: String,
     mnt: tempfile::TempDir,
-    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+    _alone: std::sync::MutexGuard<'static, ()>,
 }
-
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl LoopFs {
     /// A `size_mib` MiB file system with `read_ahead_kb` 128, or why not.
@@ -48,7 +44,9 @@ impl LoopFs {
         if run(Command::new("id").arg("-u"))? != "0" {
             return Err("not root".into());
         }
-        let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = crate::util::HEAVY_IO
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let image = tempfile::Builder::new()
             .prefix("npyflow-loop-test.")
             .tempfile_in("/dev/shm")
@@ -64,7 +62,7 @@ impl LoopFs {
             image,
             dev: String::new(),
             mnt,
-            _one_at_a_time: guard,
+            _alone: guard,
         };
         fs.dev = run(Command::new("losetup")
             .args(["--find", "--show"])

@@ -183,6 +183,9 @@ fn an_epoch_larger_than_the_memory_cap_delivers_every_sample() {
         child(Path::new(&path));
         return;
     }
+    let _alone = crate::util::HEAVY_IO
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mb: usize = std::env::var("NPYFLOW_MEMCAP_MB")
         .ok()
         .and_then(|v| v.parse().ok())
