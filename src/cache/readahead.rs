@@ -12,8 +12,8 @@
 //! windows: many blocks in flight at once) or as plain reads that return
 //! when the rows are in (large reads keep up with a fast device whatever
 //! its read-ahead size, hints do not; see [`load_row_range`]), or read into
-//! a [`Stash`] for the assembling threads to take (the sequential order of
-//! a cold file).
+//! a [`Stash`] for the assembling threads to take (the sequential and block
+//! orders of a file larger than the page cache could keep).
 
 use std::ops::Range;
 use std::sync::mpsc::{channel, Sender};

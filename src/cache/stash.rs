@@ -1,6 +1,7 @@
 //! Stretches of rows of a cold file read ahead into the process's own
-//! buffers, for a pass in file order (the sequential order) over a file
-//! larger than the page cache could keep.
+//! buffers, for a pass in file order (the sequential order) or by windows
+//! of whole blocks (the block order) over a file larger than the page
+//! cache could keep.
 //!
 //! Reading such a file through its map took the bytes through the page
 //! cache twice: the read-ahead thread read each stretch with `pread` (the

@@ -131,7 +131,7 @@ const STASH_WINDOW: u64 = 64 << 20;
 /// time); with a page budget (it counts the pages read through the map);
 /// for a shard (the other shards' processes read the same stretches:
 /// through the page cache a machine's shards share one read); or for
-/// block windows over [`STASH_WINDOW`] or whose three windows do not fit.
+/// block windows over [`STASH_WINDOW`] or whose two and a half do not fit.
 fn stash_for(config: &ContextConfig) -> Option<Stash> {
     if config.cache_budget.is_some() || config.shard.count > 1 || config.order == Order::Shuffle {
         return None;
@@ -665,8 +665,8 @@ impl Context {
         // prefetcher streams them (issuing one took a sixth of a warm
         // sequential epoch's time). Nor rows read with `pread`.
         let prefetch = !pread && self.order != Order::Sequential;
-        // A cold sequential pass takes its rows from the stretches read
-        // ahead into the stash (those it holds).
+        // A cold pass with a stash takes its rows from the stretches or
+        // blocks read ahead into it (those it holds).
         let stash = self
             .stash
             .as_deref()
