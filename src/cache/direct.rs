@@ -212,18 +212,11 @@ fn buffer(buf: Option<MmapMut>, len: usize) -> io::Result<MmapMut> {
 }
 
 /// Reads into `buf` from `offset` until `need` bytes are in (at most the
-/// whole buffer); `UnexpectedEof` when the file ends first.
+/// whole buffer: [`sys::read_up_to`]); `UnexpectedEof` when the file ends
+/// first.
 fn read_full(file: &File, buf: &mut [u8], offset: u64, need: usize) -> io::Result<()> {
-    let mut got = 0;
-    // Up to `need`, not the whole buffer: a direct read past the end of
-    // the file comes back short and unaligned, and another would fail.
-    while got < need {
-        match sys::read_at(file, &mut buf[got..], offset + got as u64) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    if sys::read_up_to(file, buf, offset, need)? < need {
+        return Err(io::ErrorKind::UnexpectedEof.into());
     }
     Ok(())
 }

@@ -216,7 +216,8 @@ impl NpyArray {
                     // Read the preamble, then as much header as it announces (bounded).
                     let want = len.min(MAX_HEADER_BYTES as u64) as usize;
                     let mut buf = vec![0u8; want];
-                    let n = read_full_at(&file, &mut buf, base).map_err(|e| Error::io(&path, e))?;
+                    let n = sys::read_up_to(&file, &mut buf, base, usize::MAX)
+                        .map_err(|e| Error::io(&path, e))?;
                     buf.truncate(n);
                     head = buf;
                     &head
@@ -784,20 +785,6 @@ impl NpyArray {
         }
         Ok(self.view::<T>()?.index_axis_move(ndarray::Axis(0), i))
     }
-}
-
-/// `read_exact_at` that stops at end of file instead of failing; returns bytes read.
-fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match sys::read_at(file, &mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 /// `file`'s modification time, where the system keeps one.

@@ -165,6 +165,28 @@ pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) ->
     Ok(())
 }
 
+/// [`read_at`] until at least `need` bytes are in (at most `buf.len()`) or
+/// the file ends; returns the bytes read. Stopping at `need` matters for
+/// `O_DIRECT` descriptors: after a short read at the end of the file the
+/// next offset is unaligned, and a read there fails.
+pub(crate) fn read_up_to(
+    file: &File,
+    buf: &mut [u8],
+    offset: u64,
+    need: usize,
+) -> io::Result<usize> {
+    let (need, mut done) = (need.min(buf.len()), 0);
+    while done < need {
+        match read_at(file, &mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
 /// A number naming an open file while it stays open (its descriptor or
 /// handle), to group and order requests by file.
 pub(crate) fn file_key(file: &File) -> u64 {
