@@ -202,14 +202,65 @@ pub(crate) fn read_runs(
 }
 
 /// `buf` when it holds `len` bytes past its first aligned one, else a new
-/// map that does (never empty: a map cannot be).
+/// map that does (never empty: a map cannot be), in huge pages where the
+/// kernel has them.
+///
+/// The block order takes its rows from all over a 64 MiB window of these
+/// buffers: in 4 KiB pages nearly every row is a TLB miss, and in a virtual
+/// machine each miss walks two sets of page tables. Asked for huge pages
+/// (`MADV_HUGEPAGE`; the kernel's default, THP "always" with defrag
+/// "madvise", gave none to a fresh 16 MiB map here), the block order's cold
+/// epoch on a loop device took 1.8–2.1 CPU-seconds instead of 2.6–3.5, and
+/// 10–20% less time. Only advice: where there are no huge pages, 4 KiB ones.
 fn buffer(buf: Option<MmapMut>, len: usize) -> io::Result<MmapMut> {
     let fits = |b: &MmapMut| b.len() >= b.as_ptr().align_offset(DIRECT_ALIGN) + len;
     match buf {
         Some(b) if fits(&b) => Ok(b),
-        _ => MmapMut::map_anon((len + DIRECT_ALIGN).max(1)),
+        _ => {
+            let mut map = MmapMut::map_anon((len + DIRECT_ALIGN).max(1))?;
+            #[cfg(target_os = "linux")]
+            if map.len() >= HUGE_PAGE {
+                let _ = map.advise(memmap2::Advice::HugePage);
+            }
+            fault_in(&mut map);
+            Ok(map)
+        }
     }
 }
+
+/// Faults in every page of a fresh buffer before the read, half of a
+/// large one on a second thread.
+///
+/// The kernel zeroes each page of a fresh map on its first touch, and a
+/// direct read into untouched pages faults them in one by one on the
+/// reading thread, then waits for the device: the block order's first
+/// windows (eight 16 MiB buffers) took the read-ahead thread a third of a
+/// second while a core sat idle (in a virtual machine that hands freed
+/// memory back to its host, first touches cost 2–4 ms per MiB). Two
+/// threads halve that; the block order's cold epoch on a loop device took
+/// 2.95 s instead of 3.51 (medians of 5, `dd` 1.92 s).
+fn fault_in(map: &mut [u8]) {
+    const PAGE: usize = 4096;
+    let fault = |m: &mut [u8]| m.iter_mut().step_by(PAGE).for_each(|b| *b = 0);
+    if map.len() < HUGE_PAGE {
+        return fault(map);
+    }
+    let half = map.len() / 2 / PAGE * PAGE;
+    let helped = std::thread::scope(|s| {
+        let (a, b) = map.split_at_mut(half);
+        let helper = std::thread::Builder::new().spawn_scoped(s, move || fault(a));
+        fault(b);
+        helper.is_ok()
+    });
+    if !helped {
+        // No thread to be had: this one faults the rest too.
+        fault(&mut map[..half]);
+    }
+}
+
+/// The size of a huge page on x86-64 and most arm64 kernels: smaller
+/// buffers cannot hold one.
+const HUGE_PAGE: usize = 2 << 20;
 
 /// Reads into `buf` from `offset` until `need` bytes are in (at most the
 /// whole buffer: [`sys::read_up_to`]); `UnexpectedEof` when the file ends

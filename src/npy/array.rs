@@ -408,12 +408,11 @@ impl NpyArray {
     }
 
     /// The bytes of row `i` worth loading into the CPU caches ahead of its
-    /// read: its first 4 KiB in the map (empty for `pread` arrays or rows
-    /// out of range). Past them the hardware prefetcher has seen the
-    /// stream, and a whole 150 KB row would only evict the current one.
+    /// read ([`sys::prefetch_head`]) in the map (empty for `pread` arrays
+    /// or rows out of range).
     pub(crate) fn row_head_mapped(&self, i: usize) -> &[u8] {
         let row = (i < self.len()).then(|| self.row_bytes_mapped(i)).flatten();
-        row.map_or(&[], |row| &row[..row.len().min(4096)])
+        row.map_or(&[], sys::prefetch_head)
     }
 
     /// Errors when the file changed since it was opened: its size or
