@@ -30,6 +30,11 @@ use crate::npy::NpyArray;
 /// reads the rows itself (a read-ahead thread that stopped serving).
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// How long a read waits for a batch to let go of a buffer before it maps
+/// a fresh one past the stash's working size (a batch holds one for a
+/// batch's time: well under a millisecond of 32×32 images).
+const SPARE_PATIENCE: Duration = Duration::from_millis(100);
+
 /// A stretch asked for: being read (`piece` none) or read.
 #[derive(Debug)]
 struct Stretch {
@@ -88,12 +93,17 @@ impl Held {
 pub(crate) struct Stash {
     held: Mutex<Held>,
     filled: Condvar,
+    /// Signalled when a batch lets go of stretches (a buffer may be free).
+    released: Condvar,
     reader: RowReader,
     /// Most bytes of stretches held at once: more than the reader keeps
     /// ahead and the batches hold, so it only bounds a pass whose rows are
     /// asked for but never taken (a stop mid-epoch, a padded plan),
     /// dropping the oldest stretches first.
     cap: usize,
+    /// Bytes of buffers mapped before a read waits for one to reuse
+    /// ([`Stash::mapping_at_most`]); the cap by default.
+    working: usize,
 }
 
 /// The stretches covering a batch's rows, held while the batch is built.
@@ -115,9 +125,25 @@ impl Stash {
         Stash {
             held: Mutex::default(),
             filled: Condvar::new(),
+            released: Condvar::new(),
             reader: RowReader::default(),
             cap,
+            working: cap,
         }
+    }
+
+    /// Lets the stash map `pieces` buffers holding `bytes` of rows between
+    /// them (and the cap at most) before a read waits for a batch to let
+    /// go of one: what a pass holds at once when it does not lag (the
+    /// block order: the window being taken and those being read ahead),
+    /// below the cap, which also leaves room for a batch still finishing
+    /// the window before.
+    pub(crate) fn mapping_at_most(mut self, pieces: usize, bytes: usize) -> Stash {
+        // A piece's buffer holds its rows' aligned span and an alignment's
+        // slack: at most two alignments more than its rows.
+        let slack = pieces.saturating_mul(2 * crate::sys::DIRECT_ALIGN);
+        self.working = bytes.saturating_add(slack).min(self.cap);
+        self
     }
 
     /// The most bytes it holds.
@@ -153,7 +179,7 @@ impl Stash {
     /// (on the read-ahead thread). A failed read is logged and forgotten:
     /// the batches read those rows themselves and report what is wrong.
     pub(crate) fn fill(&self, array: &NpyArray, rows: Range<usize>) {
-        let spare = self.lock().take_spare();
+        let spare = self.spare(rows.len().saturating_mul(array.row_bytes()));
         let read = self.reader.read(array, rows.clone(), spare);
         let mut held = self.lock();
         let k = held
@@ -185,6 +211,33 @@ impl Stash {
         }
         drop(held);
         self.filled.notify_all();
+    }
+
+    /// A kept buffer for a read of `len` bytes; when none is free and a
+    /// fresh one would take the stash past its working size, waits a
+    /// little for a batch to let go of one. The block order asks for the
+    /// windows ahead as a batch finishes a window, while a batch on another
+    /// thread may still be taking that window's last rows: without the
+    /// wait such reads mapped fresh buffers all through the epoch, and the
+    /// window's buffers, let go of over the cap, were unmapped.
+    fn spare(&self, len: usize) -> Option<MmapMut> {
+        let deadline = Instant::now() + SPARE_PATIENCE;
+        let mut held = self.lock();
+        loop {
+            if let Some(buf) = held.take_spare() {
+                return Some(buf);
+            }
+            let now = Instant::now();
+            let over = held.bytes + held.retired_bytes + len > self.working;
+            if !over || now >= deadline {
+                return None;
+            }
+            held = self
+                .released
+                .wait_timeout(held, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// The stretches holding any of `rows` (a batch's rows, sorted),
@@ -244,5 +297,7 @@ impl Stash {
                 }
             }
         }
+        drop(held);
+        self.released.notify_all();
     }
 }

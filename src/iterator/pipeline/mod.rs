@@ -149,7 +149,7 @@ fn stash_for(config: &ContextConfig) -> Option<(Stash, usize)> {
         return None;
     }
     let room = outgrown_room(&config.x)? / 4;
-    let (cap, ahead) = match config.order {
+    match config.order {
         Order::Blocks { block_rows, window } => {
             let bytes = (block_rows as u64)
                 .saturating_mul(window as u64)
@@ -161,13 +161,18 @@ fn stash_for(config: &ContextConfig) -> Option<(Stash, usize)> {
                 return None;
             }
             let ahead = [2, 1].into_iter().find(|&a| cap(a) <= room)?;
-            (cap(ahead), ahead as usize)
+            let windows = 1 + ahead as usize;
+            let stash = Stash::with_cap(cap(ahead) as usize)
+                .mapping_at_most(windows * window, windows * bytes as usize);
+            Some((stash, ahead as usize))
         }
         // Four times what the order reads ahead, or less (it then reads
         // ahead a quarter of the cap).
-        _ => ((4 * SEQUENTIAL_AHEAD).min(room), 1),
-    };
-    Some((Stash::with_cap(cap as usize), ahead))
+        _ => Some((
+            Stash::with_cap((4 * SEQUENTIAL_AHEAD).min(room) as usize),
+            1,
+        )),
+    }
 }
 
 impl Context {
@@ -210,6 +215,11 @@ impl Context {
             dtype: config.dtype,
             save: config.save,
         }
+    }
+
+    /// Whether cold passes read past the page cache ([`stash_for`]).
+    pub fn past_cache(&self) -> bool {
+        self.stash.is_some()
     }
 
     /// The image array.
@@ -349,7 +359,8 @@ impl Context {
                         // and the first batch does not wait for the window.
                         self.prefetch(&rows)?;
                     }
-                    self.prefetch_windows(epoch, start, end, block_rows, window)?;
+                    let windows = (block_rows, window);
+                    self.prefetch_windows(epoch, start, end, windows, false)?;
                 }
                 Order::Sequential => {
                     if start == 0 && self.stash.is_none() {
@@ -374,6 +385,11 @@ impl Context {
             Images::F64(_) => self.fill_images::<f64>(epoch, idx, batch, threads)?,
             Images::F16(_) => self.fill_images::<half::f16>(epoch, idx, batch, threads)?,
             Images::BF16(_) => self.fill_images::<half::bf16>(epoch, idx, batch, threads)?,
+        }
+        if let (Order::Blocks { block_rows, window }, true) =
+            (self.order, self.hints.load(Ordering::Relaxed))
+        {
+            self.prefetch_windows(epoch, start, end, (block_rows, window), true)?;
         }
         let gather = |arr: &NpyArray, out: &mut crate::iterator::batch::Rows| -> Result<()> {
             out.set_len(idx.len());
@@ -510,19 +526,34 @@ impl Context {
     /// contiguous ranges (the first batch of an epoch also asks for the
     /// windows before that, its own included). Reads stay large and mostly
     /// sequential, ahead of the gather, instead of one small request per
-    /// row.
+    /// row. `windows`: the order's rows per block and blocks per window.
+    ///
+    /// Called before the batch's gather (`gathered` false) and after it.
+    /// Through the page cache everything is asked for before. Into the
+    /// stash only a first batch's own windows are; the windows ahead are
+    /// asked for after, once the batch has let go of the window it
+    /// finished, so that their reads reuse its buffers (asked for before,
+    /// the reads found none free, mapped fresh ones, and the stash went
+    /// over its cap: 33 buffers mapped in an epoch instead of 12).
     fn prefetch_windows(
         &self,
         epoch: u64,
         start: usize,
         end: usize,
-        block_rows: usize,
-        window: usize,
+        (block_rows, window): (usize, usize),
+        gathered: bool,
     ) -> Result<()> {
+        let stashed = self.stash.is_some();
+        if gathered && !stashed || !gathered && stashed && start != 0 {
+            return Ok(());
+        }
         let (windows, entered) = self.entered_windows(epoch, start, end, block_rows, window);
         let ahead = self.windows_ahead;
-        let mut targets: Vec<usize> = entered.iter().map(|e| e + ahead).collect();
-        if start == 0 {
+        let mut targets: Vec<usize> = Vec::new();
+        if gathered || !stashed {
+            targets.extend(entered.iter().map(|e| e + ahead));
+        }
+        if start == 0 && !gathered {
             // The epoch's own first windows too.
             if let Some(&first) = entered.first() {
                 targets.extend(first..first + ahead);
