@@ -135,7 +135,7 @@ impl Stash {
     /// Lets the stash map `pieces` buffers holding `bytes` of rows between
     /// them (and the cap at most) before a read waits for a batch to let
     /// go of one: what a pass holds at once when it does not lag (the
-    /// block order: the window being taken and those being read ahead),
+    /// block order: the window being taken and the one being read ahead),
     /// below the cap, which also leaves room for a batch still finishing
     /// the window before.
     pub(crate) fn mapping_at_most(mut self, pieces: usize, bytes: usize) -> Stash {
@@ -216,7 +216,7 @@ impl Stash {
     /// A kept buffer for a read of `len` bytes; when none is free and a
     /// fresh one would take the stash past its working size, waits a
     /// little for a batch to let go of one. The block order asks for the
-    /// windows ahead as a batch finishes a window, while a batch on another
+    /// next window as a batch finishes a window, while a batch on another
     /// thread may still be taking that window's last rows: without the
     /// wait such reads mapped fresh buffers all through the epoch, and the
     /// window's buffers, let go of over the cap, were unmapped.

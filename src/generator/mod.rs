@@ -75,8 +75,11 @@ impl Default for ImageDataGenerator {
 /// [`ImageDataGenerator::process_sample_from`]) where the [`Placement`] puts
 /// it (the whole buffer, or the rows inside the resampler's copy), each
 /// value multiplied by the factor when one is given (`rescale` riding on
-/// the read, as `standardize` would apply it: `v · T(factor)`).
-pub(crate) type Read<'a, T> = &'a mut dyn FnMut(&mut [T], Placement, Option<f64>) -> Result<()>;
+/// the read, as `standardize` would apply it: `v · T(factor)`), issuing
+/// the lines of the [`Prefetch`] when one is given a few at a time as it
+/// converts the row (all of them by its end).
+pub(crate) type Read<'a, T> =
+    &'a mut dyn FnMut(&mut [T], Placement, Option<f64>, Option<&Prefetch<'_>>) -> Result<()>;
 
 /// A sample not read yet, as the pipeline's gather hands it to
 /// [`ImageDataGenerator::process_sample_from`]: how to read it, and the next
@@ -85,10 +88,11 @@ pub(crate) type Read<'a, T> = &'a mut dyn FnMut(&mut [T], Placement, Option<f64>
 pub(crate) struct Unread<'a, T> {
     /// Reads the sample.
     pub read: Read<'a, T>,
-    /// The next sample's lines. Issued all at once just before the read,
-    /// or, when the sample is read into the resampler's edge copy, a few per
-    /// output row while it is resampled (see [`Prefetch`]). The caller
-    /// issues whatever is left after the sample.
+    /// The next sample's lines. Handed to the read, which issues them while
+    /// it converts the row, or, when the sample is read into the
+    /// resampler's edge copy, issued a few per output row while it is
+    /// resampled (see [`Prefetch`]). The caller issues whatever is left
+    /// after the sample.
     pub next: &'a Prefetch<'a>,
 }
 
@@ -263,8 +267,12 @@ impl ImageDataGenerator {
         } else if let Some(Unread { read, next }) = unread {
             // Nothing moves values between the read and `standardize` but
             // the flips, which only move them: the rescale can ride along.
-            next.issue_all();
-            read(image, Placement::contiguous(image.len()), rescale)?;
+            read(
+                image,
+                Placement::contiguous(image.len()),
+                rescale,
+                Some(next),
+            )?;
             done.scale = true;
         }
         if let Some(intensity) = p.channel_shift_intensity {
@@ -453,12 +461,11 @@ fn resample<T: Real>(
 ) -> Result<Fused> {
     if let Some(Unread { read, next }) = unread {
         if let Some((copy, place)) = scratch.resample.read_buffer(job) {
-            read(copy, place, None)?;
+            read(copy, place, None, None)?;
             return Ok(scratch.resample.transform_read(job, image, next));
         }
         let buf = resized(&mut scratch.resampled, image.len());
-        next.issue_all();
-        read(buf, Placement::contiguous(image.len()), None)?;
+        read(buf, Placement::contiguous(image.len()), None, Some(next))?;
         return Ok(scratch.resample.transform(job, buf, image));
     }
     let buf = resized(&mut scratch.resampled, image.len());
@@ -517,14 +524,15 @@ mod tests {
                 .process_sample(&mut a, shape, &mut rng(), &mut scratch)
                 .unwrap();
             let mut b = vec![T::nan(); image.len()];
-            let mut read = |buf: &mut [T], place: Placement, scale: Option<f64>| {
-                copies += usize::from(place != Placement::contiguous(image.len()));
-                let s = T::from_f64_lossy(scale.unwrap_or(1.0));
-                for (run, src) in place.runs(buf, image.len()).zip(image.chunks(place.run)) {
-                    run.iter_mut().zip(src).for_each(|(b, &v)| *b = v * s);
-                }
-                Ok(())
-            };
+            let mut read =
+                |buf: &mut [T], place: Placement, scale: Option<f64>, _: Option<&Prefetch<'_>>| {
+                    copies += usize::from(place != Placement::contiguous(image.len()));
+                    let s = T::from_f64_lossy(scale.unwrap_or(1.0));
+                    for (run, src) in place.runs(buf, image.len()).zip(image.chunks(place.run)) {
+                        run.iter_mut().zip(src).for_each(|(b, &v)| *b = v * s);
+                    }
+                    Ok(())
+                };
             let unread = Unread {
                 read: &mut read,
                 next: &Prefetch::default(),
@@ -543,10 +551,10 @@ mod tests {
 
     /// The next sample's lines (`Unread::next`): the edge-replicated copy's
     /// resampling issues them after the image is read into the copy, all
-    /// of them by its last row; every other path issues them all before
-    /// its read starts.
+    /// of them by its last row; every other path hands them to its read,
+    /// none issued yet.
     #[test]
-    fn the_next_rows_lines_are_issued_by_the_copy_or_before_the_read() {
+    fn the_next_rows_lines_are_issued_by_the_copy_or_during_the_read() {
         let next_row = vec![0u8; 3072];
         let augment = |fill: &str| GeneratorOptions {
             fill_mode: fill.parse().unwrap(),
@@ -569,8 +577,12 @@ mod tests {
             let mut out = vec![0f32; shape.len()];
             let next = Prefetch::new(&next_row);
             let mut left_at_read = None;
-            let mut read = |buf: &mut [f32], place: Placement, _: Option<f64>| {
+            let mut handed = None;
+            let mut read = |buf: &mut [f32], place: Placement, _, pace: Option<&Prefetch<'_>>| {
                 left_at_read = Some(next.lines_left());
+                handed = Some(pace.is_some());
+                // What the pipeline's read does, a few lines per part.
+                pace.inspect(|p| p.issue_all());
                 place.runs(buf, shape.len()).for_each(|run| run.fill(1.0));
                 Ok(())
             };
@@ -582,8 +594,8 @@ mod tests {
             generator
                 .process_sample_from(&mut out, shape, &mut rng, &mut scratch, unread)
                 .unwrap();
-            let expected = if by_the_copy { 3072 / 64 } else { 0 };
-            assert_eq!(left_at_read, Some(expected), "{what}");
+            assert_eq!(left_at_read, Some(3072 / 64), "{what}");
+            assert_eq!(handed, Some(!by_the_copy), "{what}");
             assert_eq!(next.lines_left(), 0, "{what}");
         }
     }

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use ndarray::{ArrayViewD, IxDyn};
 
-use super::cast::{cast_into, cast_scaled_into, copy_native};
+use super::cast::{cast_into, cast_scaled_into, cast_scaled_paced, copy_native, Pace};
 use super::dtype::{Dtype, ElemType};
 use super::header::{parse_header, Header, HeaderProblem, MAX_HEADER_BYTES};
 use crate::layout::Placement;
@@ -645,12 +645,14 @@ impl NpyArray {
             Placement::contiguous(out.len()),
             scale,
             RowFrom::Map,
+            None,
         )
     }
 
     /// [`NpyArray::read_sample_scaled_into`] into the runs of `out` that
     /// `place` names (each run converted as it is read: no extra copy),
-    /// from where `from` says.
+    /// from where `from` says, each run in parts with `pace` called before
+    /// each when given ([`Pace`]).
     ///
     /// # Panics
     /// When `i >= len()`, `place` does not fit `row_len()` elements in
@@ -662,12 +664,16 @@ impl NpyArray {
         place: Placement,
         scale: Option<f64>,
         from: RowFrom<'_>,
+        mut pace: Option<Pace<'_>>,
     ) -> Result<()> {
         let dtype = self.dtype();
-        let cast = |src: &[u8], out: &mut [T]| {
+        let mut cast = |src: &[u8], out: &mut [T]| {
             let runs = place.runs(out, self.inner.row_len);
             for (src, run) in src.chunks_exact(place.run.max(1) * dtype.size()).zip(runs) {
-                cast_scaled_into(src, dtype, run, scale);
+                match pace.as_mut() {
+                    Some(pace) => cast_scaled_paced(src, dtype, run, scale, &mut **pace),
+                    None => cast_scaled_into(src, dtype, run, scale),
+                }
             }
         };
         let mapped = match from {

@@ -17,6 +17,36 @@ pub fn cast_into<T: Real>(bytes: &[u8], dtype: Dtype, out: &mut [T]) {
     cast_scaled_into(bytes, dtype, out, None);
 }
 
+/// Work to interleave with a row's conversion: called before each part of
+/// it with the number of parts left, this one included. The pipeline
+/// issues the next row's prefetches through it, a few per part: issued all
+/// at once before the row, they filled the core's miss buffers and
+/// stalled it, and the block order's cold epoch took 2.29 s on a loop
+/// device against 1.73 s spread over parts of 512 bytes (and 2.00 s over
+/// three parts; medians of 5, `dd` 1.38 s).
+pub(crate) type Pace<'a> = &'a mut dyn FnMut(usize);
+
+/// Bytes of a row converted between two calls of a [`Pace`].
+const PACE_BYTES: usize = 512;
+
+/// [`cast_scaled_into`] in parts of [`PACE_BYTES`] of `bytes`, with `pace`
+/// called before each.
+pub(crate) fn cast_scaled_paced<T: Real>(
+    bytes: &[u8],
+    dtype: Dtype,
+    out: &mut [T],
+    scale: Option<f64>,
+    pace: Pace<'_>,
+) {
+    let per = (PACE_BYTES / dtype.size()).max(1);
+    let parts = out.len().div_ceil(per);
+    let pieces = bytes.chunks(per * dtype.size()).zip(out.chunks_mut(per));
+    for (k, (src, dst)) in pieces.enumerate() {
+        pace(parts - k);
+        cast_scaled_into(src, dtype, dst, scale);
+    }
+}
+
 /// [`cast_into`], each value then multiplied by `T(scale)` when given: one
 /// pass instead of two for Keras' `rescale` (the same two roundings).
 ///
@@ -169,6 +199,41 @@ pub fn copy_native(src: &[u8], dtype: Dtype, dst: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paced_cast_converts_every_part_and_counts_the_parts_down() {
+        let bytes: Vec<u8> = (0..3072u32).map(|i| (i * 7 % 256) as u8).collect();
+        let u8_dtype = Dtype {
+            elem: ElemType::U8,
+            order: ByteOrder::Little,
+        };
+        let i16_dtype = Dtype {
+            elem: ElemType::I16,
+            order: ByteOrder::Big,
+        };
+        for (dtype, len) in [(u8_dtype, 3072), (u8_dtype, 1000), (i16_dtype, 1000)] {
+            let src = &bytes[..len * dtype.size()];
+            let expected: Vec<f32> = src
+                .chunks(dtype.size())
+                .map(|c| match dtype.elem {
+                    ElemType::U8 => c[0] as f32 * 0.5,
+                    _ => i16::from_be_bytes([c[0], c[1]]) as f32 * 0.5,
+                })
+                .collect();
+            let mut out = vec![f32::NAN; len];
+            let mut calls = Vec::new();
+            cast_scaled_paced(src, dtype, &mut out, Some(0.5), &mut |left| {
+                calls.push(left)
+            });
+            assert_eq!(out, expected, "{dtype:?} {len}");
+            let parts = (len * dtype.size()).div_ceil(PACE_BYTES);
+            assert_eq!(
+                calls,
+                (1..=parts).rev().collect::<Vec<_>>(),
+                "{dtype:?} {len}"
+            );
+        }
+    }
 
     #[test]
     fn big_endian_values_convert() {

@@ -15,6 +15,7 @@ mod write;
 pub(crate) use array::RowFrom;
 pub use array::{Element, MemoryOwner, NpyArray, OpenOptions, SourceKind};
 pub(crate) use cast::cast_into;
+pub(crate) use cast::Pace;
 pub use dtype::{ByteOrder, Dtype, ElemType};
 pub use header::{header_bytes, Header, MAGIC};
 pub(crate) use npz::check_member_count;

@@ -304,14 +304,11 @@ pub(crate) fn cachestat(file: &File, offset: u64, len: u64) -> io::Result<Option
 }
 
 /// How much of a row to prefetch ahead of its read ([`prefetch_lines`]):
-/// its first four lines. They start the row's memory access, and the
-/// hardware prefetcher, seeing the row read in order, streams the rest.
-/// Prefetching a whole row (4 KiB: 64 lines) at once filled the core's
-/// miss buffers and stalled it on the prefetches themselves: the block
-/// order's cold epoch on a loop device took 2.77–4.45 s with 4 KiB heads
-/// and 2.70–2.85 s with 256 bytes; a warm shuffle, plain or augmented,
-/// was the same with either.
-pub(crate) const PREFETCH_HEAD: usize = 256;
+/// its first 4 KiB. Past them the hardware prefetcher has seen the stream,
+/// and a whole 150 KB row would only evict the current one. Issued all at
+/// once they stall the core (its miss buffers fill): the reads spread them
+/// over the row before (`npy::cast::Pace`).
+pub(crate) const PREFETCH_HEAD: usize = 4096;
 
 /// The first [`PREFETCH_HEAD`] bytes of `row`.
 pub(crate) fn prefetch_head(row: &[u8]) -> &[u8] {

@@ -21,7 +21,7 @@ use crate::iterator::batch::{typed_mut, Batch, Images};
 use crate::iterator::order::{block_windows, Order, Window};
 use crate::iterator::save::SaveConfig;
 use crate::iterator::shard::{Resumed, Schedule, Shard};
-use crate::npy::{NpyArray, RowFrom};
+use crate::npy::{NpyArray, Pace, RowFrom};
 use crate::rng::{SampleRng, Stream};
 use crate::{ImageShape, OutputDtype, Result};
 
@@ -115,9 +115,6 @@ pub(crate) struct Context {
     /// stretches, the block order's windows) for a cold file larger than
     /// the cache could keep ([`stash_for`]).
     stash: Option<Arc<Stash>>,
-    /// Block order: how many windows ahead of the one being taken are read
-    /// (see [`stash_for`]).
-    windows_ahead: usize,
     /// The plans of the last two epochs the prefetch workers asked for
     /// (workers straddle an epoch boundary), computed once each.
     plans: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
@@ -125,26 +122,22 @@ pub(crate) struct Context {
 
 /// Windows of the block order larger than this are read ahead through the
 /// page cache, not into the stash (which holds the window being taken and
-/// the next one or two: four and a half times this in the process's
-/// memory at most).
+/// the next: two and a half times this in the process's memory at most).
 const STASH_WINDOW: u64 = 64 << 20;
 
 /// The stash for a pass in file order, or by windows of blocks, over a file
 /// larger than the page cache could keep ([`outgrown_room`]), holding at
-/// most a quarter of that room, and for the block order how many windows
-/// ahead it reads. None for the uniform shuffle (one row at a time); with
-/// a page budget (it counts the pages read through the map); for a shard
-/// (the other shards' processes read the same stretches: through the page
-/// cache a machine's shards share one read); or for block windows over
-/// [`STASH_WINDOW`] or whose two and a half do not fit.
+/// most a quarter of that room. None for the uniform shuffle (one row at a
+/// time); with a page budget (it counts the pages read through the map);
+/// for a shard (the other shards' processes read the same stretches:
+/// through the page cache a machine's shards share one read); or for
+/// block windows over [`STASH_WINDOW`] or whose two and a half do not fit.
 ///
-/// The block order reads two windows ahead where three and a half fit: a
-/// window's blocks are read while the batches take the window before, on
-/// the same cores (a loop device's copy, a disk's interrupts), and a
-/// window ahead the batches waited for it. On a loop device with 128 KiB
-/// read-ahead, 4 GiB under a 1 GiB cgroup, a cold epoch took 2.96 s
-/// instead of 3.46 (medians of 5, `dd` 2.08 s).
-fn stash_for(config: &ContextConfig) -> Option<(Stash, usize)> {
+/// (Reading two windows ahead was faster before the reads paced their
+/// prefetches, 3.46 → 2.96 s cold on a loop device; after, it was not,
+/// 1.78 s one ahead against 2.00 s two ahead, medians of 8, `dd` 1.10 s,
+/// and it maps half as much again.)
+fn stash_for(config: &ContextConfig) -> Option<Stash> {
     if config.cache_budget.is_some() || config.shard.count > 1 || config.order == Order::Shuffle {
         return None;
     }
@@ -154,34 +147,25 @@ fn stash_for(config: &ContextConfig) -> Option<(Stash, usize)> {
             let bytes = (block_rows as u64)
                 .saturating_mul(window as u64)
                 .saturating_mul(config.x.row_bytes() as u64);
-            // The window being taken, the ones being read, and half a
-            // window of slack for batches still finishing the last.
-            let cap = |ahead: u64| ((3 + 2 * ahead) * bytes / 2).max(3 * SEQUENTIAL_STEP);
-            if bytes > STASH_WINDOW {
+            // The window being taken, the next one being read, and half
+            // a window of slack for batches still finishing the last.
+            let cap = (5 * bytes / 2).max(3 * SEQUENTIAL_STEP);
+            if bytes > STASH_WINDOW || cap > room {
                 return None;
             }
-            let ahead = [2, 1].into_iter().find(|&a| cap(a) <= room)?;
-            let windows = 1 + ahead as usize;
-            let stash = Stash::with_cap(cap(ahead) as usize)
-                .mapping_at_most(windows * window, windows * bytes as usize);
-            Some((stash, ahead as usize))
+            // Buffers for two windows before reads wait to reuse one.
+            Some(Stash::with_cap(cap as usize).mapping_at_most(2 * window, 2 * bytes as usize))
         }
         // Four times what the order reads ahead, or less (it then reads
         // ahead a quarter of the cap).
-        _ => Some((
-            Stash::with_cap((4 * SEQUENTIAL_AHEAD).min(room) as usize),
-            1,
-        )),
+        _ => Some(Stash::with_cap((4 * SEQUENTIAL_AHEAD).min(room) as usize)),
     }
 }
 
 impl Context {
     /// A context over `config`'s arrays; `x` must be rank 4.
     pub fn new(config: ContextConfig) -> Context {
-        let (stash, windows_ahead) = match stash_for(&config) {
-            Some((stash, ahead)) => (Some(Arc::new(stash)), ahead),
-            None => (None, 1),
-        };
+        let stash = stash_for(&config).map(Arc::new);
         let s = config.x.shape();
         let dims = [s[1], s[2], s[3]];
         Context {
@@ -193,7 +177,6 @@ impl Context {
             cold_rows: Mutex::new(None),
             windows: Mutex::new(None),
             stash,
-            windows_ahead,
             readahead: Readahead::default(),
             plans: Mutex::new(Vec::new()),
             schedule: Schedule::new(
@@ -522,19 +505,18 @@ impl Context {
     }
 
     /// Block order: when a batch enters a window of blocks, ask for every
-    /// block of the window [`Context::windows_ahead`] after it as whole
-    /// contiguous ranges (the first batch of an epoch also asks for the
-    /// windows before that, its own included). Reads stay large and mostly
-    /// sequential, ahead of the gather, instead of one small request per
-    /// row. `windows`: the order's rows per block and blocks per window.
+    /// block of the *next* window as whole contiguous ranges (the first
+    /// batch of an epoch also asks for its own window). Reads stay large
+    /// and mostly sequential, a window ahead of the gather, instead of one
+    /// small request per row. `windows`: the order's rows per block and
+    /// blocks per window.
     ///
     /// Called before the batch's gather (`gathered` false) and after it.
     /// Through the page cache everything is asked for before. Into the
-    /// stash only a first batch's own windows are; the windows ahead are
-    /// asked for after, once the batch has let go of the window it
-    /// finished, so that their reads reuse its buffers (asked for before,
-    /// the reads found none free, mapped fresh ones, and the stash went
-    /// over its cap: 33 buffers mapped in an epoch instead of 12).
+    /// stash only a first batch's own window is; the next window is asked
+    /// for after, once the batch has let go of the window it finished, so
+    /// that its reads reuse that window's buffers (asked for before, the
+    /// reads found none free and mapped fresh ones, all through the epoch).
     fn prefetch_windows(
         &self,
         epoch: u64,
@@ -548,16 +530,12 @@ impl Context {
             return Ok(());
         }
         let (windows, entered) = self.entered_windows(epoch, start, end, block_rows, window);
-        let ahead = self.windows_ahead;
         let mut targets: Vec<usize> = Vec::new();
         if gathered || !stashed {
-            targets.extend(entered.iter().map(|e| e + ahead));
+            targets.extend(entered.iter().map(|e| e + 1));
         }
         if start == 0 && !gathered {
-            // The epoch's own first windows too.
-            if let Some(&first) = entered.first() {
-                targets.extend(first..first + ahead);
-            }
+            targets.extend(entered.first().copied());
         }
         targets.sort_unstable();
         targets.dedup();
@@ -747,9 +725,22 @@ impl Context {
                 None if pread => RowFrom::Pread,
                 None => RowFrom::Map,
             };
-            let mut read = |buf: &mut [T::Compute], place, scale| {
-                self.x.read_sample_placed_into(row, buf, place, scale, from)
-            };
+            let mut read =
+                |buf: &mut [T::Compute], place, scale, pending: Option<&Prefetch<'_>>| {
+                    // The next row's lines, spread over this row's conversion.
+                    let mut spread = |left: usize| {
+                        if let Some(n) = pending {
+                            n.issue(n.lines_left().div_ceil(left));
+                        }
+                    };
+                    // Nothing to issue (rows in file order): no parts.
+                    let pace: Option<Pace<'_>> = match pending {
+                        Some(n) if n.lines_left() > 0 => Some(&mut spread),
+                        _ => None,
+                    };
+                    self.x
+                        .read_sample_placed_into(row, buf, place, scale, from, pace)
+                };
             let unread = Unread {
                 read: &mut read,
                 next,

@@ -32,8 +32,6 @@ fn context(x: &NpyArray, rows: Range<usize>, order: Order, batch: usize, stash: 
         cache_budget: None,
     });
     ctx.stash = stash.then(|| Arc::new(Stash::with_cap(1 << 20)));
-    // The block order reads two windows ahead when a stash has room for it.
-    ctx.windows_ahead = if stash { 2 } else { 1 };
     ctx.begin_epoch(0.0);
     ctx
 }
