@@ -670,10 +670,8 @@ impl NpyArray {
         let mut cast = |src: &[u8], out: &mut [T]| {
             let runs = place.runs(out, self.inner.row_len);
             for (src, run) in src.chunks_exact(place.run.max(1) * dtype.size()).zip(runs) {
-                match pace.as_mut() {
-                    Some(pace) => cast_scaled_paced(src, dtype, run, scale, &mut **pace),
-                    None => cast_scaled_into(src, dtype, run, scale),
-                }
+                let pace = pace.as_mut().map(|p| &mut **p as Pace<'_>);
+                cast_scaled_paced(src, dtype, run, scale, pace);
             }
         };
         let mapped = match from {

@@ -30,14 +30,17 @@ pub(crate) type Pace<'a> = &'a mut dyn FnMut(usize);
 const PACE_BYTES: usize = 512;
 
 /// [`cast_scaled_into`] in parts of [`PACE_BYTES`] of `bytes`, with `pace`
-/// called before each.
+/// called before each (in one go without a `pace`).
 pub(crate) fn cast_scaled_paced<T: Real>(
     bytes: &[u8],
     dtype: Dtype,
     out: &mut [T],
     scale: Option<f64>,
-    pace: Pace<'_>,
+    pace: Option<Pace<'_>>,
 ) {
+    let Some(pace) = pace else {
+        return cast_scaled_into(bytes, dtype, out, scale);
+    };
     let per = (PACE_BYTES / dtype.size()).max(1);
     let parts = out.len().div_ceil(per);
     let pieces = bytes.chunks(per * dtype.size()).zip(out.chunks_mut(per));
@@ -222,9 +225,8 @@ mod tests {
                 .collect();
             let mut out = vec![f32::NAN; len];
             let mut calls = Vec::new();
-            cast_scaled_paced(src, dtype, &mut out, Some(0.5), &mut |left| {
-                calls.push(left)
-            });
+            let mut pace = |left| calls.push(left);
+            cast_scaled_paced(src, dtype, &mut out, Some(0.5), Some(&mut pace));
             assert_eq!(out, expected, "{dtype:?} {len}");
             let parts = (len * dtype.size()).div_ceil(PACE_BYTES);
             assert_eq!(

@@ -547,7 +547,8 @@ pub struct IterArgs {
     #[arg(long, default_value_t = 0, value_name = "N", value_parser = crate::opts::thread_count)]
     pub threads: usize,
     /// Batches prepared ahead in the background (0 = none) [default: as
-    /// many as fit in 32 MiB of buffers, 2 to 4 per thread]
+    /// many as fit in 32 MiB of buffers, 2 to 4 per thread; 2 per thread
+    /// for a file read past the page cache]
     #[arg(long, value_name = "N", value_parser = crate::opts::whole::<usize>)]
     pub prefetch: Option<usize>,
     /// Keep at most this much of the files in the page cache (e.g. 512M).
