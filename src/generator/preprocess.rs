@@ -76,7 +76,7 @@ impl PreprocessingFunction {
     /// Runs the function on `image`.
     ///
     /// # Errors
-    /// Only if `T` is not laid out as the `f32`/`f64` its [`Real::DTYPE`]
+    /// Only if `T` is not laid out as the `f32`/`f64` its [`OutputElement::DTYPE`](crate::OutputElement::DTYPE)
     /// names, which the crate's two `Real` types always are.
     pub fn call<T: Real>(&self, image: &mut [T], shape: ImageShape) -> Result<()> {
         // `T` is f32 or f64; the checked cast recovers the concrete slice

@@ -10,10 +10,11 @@ mod open;
 mod partial;
 mod raw;
 mod verify;
+mod view;
 mod write;
 
 pub(crate) use array::RowFrom;
-pub use array::{Element, MemoryOwner, NpyArray, OpenOptions, SourceKind};
+pub use array::{MemoryOwner, NpyArray, OpenOptions, SourceKind};
 pub(crate) use cast::cast_into;
 pub(crate) use cast::Pace;
 pub use dtype::{ByteOrder, Dtype, ElemType};
@@ -24,6 +25,7 @@ pub(crate) use open::open_data_file;
 pub use partial::abandon_writes;
 pub(crate) use partial::{persist_all, Partial};
 pub(crate) use verify::{into_error, CheckedMember};
+pub use view::Element;
 pub(crate) use write::{create_atomic, persist, temp_beside};
 pub use write::{write_atomic, write_npy, NpyWriter, NpzWriter};
 
