@@ -136,16 +136,19 @@ impl Context {
         (block_rows, window): (usize, usize),
         gathered: bool,
     ) -> Result<()> {
-        let stashed = self.stash.is_some();
-        if gathered && !stashed || !gathered && stashed && start != 0 {
+        // The next window: through the page cache before the gather, into
+        // the stash after it. A first batch's own window: before.
+        let ask_next = gathered == self.stash.is_some();
+        let ask_own = start == 0 && !gathered;
+        if !ask_next && !ask_own {
             return Ok(());
         }
         let (windows, entered) = self.entered_windows(epoch, start, end, block_rows, window);
         let mut targets: Vec<usize> = Vec::new();
-        if gathered || !stashed {
+        if ask_next {
             targets.extend(entered.iter().map(|e| e + 1));
         }
-        if start == 0 && !gathered {
+        if ask_own {
             targets.extend(entered.first().copied());
         }
         targets.sort_unstable();
