@@ -90,7 +90,9 @@ class NumpyArrayIterator:
     - ``order``: ``'sequential'``, ``'shuffle'`` (default: from ``shuffle``)
       or ``'blocks'`` (page-aware block shuffle; ``('blocks', block_rows,
       window)`` sets its sizes);
-    - ``threads`` (0 = all cores), ``prefetch`` (batches prepared ahead),
+    - ``threads`` (0 = all cores, one fewer when samples are only converted
+      and the file is read past the page cache), ``prefetch`` (batches
+      prepared ahead),
       ``cache_budget`` (bytes of page cache to keep at most);
     - ``dtype`` (Keras' own) also takes ``'float16'`` and ``'bfloat16'``
       (``ml_dtypes.bfloat16`` arrays): computed in float32 and rounded once,

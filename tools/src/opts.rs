@@ -543,7 +543,8 @@ pub struct IterArgs {
     /// Only part I of N of every epoch, as I/N (distributed training).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
-    /// Threads assembling each batch (0 = all cores).
+    /// Threads assembling each batch (0 = all cores; one fewer when samples
+    /// are only converted and the file is read past the page cache).
     #[arg(long, default_value_t = 0, value_name = "N", value_parser = crate::opts::thread_count)]
     pub threads: usize,
     /// Batches prepared ahead in the background (0 = none) [default: as
