@@ -201,9 +201,29 @@ pub(crate) fn read_runs(
     })
 }
 
-/// `buf` when it holds `len` bytes past its first aligned one, else a new
-/// map that does (never empty: a map cannot be), in huge pages where the
-/// kernel has them.
+/// `buf` when it holds `len` bytes past its first aligned one, else a
+/// fresh one that does.
+fn buffer(buf: Option<MmapMut>, len: usize) -> io::Result<MmapMut> {
+    match buf {
+        Some(b) if fits(&b, len) => Ok(b),
+        _ => fresh_buffer(len),
+    }
+}
+
+/// Whether `buf` holds `len` bytes past its first aligned one.
+pub(crate) fn fits(buf: &MmapMut, len: usize) -> bool {
+    buf.len() >= buf.as_ptr().align_offset(DIRECT_ALIGN) + len
+}
+
+/// The bytes a buffer needs to take `bytes` of rows wherever in the file
+/// they start: the aligned span around them.
+pub(crate) fn span_for(bytes: usize) -> usize {
+    bytes.saturating_add(2 * DIRECT_ALIGN)
+}
+
+/// A new map holding `len` bytes past its first aligned one (never empty:
+/// a map cannot be), in huge pages where the kernel has them, its pages
+/// faulted in.
 ///
 /// The block order takes its rows from all over a 64 MiB window of these
 /// buffers: in 4 KiB pages nearly every row is a TLB miss, and in a virtual
@@ -212,20 +232,14 @@ pub(crate) fn read_runs(
 /// "madvise", gave none to a fresh 16 MiB map here), the block order's cold
 /// epoch on a loop device took 1.8–2.1 CPU-seconds instead of 2.6–3.5, and
 /// 10–20% less time. Only advice: where there are no huge pages, 4 KiB ones.
-fn buffer(buf: Option<MmapMut>, len: usize) -> io::Result<MmapMut> {
-    let fits = |b: &MmapMut| b.len() >= b.as_ptr().align_offset(DIRECT_ALIGN) + len;
-    match buf {
-        Some(b) if fits(&b) => Ok(b),
-        _ => {
-            let mut map = MmapMut::map_anon((len + DIRECT_ALIGN).max(1))?;
-            #[cfg(target_os = "linux")]
-            if map.len() >= HUGE_PAGE {
-                let _ = map.advise(memmap2::Advice::HugePage);
-            }
-            fault_in(&mut map);
-            Ok(map)
-        }
+pub(crate) fn fresh_buffer(len: usize) -> io::Result<MmapMut> {
+    let mut map = MmapMut::map_anon((len + DIRECT_ALIGN).max(1))?;
+    #[cfg(target_os = "linux")]
+    if map.len() >= HUGE_PAGE {
+        let _ = map.advise(memmap2::Advice::HugePage);
     }
+    fault_in(&mut map);
+    Ok(map)
 }
 
 /// Faults in every page of a fresh buffer before the read, half of a

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use memmap2::MmapMut;
 
-use crate::cache::direct::{Piece, RowReader};
+use crate::cache::direct::{self, Piece, RowReader};
 use crate::npy::NpyArray;
 
 /// How long an assembling thread waits for a stretch being read before it
@@ -55,6 +55,14 @@ struct Held {
     /// reading one: its buffer is reused once nobody else holds it.
     retired: Vec<Arc<Piece>>,
     retired_bytes: usize,
+    /// Fresh buffers mapped ahead of the reads ([`Stash::prepare`]).
+    prepared: Vec<MmapMut>,
+    /// Buffers the preparing thread has yet to start on, and whether it
+    /// is making one now.
+    unstarted: usize,
+    in_progress: bool,
+    /// [`Stash::prepare`] was called: it starts its thread once.
+    preparing_asked: bool,
 }
 
 impl Held {
@@ -104,6 +112,9 @@ pub(crate) struct Stash {
     /// Bytes of buffers mapped before a read waits for one to reuse
     /// ([`Stash::mapping_at_most`]); the cap by default.
     working: usize,
+    /// Buffers [`Stash::prepare`] maps ahead: the working size's pieces
+    /// ([`Stash::mapping_at_most`]; none by default).
+    pieces: usize,
 }
 
 /// The stretches covering a batch's rows, held while the batch is built.
@@ -129,6 +140,7 @@ impl Stash {
             reader: RowReader::default(),
             cap,
             working: cap,
+            pieces: 0,
         }
     }
 
@@ -143,7 +155,64 @@ impl Stash {
         // slack: at most two alignments more than its rows.
         let slack = pieces.saturating_mul(2 * crate::sys::DIRECT_ALIGN);
         self.working = bytes.saturating_add(slack).min(self.cap);
+        self.pieces = pieces;
         self
+    }
+
+    /// Maps the pass's buffers ahead of its reads, on a thread of its own:
+    /// as many as [`Stash::mapping_at_most`] let it map, each large enough
+    /// for `bytes` of rows, handed to the reads as they are made.
+    ///
+    /// A fresh buffer's pages are faulted in before a read (see
+    /// [`direct::fresh_buffer`]), and the read-ahead thread made them one
+    /// at a time between its reads: the device idled while it faulted and
+    /// a core idled while the device read. The first two windows of the
+    /// block order (eight 16 MiB buffers) took a third of a second that way
+    /// on a loop device; here the faults of the next buffer overlap the
+    /// read into the last. Once per stash; a failure to map leaves the
+    /// reads to map their own.
+    pub(crate) fn prepare(self: &Arc<Self>, bytes: usize) {
+        {
+            let mut held = self.lock();
+            if held.preparing_asked || self.pieces == 0 {
+                return;
+            }
+            held.preparing_asked = true;
+            held.unstarted = self.pieces;
+        }
+        let stash = Arc::downgrade(self);
+        let len = direct::span_for(bytes);
+        let spawned = std::thread::Builder::new()
+            .name("npyflow-buffers".into())
+            .spawn(move || {
+                // Ends when every buffer is made or claimed, or the stash
+                // is gone (the iterator dropped).
+                while let Some(stash) = stash.upgrade() {
+                    {
+                        let mut held = stash.lock();
+                        if held.unstarted == 0 {
+                            return;
+                        }
+                        held.unstarted -= 1;
+                        held.in_progress = true;
+                    }
+                    let made = direct::fresh_buffer(len);
+                    let mut held = stash.lock();
+                    held.in_progress = false;
+                    match made {
+                        Ok(buf) => held.prepared.push(buf),
+                        Err(e) => {
+                            log::debug!("no buffer mapped ahead of the reads: {e}");
+                            held.unstarted = 0;
+                        }
+                    }
+                    drop(held);
+                    stash.released.notify_all();
+                }
+            });
+        if spawned.is_err() {
+            self.lock().unstarted = 0;
+        }
     }
 
     /// The most bytes it holds.
@@ -213,9 +282,10 @@ impl Stash {
         self.filled.notify_all();
     }
 
-    /// A kept buffer for a read of `len` bytes; when none is free and a
-    /// fresh one would take the stash past its working size, waits a
-    /// little for a batch to let go of one. The block order asks for the
+    /// A kept buffer for a read of `len` bytes, or one mapped ahead
+    /// ([`Stash::prepare`]); when none is free and the preparing thread
+    /// has more to come, or a fresh one would take the stash past its
+    /// working size, waits a little for one. The block order asks for the
     /// next window as a batch finishes a window, while a batch on another
     /// thread may still be taking that window's last rows: without the
     /// wait such reads mapped fresh buffers all through the epoch, and the
@@ -227,9 +297,16 @@ impl Stash {
             if let Some(buf) = held.take_spare() {
                 return Some(buf);
             }
+            let span = direct::span_for(len);
+            if let Some(k) = held.prepared.iter().position(|b| direct::fits(b, span)) {
+                return Some(held.prepared.swap_remove(k));
+            }
             let now = Instant::now();
+            let coming = held.unstarted > 0 || held.in_progress;
             let over = held.bytes + held.retired_bytes + len > self.working;
-            if !over || now >= deadline {
+            if !(over || coming) || now >= deadline {
+                // This read maps its own: the preparing thread one fewer.
+                held.unstarted = held.unstarted.saturating_sub(1);
                 return None;
             }
             held = self
@@ -299,5 +376,66 @@ impl Stash {
         }
         drop(held);
         self.released.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::npy::{write_npy, ElemType};
+    use crate::sys::DIRECT_ALIGN;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn reads_take_the_buffers_mapped_ahead_and_map_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        // Rows of 1,000 bytes: stretches never start on an aligned offset.
+        let (rows, row) = (96, 1000);
+        let data: Vec<u8> = (0..rows * row).map(|i| (i * 13 + i / 251) as u8).collect();
+        let path = dir.path().join("x.npy");
+        write_npy(&path, ElemType::U8, &[rows, row], &data).unwrap();
+        let x = NpyArray::open(&path).unwrap();
+        let stretch = 8;
+        let stash = Arc::new(Stash::with_cap(1 << 20).mapping_at_most(2, 2 * stretch * row));
+        stash.prepare(stretch * row);
+        stash.prepare(stretch * row); // once per stash
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let prepared: BTreeSet<usize> = loop {
+            let held = stash.lock();
+            if held.unstarted == 0 && !held.in_progress {
+                break held.prepared.iter().map(|b| b.as_ptr() as usize).collect();
+            }
+            drop(held);
+            assert!(Instant::now() < deadline, "the buffers were never mapped");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(prepared.len(), 2);
+        // Two stretches held at a time, as a batch spanning two windows.
+        let mut read_into = BTreeSet::new();
+        let mut last: Option<(View, Vec<usize>)> = None;
+        for k in 0..rows / stretch {
+            let span = k * stretch..(k + 1) * stretch;
+            stash.expect(span.clone());
+            stash.fill(&x, span.clone());
+            let all: Vec<usize> = span.collect();
+            let view = stash.view(&all);
+            for &r in &all {
+                assert_eq!(
+                    view.row(r).unwrap(),
+                    &data[r * row..(r + 1) * row],
+                    "row {r}"
+                );
+            }
+            // The buffer a piece sits in: its rows start less than an
+            // alignment past the buffer's (page-aligned) start.
+            let first = view.row(all[0]).unwrap().as_ptr() as usize;
+            read_into.insert(first / DIRECT_ALIGN * DIRECT_ALIGN);
+            if let Some((v, r)) = last.replace((view, all)) {
+                stash.release(v, &r);
+            }
+        }
+        // Twelve reads, all into the two buffers mapped ahead.
+        assert_eq!(read_into, prepared);
+        assert!(stash.lock().prepared.is_empty());
     }
 }

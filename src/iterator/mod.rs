@@ -540,6 +540,7 @@ impl NumpyArrayIterator {
     }
 
     fn fill(&mut self, epoch: u64, index: usize) -> Result<()> {
+        self.ctx.before_plan(epoch, index)?;
         if self.plan.as_ref().map(|p| p.0) != Some(epoch) {
             self.plan = Some((epoch, self.ctx.plan(epoch)));
         }

@@ -3,6 +3,7 @@
 //! for, when, and whether it goes into the stash past the page cache or
 //! through it.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{Context, ContextConfig};
@@ -62,7 +63,32 @@ pub(super) fn stash_for(config: &ContextConfig) -> Option<Stash> {
     }
 }
 
+/// When in a batch's making [`Context::prefetch_windows`] is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Moment {
+    /// Before the epoch's plan is looked up ([`Context::before_plan`]).
+    BeforePlan,
+    /// Before the batch's rows are gathered.
+    BeforeGather,
+    /// After they are.
+    AfterGather,
+}
+
 impl Context {
+    /// Called before batch `index` of `epoch` looks up the epoch's plan:
+    /// the block order reading into the stash asks for an epoch's first
+    /// window here, so that the reads start while the plan is made.
+    pub fn before_plan(&self, epoch: u64, index: usize) -> Result<()> {
+        match self.order {
+            Order::Blocks { block_rows, window } if self.hints.load(Ordering::Relaxed) => {
+                let start = index.saturating_mul(self.batch_size);
+                let windows = (block_rows, window);
+                self.prefetch_windows(epoch, start, start + 1, windows, Moment::BeforePlan)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Block order: the windows of `epoch` and the ones this batch (plan
     /// positions `start..end`) enters, i.e. whose first position lies in it.
     pub(super) fn entered_windows(
@@ -122,24 +148,34 @@ impl Context {
     /// small request per row. `windows`: the order's rows per block and
     /// blocks per window.
     ///
-    /// Called before the batch's gather (`gathered` false) and after it.
-    /// Through the page cache everything is asked for before. Into the
-    /// stash only a first batch's own window is; the next window is asked
-    /// for after, once the batch has let go of the window it finished, so
-    /// that its reads reuse that window's buffers (asked for before, the
-    /// reads found none free and mapped fresh ones, all through the epoch).
+    /// Called at three moments of a batch ([`Moment`]). Through the page
+    /// cache everything is asked for before the gather. Into the stash a
+    /// first batch's own window is asked for before the epoch's plan is
+    /// made (tens of milliseconds for a million rows, which the reads need
+    /// not wait for), and the next window after the gather, once the batch
+    /// has let go of the window it finished, so that its reads reuse that
+    /// window's buffers (asked for before, the reads found none free and
+    /// mapped fresh ones, all through the epoch).
     pub(super) fn prefetch_windows(
         &self,
         epoch: u64,
         start: usize,
         end: usize,
         (block_rows, window): (usize, usize),
-        gathered: bool,
+        moment: Moment,
     ) -> Result<()> {
-        // The next window: through the page cache before the gather, into
-        // the stash after it. A first batch's own window: before.
-        let ask_next = gathered == self.stash.is_some();
-        let ask_own = start == 0 && !gathered;
+        let stashed = self.stash.is_some();
+        let ask_next = match moment {
+            Moment::BeforePlan => false,
+            Moment::BeforeGather => !stashed,
+            Moment::AfterGather => stashed,
+        };
+        let ask_own = start == 0
+            && match moment {
+                Moment::BeforePlan => stashed,
+                Moment::BeforeGather => !stashed,
+                Moment::AfterGather => false,
+            };
         if !ask_next && !ask_own {
             return Ok(());
         }
@@ -160,6 +196,7 @@ impl Context {
                 .flat_map(|win| self.block_ranges(win, block_rows))
         };
         if let Some(stash) = &self.stash {
+            stash.prepare(block_rows.saturating_mul(self.x.row_bytes()));
             // Read whole blocks into the stash, one request each.
             for range in blocks() {
                 stash.expect(range.clone());

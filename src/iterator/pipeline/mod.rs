@@ -26,6 +26,7 @@ use crate::rng::{SampleRng, Stream};
 use crate::{ImageShape, OutputDtype, Result};
 
 mod ahead;
+use ahead::Moment;
 mod producer;
 mod store;
 use ahead::stash_for;
@@ -295,7 +296,7 @@ impl Context {
                         self.prefetch(&rows)?;
                     }
                     let windows = (block_rows, window);
-                    self.prefetch_windows(epoch, start, end, windows, false)?;
+                    self.prefetch_windows(epoch, start, end, windows, Moment::BeforeGather)?;
                 }
                 Order::Sequential => {
                     if start == 0 && self.stash.is_none() {
@@ -324,7 +325,8 @@ impl Context {
         if let (Order::Blocks { block_rows, window }, true) =
             (self.order, self.hints.load(Ordering::Relaxed))
         {
-            self.prefetch_windows(epoch, start, end, (block_rows, window), true)?;
+            let windows = (block_rows, window);
+            self.prefetch_windows(epoch, start, end, windows, Moment::AfterGather)?;
         }
         let gather = |arr: &NpyArray, out: &mut crate::iterator::batch::Rows| -> Result<()> {
             out.set_len(idx.len());

@@ -254,6 +254,8 @@ impl Shared {
             };
             let step = self.claimed.fetch_add(1, Ordering::Relaxed);
             let (epoch, index) = schedule.advance_by(self.start, step);
+            // A hint only: a failure shows in the batch's own reads.
+            let _ = ctx.before_plan(epoch, index);
             let plan = ctx.shared_plan(epoch);
             let slot = |step: usize| &self.hinted[step % self.hinted.len()];
             // Whether a hint asked for this batch's rows already.

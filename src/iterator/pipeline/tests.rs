@@ -31,7 +31,14 @@ fn context(x: &NpyArray, rows: Range<usize>, order: Order, batch: usize, stash: 
         save: None,
         cache_budget: None,
     });
-    ctx.stash = stash.then(|| Arc::new(Stash::with_cap(1 << 20)));
+    // The block order's stash maps two windows' buffers, ahead of the reads.
+    let working = |s: Stash| match order {
+        Order::Blocks { block_rows, window } => {
+            s.mapping_at_most(2 * window, 2 * window * block_rows * x.row_bytes())
+        }
+        _ => s,
+    };
+    ctx.stash = stash.then(|| Arc::new(working(Stash::with_cap(1 << 20))));
     ctx.begin_epoch(0.0);
     ctx
 }
@@ -40,8 +47,9 @@ fn context(x: &NpyArray, rows: Range<usize>, order: Order, batch: usize, stash: 
 fn batches(ctx: &Context, epochs: u64) -> Vec<(Vec<usize>, Vec<f32>)> {
     let mut out = Vec::new();
     for epoch in 0..epochs {
-        let plan = ctx.shared_plan(epoch);
         for index in 0..ctx.schedule().batches(epoch) {
+            ctx.before_plan(epoch, index).unwrap();
+            let plan = ctx.shared_plan(epoch);
             let mut batch = ctx.new_batch();
             ctx.assemble(epoch, index, &plan, &mut batch, 2, false)
                 .unwrap();
