@@ -12,7 +12,9 @@ drops the page cache, starts the command inside a memory cgroup (v1 at
 /sys/fs/cgroup/memory or v2; --limit-mib, default 1024) and times the whole
 process. Each round runs every workload with every binary (--bin, default
 the release build of npyflow-tool; give two to compare builds in the same
-run), so a shared machine's slow spells fall on all of them. Workloads
+run), so a shared machine's slow spells fall on all of them, in an order
+that turns from round to round (what runs before a measurement changes
+what its memory costs). Workloads
 (--workloads): dd (cold sequential read, 8 MiB reads: the reference),
 blocks, sequential, shuffle (--shuffle-batches batches of 32, default
 15000) with `--rescale 1/255`, and fit (featurewise centre and std).
@@ -94,6 +96,12 @@ def command(workload: str, binary: str, path: str, batches: int, out: str) -> li
     return cmd
 
 
+def turned(items: list, r: int) -> list:
+    """`items` rotated by `r` places."""
+    k = r % len(items)
+    return items[k:] + items[:k]
+
+
 def timed(cg: Path, cmd: list) -> float:
     subprocess.run(["sync"], check=True)
     Path("/proc/sys/vm/drop_caches").write_text("3")
@@ -140,8 +148,14 @@ def main() -> int:
     out = os.path.join(tempfile.mkdtemp(), "stats.npz")
     try:
         for r in range(args.rounds):
-            for w in workloads:
-                for b in ["dd"] if w == "dd" else binaries:
+            # Both orders turn each round: a process inherits the memory the
+            # one before it freed, and on a virtual machine that hands free
+            # memory back to its host, memory freed long ago costs 15 times
+            # more to touch than memory just freed (a huge page: 2 ms per
+            # MiB against 0.13). Run in one fixed order, whatever ran second
+            # after a large free had it cheap.
+            for w in turned(workloads, r):
+                for b in ["dd"] if w == "dd" else turned(binaries, r):
                     t = timed(cg, command(w, b, path, args.shuffle_batches, out))
                     times.setdefault((w, b), []).append(t)
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
