@@ -26,10 +26,9 @@ use crate::rng::{SampleRng, Stream};
 use crate::{ImageShape, OutputDtype, Result};
 
 mod ahead;
-use ahead::Moment;
 mod producer;
 mod store;
-use ahead::stash_for;
+use ahead::{stash_for, Moment};
 pub(crate) use producer::Producer;
 use store::Store;
 
