@@ -291,7 +291,7 @@ impl Stash {
     /// wait such reads mapped fresh buffers all through the epoch, and the
     /// window's buffers, let go of over the cap, were unmapped.
     fn spare(&self, len: usize) -> Option<MmapMut> {
-        let deadline = Instant::now() + SPARE_PATIENCE;
+        let start = Instant::now();
         let mut held = self.lock();
         loop {
             if let Some(buf) = held.take_spare() {
@@ -301,17 +301,21 @@ impl Stash {
             if let Some(k) = held.prepared.iter().position(|b| direct::fits(b, span)) {
                 return Some(held.prepared.swap_remove(k));
             }
-            let now = Instant::now();
             let coming = held.unstarted > 0 || held.in_progress;
             let over = held.bytes + held.retired_bytes + len > self.working;
-            if !(over || coming) || now >= deadline {
+            // A buffer being made is waited for (one mapped here as well
+            // would take the pass past its working size when faults are
+            // slow); one a batch holds, a little.
+            let patience = if coming { PATIENCE } else { SPARE_PATIENCE };
+            let waited = start.elapsed();
+            if !(over || coming) || waited >= patience {
                 // This read maps its own: the preparing thread one fewer.
                 held.unstarted = held.unstarted.saturating_sub(1);
                 return None;
             }
             held = self
                 .released
-                .wait_timeout(held, deadline - now)
+                .wait_timeout(held, patience - waited)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
