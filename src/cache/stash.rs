@@ -283,9 +283,10 @@ impl Stash {
     }
 
     /// A kept buffer for a read of `len` bytes, or one mapped ahead
-    /// ([`Stash::prepare`]); when none is free and the preparing thread
-    /// has more to come, or a fresh one would take the stash past its
-    /// working size, waits a little for one. The block order asks for the
+    /// ([`Stash::prepare`]); when none is free, waits for the one the
+    /// preparing thread is making, or, when a fresh one would take the
+    /// stash past its working size, a little for a batch to let go of
+    /// one. The block order asks for the
     /// next window as a batch finishes a window, while a batch on another
     /// thread may still be taking that window's last rows: without the
     /// wait such reads mapped fresh buffers all through the epoch, and the
