@@ -151,9 +151,9 @@ impl Stash {
     /// below the cap, which also leaves room for a batch still finishing
     /// the window before.
     pub(crate) fn mapping_at_most(mut self, pieces: usize, bytes: usize) -> Stash {
-        // A piece's buffer holds its rows' aligned span and an alignment's
-        // slack: at most two alignments more than its rows.
-        let slack = pieces.saturating_mul(2 * crate::sys::DIRECT_ALIGN);
+        // A piece's buffer holds its rows' aligned span: a little more
+        // than its rows.
+        let slack = pieces.saturating_mul(direct::span_for(0));
         self.working = bytes.saturating_add(slack).min(self.cap);
         self.pieces = pieces;
         self
@@ -285,20 +285,20 @@ impl Stash {
     /// A kept buffer for a read of `len` bytes, or one mapped ahead
     /// ([`Stash::prepare`]); when none is free, waits for the one the
     /// preparing thread is making, or, when a fresh one would take the
-    /// stash past its working size, a little for a batch to let go of
-    /// one. The block order asks for the
-    /// next window as a batch finishes a window, while a batch on another
-    /// thread may still be taking that window's last rows: without the
-    /// wait such reads mapped fresh buffers all through the epoch, and the
-    /// window's buffers, let go of over the cap, were unmapped.
+    /// stash past its working size, a little for a batch to let go of one.
+    /// The block order asks for the next window as a batch finishes a
+    /// window, while a batch on another thread may still be taking that
+    /// window's last rows: without the wait such reads mapped fresh buffers
+    /// all through the epoch, and the window's buffers, let go of over the
+    /// cap, were unmapped.
     fn spare(&self, len: usize) -> Option<MmapMut> {
         let start = Instant::now();
+        let span = direct::span_for(len);
         let mut held = self.lock();
         loop {
             if let Some(buf) = held.take_spare() {
                 return Some(buf);
             }
-            let span = direct::span_for(len);
             if let Some(k) = held.prepared.iter().position(|b| direct::fits(b, span)) {
                 return Some(held.prepared.swap_remove(k));
             }
