@@ -241,6 +241,21 @@ pub(crate) fn unmap_rows(array: &NpyArray, rows: std::ops::Range<usize>) -> Resu
     }
 }
 
+/// Drops rows `rows` of `array` from the page cache (and this process's
+/// mappings of them): what a [`PageBudget`] does to the regions it lets
+/// go, for rows read after the budget let them go.
+///
+/// # Errors
+/// The kernel rejects the advice.
+pub(crate) fn drop_rows(array: &NpyArray, rows: std::ops::Range<usize>) -> Result<()> {
+    match row_span(array, rows) {
+        Some((start, end)) => {
+            drop_range(array, start, end - start).map_err(|e| Error::io(array.path(), e))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Reads a file through so it is resident (`vmtouch -t`), as far as memory
 /// allows. Plain large reads rather than `WILLNEED`, because `WILLNEED` is
 /// asynchronous and silently partial under memory pressure: when this

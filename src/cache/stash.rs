@@ -325,6 +325,17 @@ impl Stash {
     /// The stretches holding any of `rows` (a batch's rows, sorted),
     /// waiting for those being read. Give it back with [`Stash::release`].
     pub(crate) fn view(&self, rows: &[usize]) -> View {
+        self.view_within(rows, PATIENCE)
+    }
+
+    /// [`Stash::view`] without waiting: the stretches read so far.
+    #[cfg(test)]
+    pub(crate) fn view_now(&self, rows: &[usize]) -> View {
+        self.view_within(rows, Duration::ZERO)
+    }
+
+    /// [`Stash::view`], waiting at most `patience` for stretches being read.
+    fn view_within(&self, rows: &[usize], patience: Duration) -> View {
         debug_assert!(rows.is_sorted());
         // Whether any row falls in the stretch (a batch of the block order
         // spans other windows' blocks, which it must not wait for).
@@ -332,7 +343,7 @@ impl Stash {
             let k = rows.partition_point(|&r| r < s.rows.start);
             rows.get(k).is_some_and(|&r| r < s.rows.end)
         };
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + patience;
         let mut held = self.lock();
         loop {
             let overlapping = || held.stretches.iter().filter(|s| wanted(s));

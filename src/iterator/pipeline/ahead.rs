@@ -63,6 +63,15 @@ pub(super) fn stash_for(config: &ContextConfig) -> Option<Stash> {
     }
 }
 
+/// Where the reader is: batch positions `position` of `epoch`'s plan, as
+/// one number that grows through the epochs (the marks of
+/// [`crate::cache::readahead::Readahead::request_until`]).
+pub(super) fn progress(epoch: u64, position: usize) -> u64 {
+    const POSITION_BITS: u32 = 40;
+    let position = (position as u64).min((1 << POSITION_BITS) - 1);
+    epoch.min((1 << (64 - POSITION_BITS)) - 1) << POSITION_BITS | position
+}
+
 /// When in a batch's making [`Context::prefetch_windows`] is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Moment {
@@ -207,15 +216,29 @@ impl Context {
         }
         // Every block of the window asked for at once (the device works on
         // all of them), then mapped one by one, so that the window's shuffled
-        // rows are read without a page fault each.
+        // rows are read without a page fault each. Under a budget, only
+        // while the batches are not past the window (positions of this
+        // rank's plan).
+        let offset = self.schedule.first_position(epoch);
         for fetch in [Fetch::Hint, Fetch::Map] {
             for win in targets.iter().filter_map(|&t| windows.get(t)) {
+                let until = progress(epoch, win.end.saturating_sub(offset));
                 for range in self.block_ranges(win, block_rows) {
-                    self.readahead.request(&self.x, range, fetch.clone());
+                    self.read_ahead(range, fetch.clone(), until);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Queues `rows` to be read ahead as `fetch` says: under a page budget,
+    /// only while the batches are not at `until` yet (rows read after the
+    /// budget let them go would stay in the page cache past it).
+    fn read_ahead(&self, rows: std::ops::Range<usize>, fetch: Fetch, until: u64) {
+        match self.budget {
+            Some(_) => self.readahead.request_until(&self.x, rows, fetch, until),
+            None => self.readahead.request(&self.x, rows, fetch),
+        }
     }
 
     /// Sequential order: keep [`SEQUENTIAL_AHEAD`] bytes of rows read ahead
@@ -226,7 +249,13 @@ impl Context {
     /// with a small read-ahead `WILLNEED` (and the kernel's own read-ahead
     /// of a map, paced by page faults) ran at 41% of the device's
     /// sequential read, large reads at its speed.
-    pub(super) fn read_ahead_sequential(&self, start: usize, end: usize, plan: &[usize]) {
+    pub(super) fn read_ahead_sequential(
+        &self,
+        epoch: u64,
+        start: usize,
+        end: usize,
+        plan: &[usize],
+    ) {
         let rb = self.x.row_bytes().max(1) as u64;
         let mut bytes = SEQUENTIAL_AHEAD;
         if let Some(stash) = &self.stash {
@@ -263,8 +292,32 @@ impl Context {
                     self.readahead
                         .request(&self.x, r, Fetch::Stash(Arc::clone(stash)));
                 }
-                None => self.readahead.request(&self.x, r, Fetch::Read),
+                None => self.read_ahead(r, Fetch::Read, progress(epoch, p + step)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress;
+
+    #[test]
+    fn progress_grows_through_positions_and_epochs() {
+        let marks = [
+            progress(0, 0),
+            progress(0, 1),
+            progress(0, 1_398_101),
+            progress(1, 0),
+            progress(1, 7),
+            progress(2, 0),
+        ];
+        assert!(
+            marks.is_sorted() && marks.windows(2).all(|w| w[0] < w[1]),
+            "{marks:?}"
+        );
+        // Out of range positions and epochs saturate rather than wrap.
+        assert!(progress(0, usize::MAX) < progress(1, 0));
+        assert_eq!(progress(u64::MAX, usize::MAX), u64::MAX);
     }
 }

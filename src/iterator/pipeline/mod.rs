@@ -28,7 +28,7 @@ use crate::{ImageShape, OutputDtype, Result};
 mod ahead;
 mod producer;
 mod store;
-use ahead::{stash_for, Moment};
+use ahead::{progress, stash_for, Moment};
 pub(crate) use producer::Producer;
 use store::Store;
 
@@ -278,6 +278,8 @@ impl Context {
         self.check_unchanged()?;
         let start = (index * self.batch_size).min(plan.len());
         let end = (start + self.batch_size).min(plan.len());
+        // Read-ahead the batches have passed is let go.
+        self.readahead.reader_at(progress(epoch, start));
         let idx = &plan[start..end];
         let mut rows: Vec<usize> = Vec::new();
         if self.hints.load(Ordering::Relaxed) || self.budget.is_some() {
@@ -302,7 +304,7 @@ impl Context {
                         // The first batch need not wait for the stretch ahead.
                         self.prefetch(&rows)?;
                     }
-                    self.read_ahead_sequential(start, end, plan);
+                    self.read_ahead_sequential(epoch, start, end, plan);
                 }
                 // Many reads in flight, in file order, before the gather
                 // faults on them one by one.

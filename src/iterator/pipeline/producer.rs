@@ -257,6 +257,12 @@ impl Shared {
             // A hint only: a failure shows in the batch's own reads.
             let _ = ctx.before_plan(epoch, index);
             let plan = ctx.shared_plan(epoch);
+            // A new epoch's plan takes tens of milliseconds for a million
+            // rows, and the caller may have let the producer go meanwhile
+            // (the last epoch it asked for was done): no batch to build.
+            if self.lock().closed {
+                return;
+            }
             let slot = |step: usize| &self.hinted[step % self.hinted.len()];
             // Whether a hint asked for this batch's rows already.
             let requested = slot(step).load(Ordering::Acquire) == step + 1;
