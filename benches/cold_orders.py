@@ -218,7 +218,8 @@ def main() -> int:
     # run's first epoch pays its one-time set-up (the stash's buffers: on a
     # virtual machine whose host takes freed memory back, a fresh huge page
     # costs up to 2 ms per MiB), later ones do not.
-    for label, epochs in [("epoch 1", first), (f"epochs 2-{args.epochs}", later)]:
+    rest = "epoch 2" if args.epochs == 2 else f"epochs 2-{args.epochs}"
+    for label, epochs in [("epoch 1", first), (rest, later)]:
         for (w, b), ts in epochs.items():
             m = statistics.median(ts)
             share = f"{(size / m) / (size / dd):5.0%} of dd" if dd else ""
