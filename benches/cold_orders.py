@@ -222,7 +222,7 @@ def main() -> int:
     for label, epochs in [("epoch 1", first), (rest, later)]:
         for (w, b), ts in epochs.items():
             m = statistics.median(ts)
-            share = f"{(size / m) / (size / dd):5.0%} of dd" if dd else ""
+            share = f"{dd / m:5.0%} of dd" if dd else ""
             print(
                 f"  {w:10s} {b + ', ' + label:40s} {m:6.2f} s "
                 f"{size / m / 1e9:5.2f} GB/s {share}  ({len(ts)} epochs)"

@@ -278,8 +278,11 @@ impl Context {
         self.check_unchanged()?;
         let start = (index * self.batch_size).min(plan.len());
         let end = (start + self.batch_size).min(plan.len());
-        // Read-ahead the batches have passed is let go.
-        self.readahead.reader_at(progress(epoch, start));
+        // Under a budget, read-ahead the batches have passed is let go
+        // (`read_ahead`: only then are requests marked).
+        if self.budget.is_some() {
+            self.readahead.reader_at(progress(epoch, start));
+        }
         let idx = &plan[start..end];
         let mut rows: Vec<usize> = Vec::new();
         if self.hints.load(Ordering::Relaxed) || self.budget.is_some() {
